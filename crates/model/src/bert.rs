@@ -1,0 +1,177 @@
+//! BERT (Devlin et al., 2019), which also covers MiniLM and the all-MiniLM-* models: the same
+//! graph as transformers' `BertModel` with eager attention, weights addressed by its names.
+//!
+//! Every op here has a backward pass, so the same code serves inference and training.
+
+use crate::config::ModelConfig;
+use crate::dropout::Dropout;
+use crate::error::Result;
+use crate::ops::{gelu_erf, layer_norm, softmax_last_dim};
+use crate::params::{Init, ParamSource, Params};
+use crate::Encoder;
+use candle_core::{DType, Tensor};
+
+pub struct Bert {
+    cfg: ModelConfig,
+    params: Params,
+}
+
+/// Alternative key prefixes found in BERT checkpoints (`BertForPreTraining` and friends).
+pub const PREFIXES: &[&str] = &["bert."];
+
+impl Bert {
+    /// Declares every parameter, in transformers' order, and fills them from `src`.
+    pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        src.take("embeddings.word_embeddings.weight", &[cfg.vocab_size, h], Init::Normal)?;
+        src.zero_row_if_random("embeddings.word_embeddings.weight", cfg.pad_token_id as usize)?;
+        src.take(
+            "embeddings.position_embeddings.weight",
+            &[cfg.max_position_embeddings, h],
+            Init::Normal,
+        )?;
+        src.take(
+            "embeddings.token_type_embeddings.weight",
+            &[cfg.type_vocab_size, h],
+            Init::Normal,
+        )?;
+        src.take("embeddings.LayerNorm.weight", &[h], Init::Ones)?;
+        src.take("embeddings.LayerNorm.bias", &[h], Init::Zeros)?;
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            for (name, out, inp) in [
+                ("attention.self.query", h, h),
+                ("attention.self.key", h, h),
+                ("attention.self.value", h, h),
+                ("attention.output.dense", h, h),
+                ("intermediate.dense", i, h),
+                ("output.dense", h, i),
+            ] {
+                src.take(&format!("{p}.{name}.weight"), &[out, inp], Init::Normal)?;
+                src.take(&format!("{p}.{name}.bias"), &[out], Init::Zeros)?;
+                if name == "attention.output.dense" || name == "output.dense" {
+                    let ln = name.trim_end_matches("dense");
+                    src.take(&format!("{p}.{ln}LayerNorm.weight"), &[h], Init::Ones)?;
+                    src.take(&format!("{p}.{ln}LayerNorm.bias"), &[h], Init::Zeros)?;
+                }
+            }
+        }
+        src.take_frozen_optional("pooler.dense.weight", &[h, h], Init::Normal)?;
+        src.take_frozen_optional("pooler.dense.bias", &[h], Init::Zeros)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            params: src.params,
+        })
+    }
+
+    fn p(&self, name: &str) -> &Tensor {
+        self.params.get(name)
+    }
+
+    /// `x·Wᵀ + b` on the last dimension, for x of any rank.
+    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        let w = self.p(&format!("{name}.weight"));
+        let b = self.p(&format!("{name}.bias"));
+        let dims = x.dims().to_vec();
+        let k = dims[dims.len() - 1];
+        let rows = x.elem_count() / k;
+        let y = x.reshape((rows, k))?.matmul(&w.t()?)?.broadcast_add(b)?;
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = w.dim(0)?;
+        Ok(y.reshape(out)?)
+    }
+
+    fn ln(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        Ok(layer_norm(
+            x,
+            self.p(&format!("{name}.weight")),
+            self.p(&format!("{name}.bias")),
+            self.cfg.layer_norm_eps,
+        )?)
+    }
+
+    fn drop(&self, x: Tensor, p: f64, dropout: &mut Option<&mut Dropout>) -> Result<Tensor> {
+        match dropout {
+            Some(d) if p > 0.0 => Ok(d.apply(&x, p)?),
+            _ => Ok(x),
+        }
+    }
+}
+
+impl Encoder for Bert {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+
+    fn detached(&self) -> Box<dyn Encoder> {
+        Box::new(Bert {
+            cfg: self.cfg.clone(),
+            params: self.params.detached(),
+        })
+    }
+
+    fn forward(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        mut dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, l) = ids.dims2()?;
+        let (h, nh, dh) = (cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim());
+        let dtype = self.p("embeddings.LayerNorm.weight").dtype();
+
+        // Embeddings: word + absolute position + token type 0 (sentence embeddings use one segment).
+        let word = self
+            .p("embeddings.word_embeddings.weight")
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, h))?;
+        let pos = self.p("embeddings.position_embeddings.weight").narrow(0, 0, l)?;
+        let typ = self.p("embeddings.token_type_embeddings.weight").narrow(0, 0, 1)?;
+        let x = word.broadcast_add(&pos.broadcast_add(&typ)?)?;
+        let x = self.ln(&x, "embeddings.LayerNorm")?;
+        let mut x = self.drop(x, cfg.hidden_dropout_prob, &mut dropout)?;
+
+        // Padded keys get the most negative float added to their scores, as transformers does.
+        let bias = ((mask.to_dtype(DType::F32)?.ones_like()? - mask.to_dtype(DType::F32)?)?
+            * f32::MIN as f64)?
+            .to_dtype(dtype)?
+            .reshape((b, 1, 1, l))?;
+        let scale = 1.0 / (dh as f64).sqrt();
+
+        for layer in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{layer}");
+            let heads = |t: Tensor| -> Result<Tensor> {
+                Ok(t.reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous()?)
+            };
+            let q = heads(self.linear(&x, &format!("{p}.attention.self.query"))?)?;
+            let k = heads(self.linear(&x, &format!("{p}.attention.self.key"))?)?;
+            let v = heads(self.linear(&x, &format!("{p}.attention.self.value"))?)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+            let probs = softmax_last_dim(&scores)?;
+            let probs = self.drop(probs, cfg.attention_probs_dropout_prob, &mut dropout)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, l, h))?;
+            let a = self.linear(&ctx, &format!("{p}.attention.output.dense"))?;
+            let a = self.drop(a, cfg.hidden_dropout_prob, &mut dropout)?;
+            let x1 = self.ln(&(a + &x)?, &format!("{p}.attention.output.LayerNorm"))?;
+            let i = gelu_erf(&self.linear(&x1, &format!("{p}.intermediate.dense"))?)?;
+            let o = self.linear(&i, &format!("{p}.output.dense"))?;
+            let o = self.drop(o, cfg.hidden_dropout_prob, &mut dropout)?;
+            x = self.ln(&(o + &x1)?, &format!("{p}.output.LayerNorm"))?;
+        }
+        Ok(x)
+    }
+}

@@ -1,0 +1,59 @@
+//! Transformer encoders for sentence embeddings, on candle.
+//!
+//! This crate holds the architectures (one file each, weights addressed by their Hugging Face
+//! names), pooling and normalisation, fused ops with their own backward pass, tokenization, and
+//! loading/saving of sentence-transformers model folders. Every op used in a forward pass has a
+//! backward pass, so the encoders here are what the trainer trains.
+
+pub mod bert;
+pub mod config;
+pub mod dropout;
+pub mod error;
+pub mod ops;
+pub mod params;
+pub mod pooling;
+pub mod rng;
+pub mod sentence_model;
+pub mod testing;
+pub mod tokenize;
+
+#[cfg(test)]
+mod testutil;
+
+pub use config::ModelConfig;
+pub use dropout::Dropout;
+pub use error::{Error, Result};
+pub use params::{ParamSource, Params};
+pub use pooling::Pooling;
+pub use sentence_model::{LoadOptions, SentenceModel};
+
+use candle_core::Tensor;
+
+/// What every architecture provides.
+pub trait Encoder: Send + Sync {
+    fn config(&self) -> &ModelConfig;
+    fn params(&self) -> &Params;
+    fn params_mut(&mut self) -> &mut Params;
+    /// The same encoder over the same storage, recording no gradients.
+    fn detached(&self) -> Box<dyn Encoder>;
+    /// Token embeddings [B, L, H] for ids [B, L] (u32) and mask [B, L] (1 = real token). With
+    /// `dropout`, the config's dropout rates apply (training); without, none does.
+    fn forward(&self, ids: &Tensor, mask: &Tensor, dropout: Option<&mut Dropout>)
+        -> Result<Tensor>;
+}
+
+/// Builds the encoder `cfg.model_type` names, with parameters from `src`.
+pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Encoder>> {
+    match cfg.model_type.as_str() {
+        "bert" => Ok(Box::new(bert::Bert::build(cfg, src)?)),
+        other => Err(Error::Tokenize(format!("unsupported model_type {other}"))),
+    }
+}
+
+/// Key prefixes the architecture's checkpoints may carry.
+pub fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
+    match cfg.model_type.as_str() {
+        "bert" => bert::PREFIXES,
+        _ => &[],
+    }
+}

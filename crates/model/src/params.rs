@@ -1,0 +1,230 @@
+//! Named parameter tensors, addressed by their Hugging Face names, and the switch that makes them
+//! trainable.
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use candle_core::{DType, Device, Tensor, Var};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The parameters of one encoder, in a fixed order (the order they are declared in).
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    names: Vec<String>,
+    tensors: Vec<Tensor>,
+    trainable: Vec<bool>,
+    index: HashMap<String, usize>,
+    vars: Vec<Option<Var>>,
+}
+
+impl Params {
+    pub fn insert(&mut self, name: &str, t: Tensor, trainable: bool) {
+        self.index.insert(name.to_string(), self.names.len());
+        self.names.push(name.to_string());
+        self.tensors.push(t);
+        self.trainable.push(trainable);
+        self.vars.push(None);
+    }
+
+    /// The tensor called `name`. Encoders only ask for names they declared, so a miss is a bug.
+    pub fn get(&self, name: &str) -> &Tensor {
+        match self.index.get(name) {
+            Some(&i) => &self.tensors[i],
+            None => panic!("encoder asked for undeclared parameter {name}"),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.names.iter().map(|s| s.as_str()).zip(self.tensors.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Turns every trainable tensor into a `Var` (gradients flow to it; an optimizer updates it in
+    /// place) and returns them with their names, in declaration order. Calling it again returns
+    /// the same variables.
+    pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let mut out = Vec::new();
+        for i in 0..self.names.len() {
+            if !self.trainable[i] {
+                continue;
+            }
+            let var = match &self.vars[i] {
+                Some(v) => v.clone(),
+                None => {
+                    let v = Var::from_tensor(&self.tensors[i])?;
+                    self.tensors[i] = v.as_tensor().clone();
+                    self.vars[i] = Some(v.clone());
+                    v
+                }
+            };
+            out.push((self.names[i].clone(), var));
+        }
+        Ok(out)
+    }
+
+    /// A copy that shares storage but records no gradients: inference on a model being trained.
+    pub fn detached(&self) -> Params {
+        Params {
+            names: self.names.clone(),
+            tensors: self.tensors.iter().map(|t| t.detach()).collect(),
+            trainable: self.trainable.clone(),
+            index: self.index.clone(),
+            vars: vec![None; self.names.len()],
+        }
+    }
+
+    /// The tensors in a map, for writing a safetensors file.
+    pub fn to_map(&self) -> HashMap<String, Tensor> {
+        self.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+    }
+}
+
+/// Declares parameters and fills them either from a loaded weight file (checking name and shape)
+/// or from a seeded random init (transformers' BERT init: N(0, 0.02) weights, zero biases,
+/// LayerNorm at 1/0).
+pub struct ParamSource<'a> {
+    kind: SourceKind<'a>,
+    dtype: DType,
+    device: Device,
+    pub params: Params,
+}
+
+enum SourceKind<'a> {
+    File {
+        path: &'a Path,
+        tensors: HashMap<String, Tensor>,
+        prefixes: &'a [&'a str],
+    },
+    Random {
+        rng: Rng,
+        std: f64,
+    },
+}
+
+/// How a declared parameter starts when it is initialised at random.
+#[derive(Clone, Copy, Debug)]
+pub enum Init {
+    Normal,
+    Zeros,
+    Ones,
+}
+
+impl<'a> ParamSource<'a> {
+    /// `prefixes` are alternative key prefixes the file may use (e.g. `bert.`).
+    pub fn from_file(
+        path: &'a Path,
+        tensors: HashMap<String, Tensor>,
+        prefixes: &'a [&'a str],
+        dtype: DType,
+    ) -> Self {
+        let device = tensors
+            .values()
+            .next()
+            .map(|t| t.device().clone())
+            .unwrap_or(Device::Cpu);
+        Self {
+            kind: SourceKind::File {
+                path,
+                tensors,
+                prefixes,
+            },
+            dtype,
+            device,
+            params: Params::default(),
+        }
+    }
+
+    pub fn random(seed: u64, std: f64, dtype: DType, device: &Device) -> Self {
+        Self {
+            kind: SourceKind::Random {
+                rng: Rng::new(seed),
+                std,
+            },
+            dtype,
+            device: device.clone(),
+            params: Params::default(),
+        }
+    }
+
+    /// Declares a required parameter of the given shape.
+    pub fn take(&mut self, name: &str, shape: &[usize], init: Init) -> Result<()> {
+        self.declare(name, shape, init, true, true)
+    }
+
+    /// Declares a parameter kept for saving but never trained (e.g. BERT's pooler), which may be
+    /// absent from a file.
+    pub fn take_frozen_optional(&mut self, name: &str, shape: &[usize], init: Init) -> Result<()> {
+        self.declare(name, shape, init, false, false)
+    }
+
+    fn declare(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+        required: bool,
+        trainable: bool,
+    ) -> Result<()> {
+        let t = match &mut self.kind {
+            SourceKind::File {
+                path,
+                tensors,
+                prefixes,
+            } => {
+                let found = std::iter::once(String::new())
+                    .chain(prefixes.iter().map(|p| p.to_string()))
+                    .find_map(|p| tensors.remove(&format!("{p}{name}")));
+                let Some(t) = found else {
+                    if required {
+                        return Err(Error::Weights {
+                            path: path.to_path_buf(),
+                            msg: format!("missing tensor {name}"),
+                        });
+                    }
+                    return Ok(());
+                };
+                if t.dims() != shape {
+                    return Err(Error::Weights {
+                        path: path.to_path_buf(),
+                        msg: format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims()),
+                    });
+                }
+                t.to_dtype(self.dtype)?
+            }
+            SourceKind::Random { rng, std } => {
+                let n: usize = shape.iter().product();
+                let v: Vec<f32> = match init {
+                    Init::Normal => (0..n).map(|_| (rng.normal() * *std) as f32).collect(),
+                    Init::Zeros => vec![0.0; n],
+                    Init::Ones => vec![1.0; n],
+                };
+                Tensor::from_vec(v, shape, &self.device)?.to_dtype(self.dtype)?
+            }
+        };
+        self.params.insert(name, t, trainable);
+        Ok(())
+    }
+
+    /// Zeroes one row of a random-initialised embedding (transformers zeroes the padding row).
+    pub fn zero_row_if_random(&mut self, name: &str, row: usize) -> Result<()> {
+        if let SourceKind::Random { .. } = self.kind {
+            let i = self.params.index[name];
+            let t = &self.params.tensors[i];
+            let (rows, _) = t.dims2()?;
+            if row < rows {
+                let mut mask = vec![1f32; rows];
+                mask[row] = 0.0;
+                let mask = Tensor::from_vec(mask, (rows, 1), &self.device)?.to_dtype(self.dtype)?;
+                self.params.tensors[i] = t.broadcast_mul(&mask)?;
+            }
+        }
+        Ok(())
+    }
+}

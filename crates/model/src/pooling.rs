@@ -1,0 +1,149 @@
+//! Pooling token embeddings into one sentence embedding, as sentence-transformers' `Pooling`
+//! module does, each mode respecting the attention mask; and L2 normalisation.
+
+use crate::error::{read_json, Error, Result};
+use candle_core::{DType, Tensor, D};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// Mean over tokens with mask 1 (special tokens included).
+    Mean,
+    /// The first token (`[CLS]` / `<s>`).
+    Cls,
+    /// Element-wise max over tokens with mask 1.
+    Max,
+    /// Sum over tokens with mask 1, divided by the square root of their count.
+    MeanSqrtLen,
+}
+
+impl Pooling {
+    pub fn parse(s: &str) -> Option<Pooling> {
+        Some(match s {
+            "mean" => Pooling::Mean,
+            "cls" => Pooling::Cls,
+            "max" => Pooling::Max,
+            "mean_sqrt_len_tokens" | "mean_sqrt_len" => Pooling::MeanSqrtLen,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::Max => "max",
+            Pooling::MeanSqrtLen => "mean_sqrt_len_tokens",
+        }
+    }
+
+    /// Reads `1_Pooling/config.json` in either spelling: the classic boolean flags
+    /// (sentence-transformers 2.x/3.x) or `pooling_mode` (6.x).
+    pub fn load(path: &Path) -> Result<Pooling> {
+        #[derive(Deserialize)]
+        struct Raw {
+            pooling_mode: Option<String>,
+            #[serde(default)]
+            pooling_mode_cls_token: bool,
+            #[serde(default)]
+            pooling_mode_mean_tokens: bool,
+            #[serde(default)]
+            pooling_mode_max_tokens: bool,
+            #[serde(default)]
+            pooling_mode_mean_sqrt_len_tokens: bool,
+            #[serde(default)]
+            pooling_mode_weightedmean_tokens: bool,
+            #[serde(default)]
+            pooling_mode_lasttoken: bool,
+        }
+        let raw: Raw = read_json(path)?;
+        if let Some(mode) = raw.pooling_mode {
+            return Pooling::parse(&mode)
+                .ok_or_else(|| Error::invalid(path, format!("unsupported pooling_mode \"{mode}\"")));
+        }
+        if raw.pooling_mode_weightedmean_tokens || raw.pooling_mode_lasttoken {
+            return Err(Error::invalid(
+                path,
+                "weighted-mean and last-token pooling are not supported",
+            ));
+        }
+        let set: Vec<Pooling> = [
+            (raw.pooling_mode_cls_token, Pooling::Cls),
+            (raw.pooling_mode_mean_tokens, Pooling::Mean),
+            (raw.pooling_mode_max_tokens, Pooling::Max),
+            (raw.pooling_mode_mean_sqrt_len_tokens, Pooling::MeanSqrtLen),
+        ]
+        .into_iter()
+        .filter_map(|(on, p)| on.then_some(p))
+        .collect();
+        match set.as_slice() {
+            [p] => Ok(*p),
+            [] => Err(Error::invalid(path, "no pooling mode is enabled")),
+            _ => Err(Error::invalid(
+                path,
+                "several pooling modes at once (concatenated) are not supported",
+            )),
+        }
+    }
+
+    /// `tokens`: [B, L, H]; `mask`: [B, L] of 0/1 in any dtype. Returns [B, H].
+    pub fn apply(self, tokens: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let m = mask.to_dtype(tokens.dtype())?.unsqueeze(D::Minus1)?; // [B, L, 1]
+        Ok(match self {
+            Pooling::Cls => tokens.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean | Pooling::MeanSqrtLen => {
+                let sum = tokens.broadcast_mul(&m)?.sum(1)?;
+                let count = m.sum(1)?.clamp(1e-9, f64::INFINITY)?;
+                let count = if self == Pooling::Mean {
+                    count
+                } else {
+                    count.sqrt()?
+                };
+                sum.broadcast_div(&count)?
+            }
+            Pooling::Max => {
+                // Padded positions are pushed to -1e9 first, as sentence-transformers does.
+                let fill = ((m.ones_like()? - &m)? * -1e9)?;
+                tokens.broadcast_mul(&m)?.broadcast_add(&fill)?.max(1)?
+            }
+        })
+    }
+}
+
+/// `x / max(‖x‖₂, 1e-12)` row-wise, as `torch.nn.functional.normalize`.
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::INFINITY)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+/// Pads token-id rows to the longest with `pad_id`; returns ids [B, L] (u32) and mask [B, L]
+/// (f32), on `device`.
+pub fn pad_batch(
+    rows: &[&[u32]],
+    pad_id: u32,
+    multiple_of: usize,
+    device: &candle_core::Device,
+) -> Result<(Tensor, Tensor)> {
+    let mut l = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+    if multiple_of > 1 {
+        l = l.div_ceil(multiple_of) * multiple_of;
+    }
+    let mut ids = Vec::with_capacity(rows.len() * l);
+    let mut mask = Vec::with_capacity(rows.len() * l);
+    for r in rows {
+        ids.extend_from_slice(r);
+        ids.extend(std::iter::repeat_n(pad_id, l - r.len()));
+        mask.extend(std::iter::repeat_n(1f32, r.len()));
+        mask.extend(std::iter::repeat_n(0f32, l - r.len()));
+    }
+    let b = rows.len();
+    Ok((
+        Tensor::from_vec(ids, (b, l), device)?,
+        Tensor::from_vec(mask, (b, l), device)?.to_dtype(DType::F32)?,
+    ))
+}

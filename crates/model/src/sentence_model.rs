@@ -1,0 +1,222 @@
+//! A sentence-embedding model as sentence-transformers sees it: a transformer, a pooling step and
+//! optional normalisation, loaded from a sentence-transformers folder or a plain Hugging Face
+//! folder, with fast batched inference.
+
+use crate::config::ModelConfig;
+use crate::error::{read_json, Error, Result};
+use crate::params::ParamSource;
+use crate::pooling::{l2_normalize, pad_batch, Pooling};
+use crate::tokenize::TextTokenizer;
+use crate::{build_encoder, Encoder};
+use candle_core::{DType, Device, Tensor};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Choices a caller can override when loading.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Overrides the folder's max_seq_length.
+    pub max_seq_length: Option<usize>,
+    /// Overrides whether embeddings are L2-normalised (default: what modules.json says).
+    pub normalize: Option<bool>,
+    /// Overrides the pooling mode.
+    pub pooling: Option<Pooling>,
+    pub dtype: Option<DType>,
+}
+
+pub struct SentenceModel {
+    pub encoder: Box<dyn Encoder>,
+    pub tokenizer: TextTokenizer,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub max_seq_length: usize,
+    pub dir: PathBuf,
+    pub device: Device,
+}
+
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(default)]
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Where the parts of a model live, read from modules.json (or defaults for a plain HF folder).
+struct Layout {
+    transformer_dir: PathBuf,
+    pooling: Option<Pooling>,
+    normalize: bool,
+}
+
+fn read_layout(dir: &Path) -> Result<Layout> {
+    let modules_path = dir.join("modules.json");
+    if !modules_path.is_file() {
+        // A plain Hugging Face folder: mean pooling, no normalisation (as sentence-transformers
+        // does when it finds no modules.json).
+        return Ok(Layout {
+            transformer_dir: dir.to_path_buf(),
+            pooling: None,
+            normalize: false,
+        });
+    }
+    let modules: Vec<ModuleEntry> = read_json(&modules_path)?;
+    let mut layout = Layout {
+        transformer_dir: dir.to_path_buf(),
+        pooling: None,
+        normalize: false,
+    };
+    let mut saw_transformer = false;
+    for m in &modules {
+        let last = m.kind.rsplit('.').next().unwrap_or(&m.kind);
+        match last {
+            "Transformer" => {
+                saw_transformer = true;
+                layout.transformer_dir = dir.join(&m.path);
+            }
+            "Pooling" => {
+                layout.pooling = Some(Pooling::load(&dir.join(&m.path).join("config.json"))?)
+            }
+            "Normalize" => layout.normalize = true,
+            other => {
+                return Err(Error::invalid(
+                    &modules_path,
+                    format!("module type \"{other}\" ({}) is not supported", m.kind),
+                ))
+            }
+        }
+    }
+    if !saw_transformer {
+        return Err(Error::invalid(&modules_path, "no Transformer module"));
+    }
+    Ok(layout)
+}
+
+/// sentence_bert_config.json, then tokenizer_config.json's `model_max_length`, then the
+/// position-embedding table: the order sentence-transformers falls back in.
+fn read_max_seq_length(dir: &Path, cfg: &ModelConfig) -> Result<usize> {
+    let sbert = dir.join("sentence_bert_config.json");
+    if sbert.is_file() {
+        let v: serde_json::Value = read_json(&sbert)?;
+        if let Some(n) = v.get("max_seq_length").and_then(|x| x.as_u64()) {
+            return Ok(n as usize);
+        }
+    }
+    let tc = dir.join("tokenizer_config.json");
+    if tc.is_file() {
+        let v: serde_json::Value = read_json(&tc)?;
+        // transformers writes a huge sentinel (1e30) when the length is unknown.
+        if let Some(n) = v.get("model_max_length").and_then(|x| x.as_f64()) {
+            if n >= 1.0 && n <= cfg.max_position_embeddings as f64 {
+                return Ok(n as usize);
+            }
+        }
+    }
+    Ok(cfg.max_position_embeddings)
+}
+
+/// Reads a safetensors file onto `device`, naming the file in any error (missing, truncated,
+/// corrupt header).
+pub fn load_safetensors(
+    path: &Path,
+    device: &Device,
+) -> Result<std::collections::HashMap<String, Tensor>> {
+    if !path.is_file() {
+        return Err(Error::Weights {
+            path: path.to_path_buf(),
+            msg: "not found (only model.safetensors weights are supported)".into(),
+        });
+    }
+    candle_core::safetensors::load(path, device).map_err(|e| Error::Weights {
+        path: path.to_path_buf(),
+        msg: format!("cannot read safetensors: {e}"),
+    })
+}
+
+impl SentenceModel {
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        Self::load_on(dir, opts, &Device::Cpu)
+    }
+
+    pub fn load_on(dir: &Path, opts: &LoadOptions, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::invalid(dir, "model folder not found"));
+        }
+        let layout = read_layout(dir)?;
+        let tdir = &layout.transformer_dir;
+        let cfg = ModelConfig::load(&tdir.join("config.json"))?;
+        let max_seq_length = match opts.max_seq_length {
+            Some(n) => n,
+            None => read_max_seq_length(tdir, &cfg)?,
+        };
+        if max_seq_length == 0 || max_seq_length > cfg.max_position_embeddings {
+            return Err(Error::invalid(
+                &tdir.join("config.json"),
+                format!(
+                    "max_seq_length {max_seq_length} must be between 1 and max_position_embeddings {}",
+                    cfg.max_position_embeddings
+                ),
+            ));
+        }
+        let weights_path = tdir.join("model.safetensors");
+        let tensors = load_safetensors(&weights_path, device)?;
+        let dtype = opts.dtype.unwrap_or(DType::F32);
+        let src = ParamSource::from_file(&weights_path, tensors, crate::prefixes(&cfg), dtype);
+        let encoder = build_encoder(&cfg, src)?;
+        let tokenizer = TextTokenizer::load(&tdir.join("tokenizer.json"), max_seq_length)?;
+        Ok(Self {
+            encoder,
+            tokenizer,
+            pooling: opts.pooling.or(layout.pooling).unwrap_or(Pooling::Mean),
+            normalize: opts.normalize.unwrap_or(layout.normalize),
+            max_seq_length,
+            dir: dir.to_path_buf(),
+            device: device.clone(),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.encoder.config().hidden_size
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.encoder.config().pad_token_id
+    }
+
+    /// Sentence embeddings [B, D] of already tokenized rows, padded to the longest row. Records
+    /// a gradient graph only if the encoder's parameters are trainable.
+    pub fn embed_ids(&self, rows: &[&[u32]]) -> Result<Tensor> {
+        let (ids, mask) = pad_batch(rows, self.pad_id(), 1, &self.device)?;
+        let tokens = self.encoder.forward(&ids, &mask, None)?;
+        let pooled = self.pooling.apply(&tokens, &mask)?;
+        if self.normalize {
+            l2_normalize(&pooled)
+        } else {
+            Ok(pooled)
+        }
+    }
+
+    /// Embeds `texts` in batches of `batch_size`, longest first so each batch pads little, and
+    /// returns one row per text in input order. `progress` is told how many texts each finished
+    /// batch held.
+    pub fn encode(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let ids = self.tokenizer.encode_batch(texts)?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let mut out = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let emb = self.embed_ids(&rows)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (&i, e) in chunk.iter().zip(emb) {
+                out[i] = e;
+            }
+            progress(chunk.len());
+        }
+        Ok(out)
+    }
+}
