@@ -17,9 +17,6 @@ pub mod sentence_model;
 pub mod testing;
 pub mod tokenize;
 
-#[cfg(test)]
-mod testutil;
-
 pub use config::ModelConfig;
 pub use dropout::Dropout;
 pub use error::{Error, Result};

@@ -1,6 +1,8 @@
 //! Locating the references tests compare against: the read-only `shared/` folder beside the
 //! repository, and real model weights fetched by `scripts/fetch-test-models`.
 
+use crate::rng::Rng;
+use candle_core::{DType, Device, Tensor, Var};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -68,4 +70,62 @@ pub fn golden(file: &str) -> Vec<GoldenRow> {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// A tensor of N(0, scale²) values from a fixed seed.
+pub fn rand_tensor(
+    dims: &[usize],
+    seed: u64,
+    scale: f64,
+    dtype: DType,
+) -> candle_core::Result<Tensor> {
+    let mut rng = Rng::new(seed);
+    let n: usize = dims.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| rng.normal() * scale).collect();
+    Tensor::from_vec(v, dims, &Device::Cpu)?.to_dtype(dtype)
+}
+
+/// Compares the autograd gradient of the scalar `f()` (an f64 graph) with central differences.
+/// `pick(name, numel)` chooses which elements of each variable to probe. An element passes when
+/// it is within 1e-7 + 1e-6·max|g| of the numeric value (central differences in f64 with
+/// h = 1e-5 are good to ~1e-10 here).
+pub fn check_gradients(
+    vars: &[(String, Var)],
+    pick: impl Fn(&str, usize) -> Vec<usize>,
+    f: impl Fn() -> candle_core::Result<Tensor>,
+) {
+    let analytic = f().and_then(|l| l.backward()).expect("backward");
+    let h = 1e-5;
+    let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f64>()).expect("f64");
+    let eval = || f().and_then(|l| l.to_scalar::<f64>()).expect("loss");
+    for (name, var) in vars {
+        let g = flat(analytic.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no grad")));
+        let gmax = g.iter().fold(0f64, |a, v| a.max(v.abs()));
+        let orig = flat(var.as_tensor());
+        let set = |p: Vec<f64>| {
+            let t = Tensor::from_vec(p, var.shape(), &Device::Cpu).expect("tensor");
+            var.set(&t).expect("set");
+        };
+        for i in pick(name, orig.len()) {
+            let mut p = orig.clone();
+            p[i] += h;
+            set(p.clone());
+            let up = eval();
+            p[i] -= 2.0 * h;
+            set(p);
+            let down = eval();
+            let numeric = (up - down) / (2.0 * h);
+            assert!(
+                (numeric - g[i]).abs() <= 1e-7 + 1e-6 * gmax,
+                "{name}[{i}]: autograd {} vs finite difference {numeric}",
+                g[i]
+            );
+        }
+        set(orig);
+    }
+}
+
+/// Up to `k` indices spread evenly over `0..n`.
+pub fn spread(n: usize, k: usize) -> Vec<usize> {
+    (0..n).step_by((n / k.max(1)).max(1)).collect()
 }
