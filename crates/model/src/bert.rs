@@ -6,10 +6,10 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::ops::{gelu_erf, layer_norm, softmax_last_dim};
+use crate::ops::{attention, gelu_erf, layer_norm, linear, masked_softmax};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 pub struct Bert {
     cfg: ModelConfig,
@@ -70,16 +70,11 @@ impl Bert {
 
     /// `x·Wᵀ + b` on the last dimension, for x of any rank.
     fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let w = self.p(&format!("{name}.weight"));
-        let b = self.p(&format!("{name}.bias"));
-        let dims = x.dims().to_vec();
-        let k = dims[dims.len() - 1];
-        let rows = x.elem_count() / k;
-        let y = x.reshape((rows, k))?.matmul(&w.t()?)?.broadcast_add(b)?;
-        let mut out = dims;
-        let last = out.len() - 1;
-        out[last] = w.dim(0)?;
-        Ok(y.reshape(out)?)
+        Ok(linear(
+            x,
+            self.p(&format!("{name}.weight")),
+            self.p(&format!("{name}.bias")),
+        )?)
     }
 
     fn ln(&self, x: &Tensor, name: &str) -> Result<Tensor> {
@@ -128,7 +123,6 @@ impl Encoder for Bert {
         let cfg = &self.cfg;
         let (b, l) = ids.dims2()?;
         let (h, nh, dh) = (cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim());
-        let dtype = self.p("embeddings.LayerNorm.weight").dtype();
 
         // Embeddings: word + absolute position + token type 0 (sentence embeddings use one segment).
         let word = self
@@ -141,29 +135,29 @@ impl Encoder for Bert {
         let x = self.ln(&x, "embeddings.LayerNorm")?;
         let mut x = self.drop(x, cfg.hidden_dropout_prob, &mut dropout)?;
 
-        // Padded keys get the most negative float added to their scores, as transformers does.
-        let bias = ((mask.to_dtype(DType::F32)?.ones_like()? - mask.to_dtype(DType::F32)?)?
-            * f32::MIN as f64)?
-            .to_dtype(dtype)?
-            .reshape((b, 1, 1, l))?;
         let scale = 1.0 / (dh as f64).sqrt();
 
         for layer in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{layer}");
-            let heads = |t: Tensor| -> Result<Tensor> {
-                Ok(t.reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous()?)
+            let q = self.linear(&x, &format!("{p}.attention.self.query"))?;
+            let k = self.linear(&x, &format!("{p}.attention.self.key"))?;
+            let v = self.linear(&x, &format!("{p}.attention.self.value"))?;
+            let ctx = match dropout.as_deref_mut() {
+                // Dropout on the attention probabilities needs them materialised.
+                Some(d) if cfg.attention_probs_dropout_prob > 0.0 => {
+                    let split = |t: Tensor| -> Result<Tensor> {
+                        Ok(t.reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous()?)
+                    };
+                    let probs = masked_softmax(&split(q)?.matmul(&split(k)?.t()?)?, mask, scale)?;
+                    let probs = d.apply(&probs, cfg.attention_probs_dropout_prob)?;
+                    probs
+                        .matmul(&split(v)?)?
+                        .transpose(1, 2)?
+                        .contiguous()?
+                        .reshape((b, l, h))?
+                }
+                _ => attention(&q, &k, &v, mask, nh, scale)?,
             };
-            let q = heads(self.linear(&x, &format!("{p}.attention.self.query"))?)?;
-            let k = heads(self.linear(&x, &format!("{p}.attention.self.key"))?)?;
-            let v = heads(self.linear(&x, &format!("{p}.attention.self.value"))?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = softmax_last_dim(&scores)?;
-            let probs = self.drop(probs, cfg.attention_probs_dropout_prob, &mut dropout)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, l, h))?;
             let a = self.linear(&ctx, &format!("{p}.attention.output.dense"))?;
             let a = self.drop(a, cfg.hidden_dropout_prob, &mut dropout)?;
             let x1 = self.ln(&(a + &x)?, &format!("{p}.attention.output.LayerNorm"))?;

@@ -6,11 +6,15 @@
 //! other devices so the same model code runs everywhere.
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape,
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape,
     Tensor, D,
 };
 use num_traits::Float;
 use rayon::prelude::*;
+
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+// 1 / sqrt(2 pi)
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// Rows smaller than this many total elements are processed on one thread: spawning costs more.
 const PAR_MIN_ELEMS: usize = 1 << 14;
@@ -19,6 +23,12 @@ const PAR_MIN_ELEMS: usize = 1 << 14;
 trait Elem: Float + Send + Sync + 'static {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// x·Φ(x)
+    fn gelu(self) -> Self;
+    /// Φ(x) + x·φ(x), the derivative of `gelu`.
+    fn gelu_grad(self) -> Self;
+    /// e^x; in f32 an inlinable polynomial so that loops over it vectorise.
+    fn exp_fast(self) -> Self;
 }
 
 impl Elem for f32 {
@@ -30,6 +40,16 @@ impl Elem for f32 {
     }
     fn wrap(v: Vec<f32>) -> CpuStorage {
         CpuStorage::F32(v)
+    }
+    fn gelu(self) -> f32 {
+        0.5 * self * (1.0 + erf_f32(self * std::f32::consts::FRAC_1_SQRT_2))
+    }
+    fn gelu_grad(self) -> f32 {
+        let cdf = 0.5 * (1.0 + erf_f32(self * std::f32::consts::FRAC_1_SQRT_2));
+        cdf + self * FRAC_1_SQRT_2PI as f32 * exp_f32(-0.5 * self * self)
+    }
+    fn exp_fast(self) -> f32 {
+        exp_f32(self)
     }
 }
 
@@ -43,6 +63,63 @@ impl Elem for f64 {
     fn wrap(v: Vec<f64>) -> CpuStorage {
         CpuStorage::F64(v)
     }
+    fn gelu(self) -> f64 {
+        0.5 * self * (1.0 + candle_core::cpu::erf::erf_f64(self * FRAC_1_SQRT_2))
+    }
+    fn gelu_grad(self) -> f64 {
+        let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(self * FRAC_1_SQRT_2));
+        cdf + self * FRAC_1_SQRT_2PI * (-0.5 * self * self).exp()
+    }
+    fn exp_fast(self) -> f64 {
+        self.exp()
+    }
+}
+
+/// e^x in f32 within ~2 ulp (Cephes' expf: range reduction by ln 2, degree-6 polynomial, 2^n
+/// built in the exponent bits). Branch-free: inputs below -87.3 give 0, above 88.7 give +inf.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    let xc = x.clamp(-87.336_55, 88.722_83);
+    // Round to nearest by the 1.5·2²³ trick: `round()` is a libm call that stops vectorisation.
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (xc * LOG2E + MAGIC) - MAGIC;
+    let r = xc - n * C1 - n * C2;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let pow2n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let v = y * pow2n;
+    if x < -87.336_55 {
+        0.0
+    } else if x > 88.722_83 {
+        f32::INFINITY
+    } else {
+        v
+    }
+}
+
+/// erf in f32 by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), the formula PyTorch's
+/// vectorised CPU `erf` uses; branch-free so the loop vectorises.
+#[inline(always)]
+fn erf_f32(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A1: f32 = 0.254_829_6;
+    const A2: f32 = -0.284_496_74;
+    const A3: f32 = 1.421_413_8;
+    const A4: f32 = -1.453_152_1;
+    const A5: f32 = 1.061_405_4;
+    let a = x.abs();
+    let t = 1.0 / (1.0 + P * a);
+    let poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
+    let r = 1.0 - poly * exp_f32(-a * a);
+    r.copysign(x)
 }
 
 fn contiguous<'a, T: Elem>(s: &'a CpuStorage, l: &Layout, op: &'static str) -> Result<&'a [T]> {
@@ -59,13 +136,32 @@ fn uses_cpu_kernel(x: &Tensor) -> bool {
 
 /// Runs a row kernel in the storage's dtype.
 macro_rules! dispatch {
-    ($s:expr, $kernel:ident ( $($arg:expr),* )) => {
+    ($s:expr, $kernel:ident $(::<$c:ident>)? ( $($arg:expr),* )) => {
         match $s.dtype() {
-            DType::F32 => $kernel::<f32>($($arg),*),
-            DType::F64 => $kernel::<f64>($($arg),*),
+            DType::F32 => $kernel::<f32 $(, $c)?>($($arg),*),
+            DType::F64 => $kernel::<f64 $(, $c)?>($($arg),*),
             dt => Err(candle_core::Error::UnsupportedDTypeForOp(dt, "pairtrain fused op")),
         }
     };
+}
+
+/// Runs `f` compiled for AVX2+FMA when the CPU has them (the kernels' loops are written to
+/// vectorise; the default x86-64 target only allows SSE2).
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
 }
 
 /// Applies `f(input_row, output_row)` to every row of length `n`, in parallel when worthwhile.
@@ -74,19 +170,20 @@ fn map_rows<T: Elem>(src: &[T], n: usize, f: impl Fn(&[T], &mut [T]) + Sync) -> 
     if n == 0 {
         return dst;
     }
+    let rows = |d: &mut [T], s: &[T]| {
+        simd(|| {
+            for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
+                f(sr, dr)
+            }
+        })
+    };
     if src.len() >= PAR_MIN_ELEMS {
         let rows_per_task = (PAR_MIN_ELEMS / 4 / n).max(1) * n;
         dst.par_chunks_mut(rows_per_task)
             .zip(src.par_chunks(rows_per_task))
-            .for_each(|(d, s)| {
-                for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
-                    f(sr, dr)
-                }
-            });
+            .for_each(|(d, s)| rows(d, s));
     } else {
-        for (dr, sr) in dst.chunks_mut(n).zip(src.chunks(n)) {
-            f(sr, dr)
-        }
+        rows(&mut dst, src);
     }
     dst
 }
@@ -109,7 +206,7 @@ impl CustomOp1 for SoftmaxLastDim {
                 let max = x.iter().copied().fold(T::neg_infinity(), T::max);
                 let mut sum = T::zero();
                 for (yi, &xi) in y.iter_mut().zip(x) {
-                    let e = (xi - max).exp();
+                    let e = (xi - max).exp_fast();
                     *yi = e;
                     sum = sum + e;
                 }
@@ -145,39 +242,23 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 // ---------------------------------------------------------------------------------------------
 // Exact (erf) GELU, as BERT's `hidden_act = "gelu"`.
 
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-// 1 / sqrt(2 pi)
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
-fn erf(x: f64) -> f64 {
-    candle_core::cpu::erf::erf_f64(x)
-}
-
-
 struct GeluErf;
 struct GeluErfGrad;
 
-/// Applies a scalar function, evaluated in f64 so f32 results are correctly rounded.
-fn map_elementwise(
-    s: &CpuStorage,
-    l: &Layout,
-    f: impl Fn(f64) -> f64 + Sync,
-) -> Result<(CpuStorage, Shape)> {
-    fn run<T: Elem>(
-        s: &CpuStorage,
-        l: &Layout,
-        f: &(impl Fn(f64) -> f64 + Sync),
-    ) -> Result<(CpuStorage, Shape)> {
+/// GELU (`GRAD = false`) or its derivative (`GRAD = true`) element-wise; a const parameter
+/// rather than a function pointer so the call inlines and the loop vectorises.
+fn map_gelu<const GRAD: bool>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn run<T: Elem, const GRAD: bool>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous::<T>(s, l, "gelu")?;
         let n = l.dims().last().copied().unwrap_or(1);
         let dst = map_rows(src, n, |x, y| {
             for (yi, &xi) in y.iter_mut().zip(x) {
-                *yi = T::from(f(xi.to_f64().unwrap_or(f64::NAN))).unwrap_or(T::nan());
+                *yi = if GRAD { xi.gelu_grad() } else { xi.gelu() };
             }
         });
         Ok((T::wrap(dst), l.shape().clone()))
     }
-    dispatch!(s, run(s, l, &f))
+    dispatch!(s, run::<GRAD>(s, l))
 }
 
 impl CustomOp1 for GeluErf {
@@ -186,7 +267,7 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map_elementwise(s, l, |v| 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2)))
+        map_gelu::<false>(s, l)
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -201,12 +282,7 @@ impl CustomOp1 for GeluErfGrad {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-        map_elementwise(s, l, |v| {
-            let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
-            let pdf = FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
-            cdf + v * pdf
-        })
+        map_gelu::<true>(s, l)
     }
 }
 
@@ -316,6 +392,408 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
     }
 }
 
+/// `y = softmax(scale · x)` over keys with mask ≠ 0; masked keys get exactly 0, as adding the
+/// most negative float does. A row with no real key is uniform, as in PyTorch.
+#[inline]
+fn softmax_row<T: Elem>(x: &[T], y: &mut [T], mask: &[f32], scale: T) {
+    for j in 0..x.len() {
+        y[j] = if mask[j] != 0.0 {
+            x[j] * scale
+        } else {
+            T::neg_infinity()
+        };
+    }
+    let max = y.iter().copied().fold(T::neg_infinity(), T::max);
+    if max == T::neg_infinity() {
+        let u = T::one() / T::from(y.len()).unwrap_or(T::one());
+        y.iter_mut().for_each(|v| *v = u);
+        return;
+    }
+    let mut sum = T::zero();
+    for v in y.iter_mut() {
+        *v = (*v - max).exp_fast();
+        sum = sum + *v;
+    }
+    let inv = T::one() / sum;
+    y.iter_mut().for_each(|v| *v = *v * inv);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention probabilities: softmax(scale · scores + mask bias) in one pass.
+
+struct MaskedSoftmax {
+    scale: f64,
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "pt-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(
+            scale: f64,
+            (s1, l1): (&CpuStorage, &Layout),
+            (s2, l2): (&CpuStorage, &Layout),
+        ) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s1, l1, "masked_softmax")?;
+            let mask = contiguous::<f32>(s2, l2, "masked_softmax")?;
+            let dims = l1.dims();
+            let lk = dims[dims.len() - 1];
+            // Rows of one batch element share its mask row.
+            let rows_per_batch = dims[1..dims.len() - 1].iter().product::<usize>() * lk;
+            let scale = T::from(scale).unwrap_or(T::one());
+            let mut dst = vec![T::zero(); x.len()];
+            let kernel = |b: usize, xs: &[T], ys: &mut [T]| {
+                let m = &mask[b * lk..(b + 1) * lk];
+                for (xr, yr) in xs.chunks(lk).zip(ys.chunks_mut(lk)) {
+                    softmax_row(xr, yr, m, scale);
+                }
+            };
+            dst.par_chunks_mut(rows_per_batch)
+                .zip(x.par_chunks(rows_per_batch))
+                .enumerate()
+                .for_each(|(b, (ys, xs))| simd(|| kernel(b, xs, ys)));
+            Ok((T::wrap(dst), l1.shape().clone()))
+        }
+        dispatch!(s1, run(self.scale, (s1, l1), (s2, l2)))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
+        let dx = ((res * grad.broadcast_sub(&dot)?)? * self.scale)?;
+        Ok((Some(dx), None))
+    }
+}
+
+/// `softmax(scale · scores + bias)` over the last dimension, where `bias` is 0 for keys with
+/// mask 1 and the most negative float for keys with mask 0. `scores`: [B, …, Lk]; `mask`: [B, Lk]
+/// (f32). Differentiable in `scores`.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if uses_cpu_kernel(scores) {
+        let mask = mask.to_dtype(DType::F32)?.contiguous()?;
+        scores.contiguous()?.apply_op2(&mask, MaskedSoftmax { scale })
+    } else {
+        let (b, lk) = mask.dims2()?;
+        let mut shape = vec![b];
+        shape.extend(std::iter::repeat_n(1, scores.rank() - 2));
+        shape.push(lk);
+        let m = mask.to_dtype(scores.dtype())?;
+        let bias = ((m.ones_like()? - m)? * f32::MIN as f64)?.reshape(shape)?;
+        softmax_last_dim(&(scores * scale)?.broadcast_add(&bias)?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear layer: x·Wᵀ + b in one multiply (the bias is the accumulator's starting value).
+
+struct Linear;
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "pt-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(
+            (s1, l1): (&CpuStorage, &Layout),
+            (s2, l2): (&CpuStorage, &Layout),
+            (s3, l3): (&CpuStorage, &Layout),
+        ) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s1, l1, "linear")?;
+            let w = contiguous::<T>(s2, l2, "linear")?;
+            let b = contiguous::<T>(s3, l3, "linear")?;
+            let (n, k) = l2.shape().dims2()?;
+            let m = x.len() / k.max(1);
+            if x.len() != m * k || b.len() != n {
+                return Err(candle_core::Error::Msg(format!(
+                    "linear: input {:?}, weight {:?}, bias {:?}",
+                    l1.dims(),
+                    l2.dims(),
+                    l3.dims()
+                )));
+            }
+            let mut dst = Vec::with_capacity(m * n);
+            for _ in 0..m {
+                dst.extend_from_slice(b);
+            }
+            let threads = candle_core::utils::get_num_threads();
+            let par = if threads > 1 && m * n * k >= 1 << 16 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: the pointers cover m×k, n×k and m×n elements with the strides given
+            // (x row-major, W row-major read as its transpose, dst row-major).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    true,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    w.as_ptr(),
+                    k as isize,
+                    1,
+                    T::one(),
+                    T::one(),
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+            let mut out = l1.dims().to_vec();
+            let last = out.len() - 1;
+            out[last] = n;
+            Ok((T::wrap(dst), Shape::from(out)))
+        }
+        dispatch!(s1, run((s1, l1), (s2, l2), (s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k) = w.dims2()?;
+        let m = x.elem_count() / k;
+        let g2 = g.reshape((m, n))?;
+        let x2 = x.reshape((m, k))?;
+        let dx = g2.matmul(w)?.reshape(x.shape())?;
+        let dw = g2.t()?.matmul(&x2)?;
+        let db = g2.sum(0)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `x·Wᵀ + b` over the last dimension of `x` (any rank), with W in PyTorch's [out, in] layout.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if uses_cpu_kernel(x) {
+        x.contiguous()?
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
+    } else {
+        let dims = x.dims().to_vec();
+        let k = dims[dims.len() - 1];
+        let y = x
+            .reshape((x.elem_count() / k, k))?
+            .matmul(&w.t()?)?
+            .broadcast_add(b)?;
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = w.dim(0)?;
+        y.reshape(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-head attention: softmax(scale · Q·Kᵀ + mask bias)·V per head, without materialising the
+// [B, heads, L, L] score tensor or transposing Q, K and V.
+
+struct Attention {
+    heads: usize,
+    scale: f64,
+    /// [B, L] attention mask (1 = real token), the same for queries and keys.
+    mask: Vec<f32>,
+}
+
+/// A raw pointer shared by tasks that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: every task writes its own (batch, head) block; no two tasks alias.
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "pt-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(
+            op: &Attention,
+            (s1, l1): (&CpuStorage, &Layout),
+            (s2, l2): (&CpuStorage, &Layout),
+            (s3, l3): (&CpuStorage, &Layout),
+        ) -> Result<(CpuStorage, Shape)> {
+            let q = contiguous::<T>(s1, l1, "attention")?;
+            let k = contiguous::<T>(s2, l2, "attention")?;
+            let v = contiguous::<T>(s3, l3, "attention")?;
+            let (b, l, h) = l1.shape().dims3()?;
+            if l2.dims() != l1.dims() || l3.dims() != l1.dims() || op.mask.len() != b * l {
+                return Err(candle_core::Error::Msg(format!(
+                    "attention: q {:?}, k {:?}, v {:?}, mask of {} values",
+                    l1.dims(),
+                    l2.dims(),
+                    l3.dims(),
+                    op.mask.len()
+                )));
+            }
+            let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
+            let dh = h / nh;
+            let mut out = vec![T::zero(); b * l * h];
+            let out_ptr = SharedMut(out.as_mut_ptr());
+            (0..b * nh).into_par_iter().for_each(|task| {
+                let (bi, hi) = (task / nh, task % nh);
+                let mask = &op.mask[bi * l..(bi + 1) * l];
+                // With right padding (the usual case) only the first `kl` keys are real: the
+                // padded ones would get probability 0, so they are skipped outright.
+                let real = mask.iter().filter(|&&m| m != 0.0).count();
+                let prefix = real > 0 && mask[..real].iter().all(|&m| m != 0.0);
+                let kl = if prefix { real } else { l };
+                let mut p = vec![T::zero(); l * kl];
+                let base = bi * l * h + hi * dh;
+                // SAFETY: all blocks lie inside q/k/v/out ([b, l, h] row-major); this task is
+                // the only writer of out's (bi, hi) block.
+                unsafe {
+                    gemm::gemm(
+                        l,
+                        kl,
+                        dh,
+                        p.as_mut_ptr(),
+                        1,
+                        kl as isize,
+                        false,
+                        q.as_ptr().add(base),
+                        1,
+                        h as isize,
+                        k.as_ptr().add(base),
+                        h as isize,
+                        1,
+                        T::zero(),
+                        T::one(),
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                simd(|| {
+                    let mut row = vec![T::zero(); kl];
+                    for r in p.chunks_mut(kl) {
+                        row.copy_from_slice(r);
+                        softmax_row(&row, r, &mask[..kl], scale);
+                    }
+                });
+                let out_ptr = out_ptr;
+                unsafe {
+                    gemm::gemm(
+                        l,
+                        dh,
+                        kl,
+                        out_ptr.0.add(base),
+                        1,
+                        h as isize,
+                        false,
+                        p.as_ptr(),
+                        1,
+                        kl as isize,
+                        v.as_ptr().add(base),
+                        1,
+                        h as isize,
+                        T::zero(),
+                        T::one(),
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            });
+            Ok((T::wrap(out), l1.shape().clone()))
+        }
+        dispatch!(s1, run(self, (s1, l1), (s2, l2), (s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, l, h) = q.dims3()?;
+        let (nh, dh) = (self.heads, h / self.heads);
+        let heads = |t: &Tensor| t.detach().reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous();
+        let back = |t: Tensor| t.transpose(1, 2)?.contiguous()?.reshape((b, l, h));
+        let (qh, kh, vh, go) = (heads(q)?, heads(k)?, heads(v)?, heads(grad)?);
+        let mask = Tensor::from_vec(self.mask.clone(), (b, l), q.device())?;
+        let p = masked_softmax(&qh.matmul(&kh.t()?)?, &mask, self.scale)?;
+        let dv = p.t()?.matmul(&go)?;
+        let dp = go.matmul(&vh.t()?)?;
+        let dot = (&dp * &p)?.sum_keepdim(D::Minus1)?;
+        let ds = ((p * dp.broadcast_sub(&dot)?)? * self.scale)?;
+        let dq = ds.matmul(&kh)?;
+        let dk = ds.t()?.matmul(&qh)?;
+        Ok((Some(back(dq)?), Some(back(dk)?), Some(back(dv)?)))
+    }
+}
+
+/// Multi-head scaled dot-product attention as BERT computes it. `q`, `k`, `v`: [B, L, H] with
+/// head `i` in columns `i·H/heads ..`; `mask`: [B, L]. Returns the context [B, L, H].
+/// Differentiable in q, k and v.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    scale: f64,
+) -> Result<Tensor> {
+    if uses_cpu_kernel(q) {
+        let mask = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let op = Attention { heads, scale, mask };
+        q.contiguous()?
+            .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    } else {
+        let (b, l, h) = q.dims3()?;
+        let dh = h / heads;
+        let split = |t: &Tensor| t.reshape((b, l, heads, dh))?.transpose(1, 2)?.contiguous();
+        let p = masked_softmax(&split(q)?.matmul(&split(k)?.t()?)?, mask, scale)?;
+        p.matmul(&split(v)?)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, l, h))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +860,90 @@ mod tests {
             let h = gelu_erf(&(h * 1.7)?)?;
             let h = softmax_last_dim(&h)?;
             (h * &proj)?.sum_all()
+        });
+        Ok(())
+    }
+
+    #[test]
+    fn masked_softmax_equals_adding_the_most_negative_float() -> Result<()> {
+        let x = rand_tensor(&[2, 3, 4, 5], 7, 2.0, DType::F32)?;
+        let mask = Tensor::new(&[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]], &Device::Cpu)?;
+        let got = masked_softmax(&x, &mask, 0.35)?;
+        let bias = ((1.0 - &mask)? * f32::MIN as f64)?.reshape((2, 1, 1, 5))?;
+        let want = softmax_last_dim(&(&x * 0.35)?.broadcast_add(&bias)?)?;
+        let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-7, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn linear_matches_matmul() -> Result<()> {
+        let x = rand_tensor(&[2, 3, 5], 8, 1.0, DType::F32)?;
+        let w = rand_tensor(&[4, 5], 9, 1.0, DType::F32)?;
+        let b = rand_tensor(&[4], 10, 1.0, DType::F32)?;
+        let got = linear(&x, &w, &b)?;
+        let want = x.broadcast_matmul(&w.t()?)?.broadcast_add(&b)?;
+        assert_eq!(got.dims(), &[2, 3, 4]);
+        let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn attention_ops_gradients_match_finite_differences() -> Result<()> {
+        let f64t = |dims: &[usize], seed, scale| rand_tensor(dims, seed, scale, DType::F64);
+        let x = Var::from_tensor(&f64t(&[2, 3, 4], 11, 1.0)?)?;
+        let w = Var::from_tensor(&f64t(&[4, 4], 12, 1.0)?)?;
+        let b = Var::from_tensor(&f64t(&[4], 13, 1.0)?)?;
+        let mask = Tensor::new(&[[1f32, 1., 0., 0.], [1., 1., 1., 1.]], &Device::Cpu)?;
+        let proj = f64t(&[2, 3, 4], 14, 1.0)?;
+        let vars = [("x", &x), ("w", &w), ("b", &b)].map(|(n, v)| (n.to_string(), v.clone()));
+        check_gradients(&vars, |_, n| (0..n).collect(), || {
+            let h = linear(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
+            let p = masked_softmax(&h.unsqueeze(1)?, &mask, 0.7)?.squeeze(1)?;
+            (p * &proj)?.sum_all()
+        });
+        Ok(())
+    }
+
+    #[test]
+    fn attention_matches_composed_ops() -> Result<()> {
+        let (b, l, h, nh) = (2, 5, 8, 2);
+        let q = rand_tensor(&[b, l, h], 15, 1.0, DType::F32)?;
+        let k = rand_tensor(&[b, l, h], 16, 1.0, DType::F32)?;
+        let v = rand_tensor(&[b, l, h], 17, 1.0, DType::F32)?;
+        // Right padding, and a mask with a hole (the general path).
+        for mask in [
+            [[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]],
+            [[1f32, 0., 1., 1., 0.], [1., 1., 1., 1., 0.]],
+        ] {
+            let mask = Tensor::new(&mask, &Device::Cpu)?;
+            let got = attention(&q, &k, &v, &mask, nh, 0.5)?;
+            let split = |t: &Tensor| t.reshape((b, l, nh, h / nh))?.transpose(1, 2)?.contiguous();
+            let bias = ((1.0 - &mask)? * f32::MIN as f64)?.reshape((b, 1, 1, l))?;
+            let s = (split(&q)?.matmul(&split(&k)?.t()?)? * 0.5)?.broadcast_add(&bias)?;
+            let want = softmax_last_dim(&s)?
+                .matmul(&split(&v)?)?
+                .transpose(1, 2)?
+                .reshape((b, l, h))?;
+            let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-6, "{diff}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn attention_gradients_match_finite_differences() -> Result<()> {
+        let f64t = |dims: &[usize], seed| rand_tensor(dims, seed, 1.0, DType::F64);
+        let q = Var::from_tensor(&f64t(&[2, 4, 6], 18)?)?;
+        let k = Var::from_tensor(&f64t(&[2, 4, 6], 19)?)?;
+        let v = Var::from_tensor(&f64t(&[2, 4, 6], 20)?)?;
+        let mask = Tensor::new(&[[1f32, 1., 1., 0.], [1., 1., 1., 1.]], &Device::Cpu)?;
+        let proj = f64t(&[2, 4, 6], 21)?;
+        let vars = [("q", &q), ("k", &k), ("v", &v)].map(|(n, t)| (n.to_string(), t.clone()));
+        check_gradients(&vars, |_, n| (0..n).collect(), || {
+            let o = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 3, 0.6)?;
+            (o * &proj)?.sum_all()
         });
         Ok(())
     }
