@@ -337,8 +337,8 @@ impl CustomOp3 for LayerNorm {
             let nf = T::from(n).unwrap_or(T::one());
             let dst = map_rows(x, n, |x, y| {
                 // Two passes (mean, then centred variance), as PyTorch does, for the same rounding.
-                let mean = x.iter().fold(T::zero(), |a, &v| a + v) / nf;
-                let var = x.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) / nf;
+                let mean = lanes_sum(x, |v| v) / nf;
+                let var = lanes_sum(x, |v| (v - mean) * (v - mean)) / nf;
                 let rstd = T::one() / (var + eps).sqrt();
                 for i in 0..n {
                     y[i] = (x[i] - mean) * rstd * w[i] + b[i];
@@ -392,9 +392,59 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
     }
 }
 
+/// Independent accumulators: a float reduction in one accumulator is a serial chain the compiler
+/// may not reorder, so it cannot vectorise; LANES of them can.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn lanes_max<T: Elem>(y: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); LANES];
+    let mut chunks = y.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    let m = chunks.remainder().iter().copied().fold(T::neg_infinity(), T::max);
+    acc.iter().copied().fold(m, T::max)
+}
+
+/// Replaces each `v` by `f(v)` and returns the sum of the new values.
+#[inline(always)]
+fn lanes_map_sum<T: Elem>(y: &mut [T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let mut chunks = y.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            c[i] = f(c[i]);
+            acc[i] = acc[i] + c[i];
+        }
+    }
+    let mut s = T::zero();
+    for v in chunks.into_remainder() {
+        *v = f(*v);
+        s = s + *v;
+    }
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
+/// Sum of `f(v)` over `x`.
+#[inline(always)]
+fn lanes_sum<T: Elem>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i] + f(c[i]);
+        }
+    }
+    let s = chunks.remainder().iter().fold(T::zero(), |a, &v| a + f(v));
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
 /// `y = softmax(scale · x)` over keys with mask ≠ 0; masked keys get exactly 0, as adding the
 /// most negative float does. A row with no real key is uniform, as in PyTorch.
-#[inline]
+#[inline(always)]
 fn softmax_row<T: Elem>(x: &[T], y: &mut [T], mask: &[f32], scale: T) {
     for j in 0..x.len() {
         y[j] = if mask[j] != 0.0 {
@@ -403,17 +453,13 @@ fn softmax_row<T: Elem>(x: &[T], y: &mut [T], mask: &[f32], scale: T) {
             T::neg_infinity()
         };
     }
-    let max = y.iter().copied().fold(T::neg_infinity(), T::max);
+    let max = lanes_max(y);
     if max == T::neg_infinity() {
         let u = T::one() / T::from(y.len()).unwrap_or(T::one());
         y.iter_mut().for_each(|v| *v = u);
         return;
     }
-    let mut sum = T::zero();
-    for v in y.iter_mut() {
-        *v = (*v - max).exp_fast();
-        sum = sum + *v;
-    }
+    let sum = lanes_map_sum(y, |v| (v - max).exp_fast());
     let inv = T::one() / sum;
     y.iter_mut().for_each(|v| *v = *v * inv);
 }

@@ -39,7 +39,23 @@ enum Cmd {
     Bench(bench::BenchCmd),
 }
 
+/// Keeps freed memory mapped instead of returning it to the OS after 10 ms (mimalloc's default).
+/// A forward pass frees and reallocates the same large activations batch after batch; returning
+/// them costs a page fault per 4 KiB on every reuse (measured: 25k faults → 540, ~10% of encode
+/// time). The peak footprint is unchanged.
+#[cfg(feature = "mimalloc")]
+fn tune_allocator() {
+    // `mi_option_purge_delay` in mimalloc's option enum (not exported by libmimalloc-sys).
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is allowed at any time; -1 means "never purge".
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
+#[cfg(not(feature = "mimalloc"))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // candle's matmul reads the same variable to size its thread pool.
