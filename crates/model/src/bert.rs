@@ -23,8 +23,15 @@ impl Bert {
     /// Declares every parameter, in transformers' order, and fills them from `src`.
     pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        src.take("embeddings.word_embeddings.weight", &[cfg.vocab_size, h], Init::Normal)?;
-        src.zero_row_if_random("embeddings.word_embeddings.weight", cfg.pad_token_id as usize)?;
+        src.take(
+            "embeddings.word_embeddings.weight",
+            &[cfg.vocab_size, h],
+            Init::Normal,
+        )?;
+        src.zero_row_if_random(
+            "embeddings.word_embeddings.weight",
+            cfg.pad_token_id as usize,
+        )?;
         src.take(
             "embeddings.position_embeddings.weight",
             &[cfg.max_position_embeddings, h],
@@ -129,8 +136,12 @@ impl Encoder for Bert {
             .p("embeddings.word_embeddings.weight")
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, l, h))?;
-        let pos = self.p("embeddings.position_embeddings.weight").narrow(0, 0, l)?;
-        let typ = self.p("embeddings.token_type_embeddings.weight").narrow(0, 0, 1)?;
+        let pos = self
+            .p("embeddings.position_embeddings.weight")
+            .narrow(0, 0, l)?;
+        let typ = self
+            .p("embeddings.token_type_embeddings.weight")
+            .narrow(0, 0, 1)?;
         let x = word.broadcast_add(&pos.broadcast_add(&typ)?)?;
         let x = self.ln(&x, "embeddings.LayerNorm")?;
         let mut x = self.drop(x, cfg.hidden_dropout_prob, &mut dropout)?;

@@ -12,7 +12,9 @@ pub struct Dropout {
 
 impl Dropout {
     pub fn new(seed: u64) -> Self {
-        Self { rng: Rng::new(seed) }
+        Self {
+            rng: Rng::new(seed),
+        }
     }
 
     /// Zeroes each element with probability `p` and scales the rest by 1/(1-p).

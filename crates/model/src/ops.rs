@@ -6,8 +6,8 @@
 //! other devices so the same model code runs everywhere.
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape,
-    Tensor, D,
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result,
+    Shape, Tensor, D,
 };
 use num_traits::Float;
 use rayon::prelude::*;
@@ -92,7 +92,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let pow2n = f32::from_bits(((n as i32 + 127) as u32) << 23);
     let v = y * pow2n;
@@ -405,7 +405,11 @@ fn lanes_max<T: Elem>(y: &[T]) -> T {
             acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
         }
     }
-    let m = chunks.remainder().iter().copied().fold(T::neg_infinity(), T::max);
+    let m = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(T::neg_infinity(), T::max);
     acc.iter().copied().fold(m, T::max)
 }
 
@@ -530,7 +534,9 @@ impl CustomOp2 for MaskedSoftmax {
 pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     if uses_cpu_kernel(scores) {
         let mask = mask.to_dtype(DType::F32)?.contiguous()?;
-        scores.contiguous()?.apply_op2(&mask, MaskedSoftmax { scale })
+        scores
+            .contiguous()?
+            .apply_op2(&mask, MaskedSoftmax { scale })
     } else {
         let (b, lk) = mask.dims2()?;
         let mut shape = vec![b];
@@ -678,6 +684,13 @@ struct SharedMut<T>(*mut T);
 unsafe impl<T> Send for SharedMut<T> {}
 unsafe impl<T> Sync for SharedMut<T> {}
 
+impl<T> SharedMut<T> {
+    /// Through a method, so closures capture the whole (Send) wrapper, not the raw pointer.
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 impl CustomOp3 for Attention {
     fn name(&self) -> &'static str {
         "pt-attention"
@@ -757,13 +770,12 @@ impl CustomOp3 for Attention {
                         softmax_row(&row, r, &mask[..kl], scale);
                     }
                 });
-                let out_ptr = out_ptr;
                 unsafe {
                     gemm::gemm(
                         l,
                         dh,
                         kl,
-                        out_ptr.0.add(base),
+                        out_ptr.get().add(base),
                         1,
                         h as isize,
                         false,
@@ -797,7 +809,12 @@ impl CustomOp3 for Attention {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, l, h) = q.dims3()?;
         let (nh, dh) = (self.heads, h / self.heads);
-        let heads = |t: &Tensor| t.detach().reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous();
+        let heads = |t: &Tensor| {
+            t.detach()
+                .reshape((b, l, nh, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
         let back = |t: Tensor| t.transpose(1, 2)?.contiguous()?.reshape((b, l, h));
         let (qh, kh, vh, go) = (heads(q)?, heads(k)?, heads(v)?, heads(grad)?);
         let mask = Tensor::from_vec(self.mask.clone(), (b, l), q.device())?;
@@ -864,7 +881,7 @@ mod tests {
         let x = Tensor::new(&[-3.0f32, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0], &Device::Cpu)?;
         let y = gelu_erf(&x)?.to_vec1::<f32>()?;
         // 0.5·x·(1 + erf(x/√2)) from Python's math.erf.
-        let want = [
+        let want: [f64; 7] = [
             -0.004_049_694,
             -0.158_655_254,
             -0.154_268_769,
@@ -873,8 +890,8 @@ mod tests {
             0.841_344_746,
             2.995_950_306,
         ];
-        for (a, b) in y.iter().zip(want) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        for (&a, b) in y.iter().zip(want) {
+            assert!((a as f64 - b).abs() < 1e-6, "{a} vs {b}");
         }
         Ok(())
     }
@@ -901,19 +918,26 @@ mod tests {
         // A fixed random projection turns the output into a scalar with a rich gradient.
         let proj = f64t(&[3, 6], 6, 1.0)?;
         let vars = [("x", &x), ("w", &w), ("b", &b)].map(|(n, v)| (n.to_string(), v.clone()));
-        check_gradients(&vars, |_, n| (0..n).collect(), || {
-            let h = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)?;
-            let h = gelu_erf(&(h * 1.7)?)?;
-            let h = softmax_last_dim(&h)?;
-            (h * &proj)?.sum_all()
-        });
+        check_gradients(
+            &vars,
+            |_, n| (0..n).collect(),
+            || {
+                let h = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)?;
+                let h = gelu_erf(&(h * 1.7)?)?;
+                let h = softmax_last_dim(&h)?;
+                (h * &proj)?.sum_all()
+            },
+        );
         Ok(())
     }
 
     #[test]
     fn masked_softmax_equals_adding_the_most_negative_float() -> Result<()> {
         let x = rand_tensor(&[2, 3, 4, 5], 7, 2.0, DType::F32)?;
-        let mask = Tensor::new(&[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]], &Device::Cpu)?;
+        let mask = Tensor::new(
+            &[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]],
+            &Device::Cpu,
+        )?;
         let got = masked_softmax(&x, &mask, 0.35)?;
         let bias = ((1.0 - &mask)? * f32::MIN as f64)?.reshape((2, 1, 1, 5))?;
         let want = softmax_last_dim(&(&x * 0.35)?.broadcast_add(&bias)?)?;
@@ -944,11 +968,15 @@ mod tests {
         let mask = Tensor::new(&[[1f32, 1., 0., 0.], [1., 1., 1., 1.]], &Device::Cpu)?;
         let proj = f64t(&[2, 3, 4], 14, 1.0)?;
         let vars = [("x", &x), ("w", &w), ("b", &b)].map(|(n, v)| (n.to_string(), v.clone()));
-        check_gradients(&vars, |_, n| (0..n).collect(), || {
-            let h = linear(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
-            let p = masked_softmax(&h.unsqueeze(1)?, &mask, 0.7)?.squeeze(1)?;
-            (p * &proj)?.sum_all()
-        });
+        check_gradients(
+            &vars,
+            |_, n| (0..n).collect(),
+            || {
+                let h = linear(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
+                let p = masked_softmax(&h.unsqueeze(1)?, &mask, 0.7)?.squeeze(1)?;
+                (p * &proj)?.sum_all()
+            },
+        );
         Ok(())
     }
 
@@ -987,10 +1015,14 @@ mod tests {
         let mask = Tensor::new(&[[1f32, 1., 1., 0.], [1., 1., 1., 1.]], &Device::Cpu)?;
         let proj = f64t(&[2, 4, 6], 21)?;
         let vars = [("q", &q), ("k", &k), ("v", &v)].map(|(n, t)| (n.to_string(), t.clone()));
-        check_gradients(&vars, |_, n| (0..n).collect(), || {
-            let o = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 3, 0.6)?;
-            (o * &proj)?.sum_all()
-        });
+        check_gradients(
+            &vars,
+            |_, n| (0..n).collect(),
+            || {
+                let o = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 3, 0.6)?;
+                (o * &proj)?.sum_all()
+            },
+        );
         Ok(())
     }
 }

@@ -35,7 +35,10 @@ impl Params {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
-        self.names.iter().map(|s| s.as_str()).zip(self.tensors.iter())
+        self.names
+            .iter()
+            .map(|s| s.as_str())
+            .zip(self.tensors.iter())
     }
 
     pub fn len(&self) -> usize {
@@ -82,7 +85,9 @@ impl Params {
 
     /// The tensors in a map, for writing a safetensors file.
     pub fn to_map(&self) -> HashMap<String, Tensor> {
-        self.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+        self.iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect()
     }
 }
 

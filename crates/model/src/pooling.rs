@@ -59,8 +59,9 @@ impl Pooling {
         }
         let raw: Raw = read_json(path)?;
         if let Some(mode) = raw.pooling_mode {
-            return Pooling::parse(&mode)
-                .ok_or_else(|| Error::invalid(path, format!("unsupported pooling_mode \"{mode}\"")));
+            return Pooling::parse(&mode).ok_or_else(|| {
+                Error::invalid(path, format!("unsupported pooling_mode \"{mode}\""))
+            });
         }
         if raw.pooling_mode_weightedmean_tokens || raw.pooling_mode_lasttoken {
             return Err(Error::invalid(

@@ -211,7 +211,10 @@ impl SentenceModel {
         let mut out = vec![Vec::new(); ids.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let emb = self.embed_ids(&rows)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let emb = self
+                .embed_ids(&rows)?
+                .to_dtype(DType::F32)?
+                .to_vec2::<f32>()?;
             for (&i, e) in chunk.iter().zip(emb) {
                 out[i] = e;
             }

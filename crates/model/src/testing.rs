@@ -96,10 +96,18 @@ pub fn check_gradients(
 ) {
     let analytic = f().and_then(|l| l.backward()).expect("backward");
     let h = 1e-5;
-    let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f64>()).expect("f64");
+    let flat = |t: &Tensor| {
+        t.flatten_all()
+            .and_then(|t| t.to_vec1::<f64>())
+            .expect("f64")
+    };
     let eval = || f().and_then(|l| l.to_scalar::<f64>()).expect("loss");
     for (name, var) in vars {
-        let g = flat(analytic.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no grad")));
+        let g = flat(
+            analytic
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no grad")),
+        );
         let gmax = g.iter().fold(0f64, |a, v| a.max(v.abs()));
         let orig = flat(var.as_tensor());
         let set = |p: Vec<f64>| {

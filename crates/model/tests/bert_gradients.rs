@@ -36,8 +36,17 @@ fn every_parameter_receives_a_gradient() {
     assert!(vars.iter().all(|(n, _)| !n.starts_with("pooler.")));
     assert_eq!(vars.len(), 5 + 2 * 16);
     for (name, var) in &vars {
-        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
-        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt();
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt();
         if name.ends_with("attention.self.key.bias") {
             // Adding a constant to every key score of a query leaves the softmax unchanged: this
             // gradient is zero in exact arithmetic and rounding noise in floats.

@@ -60,7 +60,9 @@ fn main() {
     if let Some(n) = cli.threads {
         // candle's matmul reads the same variable to size its thread pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     let res = match &cli.cmd {
         Cmd::Encode(a) => encode::run(a),

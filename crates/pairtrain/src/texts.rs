@@ -37,7 +37,10 @@ pub fn read_texts(path: &Path, field: &str) -> Result<Vec<String>> {
                 })?;
                 match v.get(field) {
                     Some(serde_json::Value::String(s)) => out.push(s.clone()),
-                    Some(_) => bail!("{}:{line_no}: field \"{field}\" is not a string", path.display()),
+                    Some(_) => bail!(
+                        "{}:{line_no}: field \"{field}\" is not a string",
+                        path.display()
+                    ),
                     None => bail!("{}:{line_no}: no field \"{field}\"", path.display()),
                 }
             }
@@ -113,7 +116,8 @@ impl AtomicFile {
         let f = w
             .into_inner()
             .map_err(|e| anyhow::anyhow!("{}: {}", self.tmp.display(), e.error()))?;
-        f.sync_all().with_context(|| format!("{}", self.tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("{}", self.tmp.display()))?;
         std::fs::rename(&self.tmp, &self.dest)
             .with_context(|| format!("{}: cannot rename into place", self.dest.display()))
     }
