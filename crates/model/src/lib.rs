@@ -13,6 +13,7 @@ pub mod ops;
 pub mod params;
 pub mod pooling;
 pub mod rng;
+pub mod save;
 pub mod sentence_model;
 pub mod testing;
 pub mod tokenize;

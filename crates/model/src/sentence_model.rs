@@ -30,7 +30,10 @@ pub struct SentenceModel {
     pub pooling: Pooling,
     pub normalize: bool,
     pub max_seq_length: usize,
+    /// The folder the model was loaded from.
     pub dir: PathBuf,
+    /// The folder holding config.json, the weights and the tokenizer (the Transformer module's).
+    pub transformer_dir: PathBuf,
     pub device: Device,
 }
 
@@ -171,6 +174,7 @@ impl SentenceModel {
             normalize: opts.normalize.unwrap_or(layout.normalize),
             max_seq_length,
             dir: dir.to_path_buf(),
+            transformer_dir: tdir.clone(),
             device: device.clone(),
         })
     }
@@ -187,8 +191,20 @@ impl SentenceModel {
     /// a gradient graph only if the encoder's parameters are trainable.
     pub fn embed_ids(&self, rows: &[&[u32]]) -> Result<Tensor> {
         let (ids, mask) = pad_batch(rows, self.pad_id(), 1, &self.device)?;
-        let tokens = self.encoder.forward(&ids, &mask, None)?;
-        let pooled = self.pooling.apply(&tokens, &mask)?;
+        self.embed_padded(self.encoder.as_ref(), &ids, &mask, None)
+    }
+
+    /// Sentence embeddings [B, D] of padded ids [B, L] and mask [B, L] through `encoder` (this
+    /// model's, or a detached copy of it), with dropout when `dropout` is given.
+    pub fn embed_padded(
+        &self,
+        encoder: &dyn Encoder,
+        ids: &Tensor,
+        mask: &Tensor,
+        dropout: Option<&mut crate::Dropout>,
+    ) -> Result<Tensor> {
+        let tokens = encoder.forward(ids, mask, dropout)?;
+        let pooled = self.pooling.apply(&tokens, mask)?;
         if self.normalize {
             l2_normalize(&pooled)
         } else {

@@ -2,3 +2,7 @@
 //! dataset specs, the weighted multi-dataset sampler with shuffle buffers, in-batch duplicate
 //! keys, tokenization workers and resumable positions. It has no ML dependency, so it builds and
 //! tests without candle.
+
+pub mod row;
+
+pub use row::{parse_row, read_jsonl_rows, Row, RowError};

@@ -1,0 +1,110 @@
+//! Writing a model in the classic sentence-transformers layout (see shared/ST_FORMAT.md), which
+//! loads in sentence-transformers 3.x and 6.x alike.
+
+use crate::error::{Error, Result};
+use crate::sentence_model::SentenceModel;
+use candle_core::DType;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| Error::io(from, e))
+}
+
+/// Writes every parameter as F32 safetensors with `{"format": "pt"}` metadata (transformers
+/// checks it), no key prefix.
+pub fn write_safetensors(model: &SentenceModel, path: &Path) -> Result<()> {
+    let params = model.encoder.params();
+    let mut data: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::with_capacity(params.len());
+    for (name, t) in params.iter() {
+        let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        data.push((name.to_string(), bytes, t.dims().to_vec()));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(n, b, shape)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::Weights {
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                })
+        })
+        .collect::<Result<_>>()?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize_to_file(views, Some(meta), path).map_err(|e| Error::Weights {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
+/// Saves `model` into `dir` (created; existing files of the layout are replaced): modules.json,
+/// sentence_bert_config.json, 1_Pooling/config.json, config.json and tokenizer files copied from
+/// the base model, model.safetensors, config_sentence_transformers.json and `card` as README.md.
+pub fn save_sentence_model(model: &SentenceModel, dir: &Path, card: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.join("1_Pooling")).map_err(|e| Error::io(dir, e))?;
+    let mut modules = vec![
+        serde_json::json!({"idx": 0, "name": "0", "path": "",
+            "type": "sentence_transformers.models.Transformer"}),
+        serde_json::json!({"idx": 1, "name": "1", "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling"}),
+    ];
+    if model.normalize {
+        modules.push(
+            serde_json::json!({"idx": 2, "name": "2", "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize"}),
+        );
+    }
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    write(
+        &dir.join("modules.json"),
+        pretty(&serde_json::Value::Array(modules)),
+    )?;
+    write(
+        &dir.join("sentence_bert_config.json"),
+        pretty(
+            &serde_json::json!({"max_seq_length": model.max_seq_length, "do_lower_case": false}),
+        ),
+    )?;
+    let p = model.pooling;
+    use crate::Pooling::*;
+    write(
+        &dir.join("1_Pooling/config.json"),
+        pretty(&serde_json::json!({
+            "word_embedding_dimension": model.dim(),
+            "pooling_mode_cls_token": p == Cls,
+            "pooling_mode_mean_tokens": p == Mean,
+            "pooling_mode_max_tokens": p == Max,
+            "pooling_mode_mean_sqrt_len_tokens": p == MeanSqrtLen,
+        })),
+    )?;
+    write(
+        &dir.join("config_sentence_transformers.json"),
+        pretty(&serde_json::json!({
+            "__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1",
+                            "pytorch": "1.8.1"},
+            "prompts": {}, "default_prompt_name": null, "similarity_fn_name": "cosine"
+        })),
+    )?;
+    let src = &model.transformer_dir;
+    copy(&src.join("config.json"), &dir.join("config.json"))?;
+    copy(&src.join("tokenizer.json"), &dir.join("tokenizer.json"))?;
+    for optional in [
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ] {
+        if src.join(optional).is_file() && src != dir {
+            copy(&src.join(optional), &dir.join(optional))?;
+        }
+    }
+    write_safetensors(model, &dir.join("model.safetensors"))?;
+    write(&dir.join("README.md"), card)
+}

@@ -1,0 +1,132 @@
+//! Checkpoints: everything needed to continue a run exactly — weights, AdamW moments and step
+//! count, the training step, the data position and the dropout generator.
+//!
+//! Layout: `<output>/checkpoints/step-NNNNNNNN/{model.safetensors, optimizer.safetensors,
+//! trainer_state.json}`, written under `.partial` and renamed when complete.
+
+use crate::trainer::Trainer;
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize)]
+struct TrainerState {
+    step: usize,
+    adam_t: u64,
+    dropout_rng: u64,
+    data: serde_json::Value,
+    history: Vec<crate::trainer::StepRecord>,
+}
+
+fn write_tensors(path: &Path, tensors: Vec<(String, Vec<f32>, Vec<usize>)>) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .into_iter()
+        .map(|(n, v, s)| (n, v.iter().flat_map(|x| x.to_le_bytes()).collect(), s))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, b, s)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    safetensors::serialize_to_file(views, None, path)
+        .with_context(|| format!("{}: write failed", path.display()))
+}
+
+/// Saves a checkpoint of the current step; returns its folder.
+pub fn save(tr: &Trainer) -> Result<PathBuf> {
+    let root = tr.output_dir().join("checkpoints");
+    let dest = root.join(format!("step-{:08}", tr.step));
+    let tmp = root.join(format!("step-{:08}.partial", tr.step));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    model::save::write_safetensors(&tr.model, &tmp.join("model.safetensors"))?;
+    let mut moments = Vec::new();
+    for (i, (name, var)) in tr.opt.vars.iter().enumerate() {
+        let shape = var.dims().to_vec();
+        moments.push((format!("m.{name}"), tr.opt.m[i].clone(), shape.clone()));
+        moments.push((format!("v.{name}"), tr.opt.v[i].clone(), shape));
+    }
+    write_tensors(&tmp.join("optimizer.safetensors"), moments)?;
+    let state = TrainerState {
+        step: tr.step,
+        adam_t: tr.opt.t,
+        dropout_rng: tr.dropout.rng.state(),
+        data: tr.data_state(),
+        history: tr.history.clone(),
+    };
+    std::fs::write(
+        tmp.join("trainer_state.json"),
+        serde_json::to_string_pretty(&state)?,
+    )?;
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)?;
+    }
+    std::fs::rename(&tmp, &dest)
+        .with_context(|| format!("{}: cannot rename into place", dest.display()))?;
+    Ok(dest)
+}
+
+/// A checkpoint folder itself, or the newest complete checkpoint under an output folder.
+pub fn resolve(dir: &Path) -> Result<PathBuf> {
+    if dir.join("trainer_state.json").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let root = dir.join("checkpoints");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
+        .with_context(|| format!("{}: no checkpoint here", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("trainer_state.json").is_file())
+        .filter(|p| !p.to_string_lossy().ends_with(".partial"))
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some(p) => Ok(p),
+        None => bail!("{}: no complete checkpoint", root.display()),
+    }
+}
+
+/// Restores a trainer to the state saved in checkpoint folder `dir`.
+pub fn load(tr: &mut Trainer, dir: &Path) -> Result<()> {
+    let state_path = dir.join("trainer_state.json");
+    let state: TrainerState = serde_json::from_slice(
+        &std::fs::read(&state_path).with_context(|| format!("{}", state_path.display()))?,
+    )
+    .with_context(|| format!("{}: invalid", state_path.display()))?;
+    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
+        .with_context(|| format!("{}: cannot read", dir.join("model.safetensors").display()))?;
+    let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)
+        .with_context(|| {
+        format!(
+            "{}: cannot read",
+            dir.join("optimizer.safetensors").display()
+        )
+    })?;
+    let get = |m: &HashMap<String, Tensor>, k: &str| -> Result<Tensor> {
+        m.get(k)
+            .cloned()
+            .with_context(|| format!("{}: checkpoint has no tensor {k}", dir.display()))
+    };
+    for (i, (name, var)) in tr.opt.vars.iter().enumerate() {
+        var.set(&get(&weights, name)?.to_dtype(var.dtype())?)?;
+        tr.opt.m[i] = get(&moments, &format!("m.{name}"))?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        tr.opt.v[i] = get(&moments, &format!("v.{name}"))?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+    }
+    tr.opt.t = state.adam_t;
+    tr.step = state.step;
+    tr.dropout = model::Dropout {
+        rng: model::rng::Rng::new(state.dropout_rng),
+    };
+    tr.history = state.history;
+    tr.restore_data(&state.data)?;
+    Ok(())
+}

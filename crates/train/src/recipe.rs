@@ -1,0 +1,203 @@
+//! The training recipe (TOML), as ARCHITECTURE.md describes it. Unknown keys are errors, so a
+//! misspelt setting never silently falls back to a default.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub model: ModelSection,
+    #[serde(default)]
+    pub loss: LossSection,
+    pub train: TrainSection,
+    #[serde(default)]
+    pub data: Vec<DataSection>,
+    /// Evaluations during training (kept for the evaluation work; not run yet).
+    #[serde(default)]
+    pub eval: Vec<toml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A sentence-transformers or plain Hugging Face model folder.
+    pub base: String,
+    /// mean | cls | max (default: the folder's, else mean).
+    pub pooling: Option<String>,
+    /// L2-normalise embeddings (default: the folder's modules.json).
+    pub normalize: Option<bool>,
+    pub max_seq_length: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossSection {
+    /// mnrl | mnrl-symmetric | cached-mnrl | cached-mnrl-symmetric
+    #[serde(default = "d_kind")]
+    pub kind: String,
+    #[serde(default = "d_scale")]
+    pub scale: f64,
+    /// cached-*: rows embedded at once (memory), while negatives come from the whole batch.
+    #[serde(default = "d_mini")]
+    pub mini_batch_size: usize,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        Self {
+            kind: d_kind(),
+            scale: d_scale(),
+            mini_batch_size: d_mini(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    pub batch_size: usize,
+    pub steps: usize,
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    #[serde(default)]
+    pub warmup_steps: usize,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    #[serde(default = "d_clip")]
+    pub max_grad_norm: f64,
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+    #[serde(default = "d_one")]
+    pub datasets_per_batch: usize,
+    /// Save a checkpoint every N steps (0: only on Ctrl-C and at the end).
+    #[serde(default)]
+    pub save_every: usize,
+    #[serde(default)]
+    pub eval_every: usize,
+    pub output: String,
+    /// Shuffle rows each pass (false: file order, as the parity runs need).
+    #[serde(default = "d_true")]
+    pub shuffle: bool,
+    #[serde(default = "d_beta1")]
+    pub adam_beta1: f64,
+    #[serde(default = "d_beta2")]
+    pub adam_beta2: f64,
+    #[serde(default = "d_eps")]
+    pub adam_eps: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub name: Option<String>,
+    /// A pair file (`.jsonl`); see ARCHITECTURE.md for the row formats.
+    pub path: String,
+    #[serde(default = "d_weight")]
+    pub weight: f64,
+}
+
+fn d_kind() -> String {
+    "mnrl".into()
+}
+fn d_scale() -> f64 {
+    20.0
+}
+fn d_mini() -> usize {
+    32
+}
+fn d_lr() -> f64 {
+    2e-5
+}
+fn d_wd() -> f64 {
+    0.01
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_seed() -> u64 {
+    42
+}
+fn d_one() -> usize {
+    1
+}
+fn d_true() -> bool {
+    true
+}
+fn d_beta1() -> f64 {
+    0.9
+}
+fn d_beta2() -> f64 {
+    0.999
+}
+fn d_eps() -> f64 {
+    1e-6
+}
+fn d_weight() -> f64 {
+    1.0
+}
+
+pub const LOSS_KINDS: &[&str] = &[
+    "mnrl",
+    "mnrl-symmetric",
+    "cached-mnrl",
+    "cached-mnrl-symmetric",
+];
+
+impl Recipe {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let r: Recipe =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        r.check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(r)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if !LOSS_KINDS.contains(&self.loss.kind.as_str()) {
+            bail!(
+                "[loss] kind \"{}\" is not one of {}",
+                self.loss.kind,
+                LOSS_KINDS.join(", ")
+            );
+        }
+        if self.train.batch_size < 2 {
+            bail!("[train] batch_size must be at least 2 (in-batch negatives need company)");
+        }
+        if self.train.steps == 0 {
+            bail!("[train] steps must be at least 1");
+        }
+        if self.data.is_empty() {
+            bail!("no [[data]] entries");
+        }
+        if let Some(p) = &self.model.pooling {
+            if model::Pooling::parse(p).is_none() {
+                bail!("[model] pooling \"{p}\" is not one of mean, cls, max");
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the recipe's relative paths (base model, data, output) relative to `root` instead
+    /// of the working directory.
+    pub fn rebase(&mut self, root: &Path) {
+        let fix = |p: &mut String| {
+            if Path::new(p.as_str()).is_relative() {
+                *p = root.join(p.as_str()).display().to_string();
+            }
+        };
+        fix(&mut self.model.base);
+        fix(&mut self.train.output);
+        for d in &mut self.data {
+            fix(&mut d.path);
+        }
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        PathBuf::from(&self.train.output)
+    }
+}

@@ -1,0 +1,219 @@
+//! The training loop, top to bottom: batch → tokenize each column → loss and gradients → clip →
+//! AdamW with the scheduled learning rate → log; checkpoints every N steps, on request (Ctrl-C)
+//! and at the end; the final model in sentence-transformers layout.
+
+use crate::checkpoint;
+use crate::data::{BatchSource, InMemoryPairs};
+use crate::losses::{
+    CachedMultipleNegativesRankingLoss, Column, Loss, MultipleNegativesRankingLoss,
+    MultipleNegativesSymmetricRankingLoss, TrainBatch,
+};
+use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::recipe::Recipe;
+use crate::schedule::linear_warmup_decay;
+use anyhow::{Context, Result};
+use candle_core::Var;
+use model::pooling::pad_batch;
+use model::{Dropout, LoadOptions, Pooling, SentenceModel};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What one optimizer step did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based.
+    pub step: usize,
+    pub loss: f64,
+    /// The learning rate this step used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub pairs_per_s: f64,
+}
+
+pub struct Trainer {
+    pub recipe: Recipe,
+    pub model: SentenceModel,
+    pub opt: AdamW,
+    loss: Box<dyn Loss>,
+    data: Box<dyn BatchSource>,
+    pub dropout: Dropout,
+    /// Steps completed.
+    pub step: usize,
+    pub history: Vec<StepRecord>,
+    out: PathBuf,
+}
+
+/// Builds the loss a recipe names.
+pub fn make_loss(recipe: &Recipe) -> Box<dyn Loss> {
+    let l = &recipe.loss;
+    match l.kind.as_str() {
+        "mnrl-symmetric" => Box::new(MultipleNegativesSymmetricRankingLoss { scale: l.scale }),
+        "cached-mnrl" | "cached-mnrl-symmetric" => Box::new(CachedMultipleNegativesRankingLoss {
+            scale: l.scale,
+            mini_batch_size: l.mini_batch_size,
+            symmetric: l.kind == "cached-mnrl-symmetric",
+        }),
+        _ => Box::new(MultipleNegativesRankingLoss { scale: l.scale }),
+    }
+}
+
+impl Trainer {
+    /// Loads the base model and data of `recipe`; with `resume`, continues from that checkpoint
+    /// folder (or the newest checkpoint under that output folder).
+    pub fn new(recipe: Recipe, resume: Option<&Path>) -> Result<Self> {
+        let opts = LoadOptions {
+            max_seq_length: recipe.model.max_seq_length,
+            normalize: recipe.model.normalize,
+            pooling: recipe.model.pooling.as_deref().and_then(Pooling::parse),
+            dtype: None,
+        };
+        let mut model = SentenceModel::load(Path::new(&recipe.model.base), &opts)
+            .with_context(|| format!("loading base model {}", recipe.model.base))?;
+        let vars: Vec<(String, Var)> = model.encoder.params_mut().make_trainable()?;
+        let t = &recipe.train;
+        let opt = AdamW::new(
+            vars,
+            AdamWConfig {
+                beta1: t.adam_beta1,
+                beta2: t.adam_beta2,
+                eps: t.adam_eps,
+                weight_decay: t.weight_decay,
+            },
+        );
+        let paths: Vec<&Path> = recipe.data.iter().map(|d| Path::new(&d.path)).collect();
+        let data = Box::new(InMemoryPairs::load(&paths, t.shuffle, t.seed)?);
+        let mut tr = Self {
+            loss: make_loss(&recipe),
+            out: recipe.output_dir(),
+            dropout: Dropout::new(t.seed),
+            model,
+            opt,
+            data,
+            step: 0,
+            history: Vec::new(),
+            recipe,
+        };
+        if let Some(dir) = resume {
+            let dir = checkpoint::resolve(dir)?;
+            checkpoint::load(&mut tr, &dir)?;
+        }
+        Ok(tr)
+    }
+
+    pub fn output_dir(&self) -> &Path {
+        &self.out
+    }
+
+    pub fn data_state(&self) -> serde_json::Value {
+        self.data.state()
+    }
+
+    pub fn restore_data(&mut self, s: &serde_json::Value) -> Result<()> {
+        self.data.restore(s)
+    }
+
+    pub fn data_description(&self) -> String {
+        self.data.describe()
+    }
+
+    pub fn loss_name(&self) -> &'static str {
+        self.loss.name()
+    }
+
+    fn tokenize(&self, rows: &[pairs::Row]) -> Result<TrainBatch> {
+        // Every row contributes as many columns as the shortest row has (pairs beside triplets
+        // train as pairs for that batch).
+        let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
+        let mut columns = Vec::with_capacity(k);
+        for c in 0..k {
+            let texts: Vec<String> = rows.iter().map(|r| r[c].clone()).collect();
+            let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+            let ids = self.model.tokenizer.encode_batch(&refs)?;
+            let id_refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+            let (ids, mask) = pad_batch(&id_refs, self.model.pad_id(), 1, &self.model.device)?;
+            columns.push(Column { ids, mask, texts });
+        }
+        Ok(TrainBatch { columns })
+    }
+
+    /// One optimizer step.
+    pub fn train_step(&mut self) -> Result<StepRecord> {
+        let t0 = Instant::now();
+        let t = &self.recipe.train;
+        let lr = linear_warmup_decay(t.lr, self.step, t.warmup_steps, t.steps);
+        let rows = self.data.next_batch(t.batch_size)?;
+        let batch = self.tokenize(&rows)?;
+        let out = self
+            .loss
+            .compute(&self.model, &self.opt.vars, &batch, &mut self.dropout)?;
+        let mut grads = out.grads;
+        let grad_norm = clip_grad_norm(&mut grads, t.max_grad_norm)?;
+        self.opt.step(&grads, lr)?;
+        self.step += 1;
+        let rec = StepRecord {
+            step: self.step,
+            loss: out.loss,
+            lr,
+            grad_norm,
+            pairs_per_s: rows.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+        };
+        self.history.push(rec.clone());
+        Ok(rec)
+    }
+
+    /// Trains until the recipe's step count, or until `stop` is set (then saves a checkpoint
+    /// and returns early). `on_step` sees every step (progress bars, traces). Returns whether the
+    /// run finished.
+    pub fn run(&mut self, stop: &AtomicBool, mut on_step: impl FnMut(&StepRecord)) -> Result<bool> {
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("{}: cannot create", self.out.display()))?;
+        let log_path = self.out.join("train_log.jsonl");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("{}: cannot open", log_path.display()))?;
+        let total = self.recipe.train.steps;
+        while self.step < total {
+            if stop.load(Ordering::SeqCst) {
+                checkpoint::save(self)?;
+                return Ok(false);
+            }
+            let rec = self.train_step()?;
+            writeln!(log, "{}", serde_json::to_string(&rec)?)
+                .with_context(|| format!("{}: write failed", log_path.display()))?;
+            on_step(&rec);
+            let every = self.recipe.train.save_every;
+            if every > 0 && self.step % every == 0 && self.step < total {
+                checkpoint::save(self)?;
+            }
+        }
+        log.flush()?;
+        Ok(true)
+    }
+
+    /// Writes the final model to `<output>/model` (under a temporary name first), the loss/lr
+    /// plot to `<output>/training.svg`, and returns the model folder.
+    pub fn save_final(&self) -> Result<PathBuf> {
+        let dest = self.out.join("model");
+        let tmp = self.out.join("model.partial");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        model::save::save_sentence_model(&self.model, &tmp, &crate::card::model_card(self))?;
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest)
+                .with_context(|| format!("{}: cannot replace", dest.display()))?;
+        }
+        std::fs::rename(&tmp, &dest)
+            .with_context(|| format!("{}: cannot rename into place", dest.display()))?;
+        let svg = crate::plot::loss_lr_svg(&self.history);
+        let plot = self.out.join("training.svg");
+        std::fs::write(&plot, svg).with_context(|| format!("{}: write failed", plot.display()))?;
+        Ok(dest)
+    }
+}

@@ -1,0 +1,172 @@
+//! Step-for-step parity with the PyTorch reference runs in shared/reference/train-parity, with
+//! the tolerances its README recommends for an independent float32 implementation.
+
+use model::testing::{repo_root, shared_dir};
+use serde_json::Value;
+use std::sync::atomic::AtomicBool;
+use train::{Recipe, Trainer};
+
+fn reference(run: &str) -> Value {
+    let p = shared_dir()
+        .join("reference/train-parity")
+        .join(format!("{run}.json"));
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}
+
+fn close(got: f64, want: f64, rtol: f64, atol: f64) -> bool {
+    (got - want).abs() <= atol + rtol * want.abs()
+}
+
+fn trained(run: &str) -> (Trainer, tempfile::TempDir) {
+    let root = repo_root();
+    let mut recipe = Recipe::load(&root.join(format!("recipes/parity/{run}.toml"))).unwrap();
+    recipe.rebase(&root);
+    let out = tempfile::tempdir().unwrap();
+    recipe.train.output = out.path().display().to_string();
+    let mut tr = Trainer::new(recipe, None).unwrap();
+    let finished = tr.run(&AtomicBool::new(false), |_| {}).unwrap();
+    assert!(finished);
+    (tr, out)
+}
+
+fn check_run(run: &str) {
+    let (tr, _out) = trained(run);
+    let want = reference(run);
+    let steps = want["steps"].as_array().unwrap();
+    assert_eq!(tr.history.len(), steps.len());
+    let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
+    for (got, w) in tr.history.iter().zip(steps) {
+        let (loss, lr, gn) = (
+            w["loss"].as_f64().unwrap(),
+            w["lr"].as_f64().unwrap(),
+            w["grad_norm_before_clip"].as_f64().unwrap(),
+        );
+        assert!(
+            close(got.lr, lr, 1e-12, 0.0),
+            "{run} step {}: lr {} vs {lr}",
+            got.step,
+            got.lr
+        );
+        assert!(
+            close(got.loss, loss, 1e-5, 0.0),
+            "{run} step {}: loss {} vs {loss}",
+            got.step,
+            got.loss
+        );
+        worst_loss = worst_loss.max((got.loss - loss).abs() / loss.abs());
+        worst_gn = worst_gn.max((got.grad_norm - gn).abs() / gn.abs());
+        assert!(
+            close(got.grad_norm, gn, 1e-5, 0.0),
+            "{run} step {}: grad norm {} vs {gn}",
+            got.step,
+            got.grad_norm
+        );
+    }
+    eprintln!("{run}: max relative difference: loss {worst_loss:.2e}, grad norm {worst_gn:.2e}");
+    // Final parameter norms, in f64 from the f32 tensors.
+    let norms = want["final"]["param_l2_norms"].as_object().unwrap();
+    let params = tr.model.encoder.params();
+    for (name, w) in norms {
+        let t = params.iter().find(|(n, _)| n == name).unwrap().1;
+        let got = t
+            .to_dtype(candle_core::DType::F64)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .sqrt();
+        let w = w.as_f64().unwrap();
+        assert!(
+            close(got, w, 1e-5, 1e-6),
+            "{run}: norm of {name} {got} vs {w}"
+        );
+    }
+    // Probe embeddings (first 8 dims) of the trained model.
+    let probes: Vec<String> = serde_json::from_value(want["final"]["probe_texts"].clone()).unwrap();
+    let probe_refs: Vec<&str> = probes.iter().map(|s| s.as_str()).collect();
+    let detached = model::SentenceModel {
+        encoder: tr.model.encoder.detached(),
+        tokenizer: tr.model.tokenizer.clone(),
+        pooling: tr.model.pooling,
+        normalize: tr.model.normalize,
+        max_seq_length: tr.model.max_seq_length,
+        dir: tr.model.dir.clone(),
+        transformer_dir: tr.model.transformer_dir.clone(),
+        device: tr.model.device.clone(),
+    };
+    let emb = detached.encode(&probe_refs, 32, |_| {}).unwrap();
+    let want_emb: Vec<Vec<f64>> =
+        serde_json::from_value(want["final"]["probe_embeddings_first8"].clone()).unwrap();
+    for (e, w) in emb.iter().zip(&want_emb) {
+        for (a, b) in e.iter().zip(w) {
+            assert!(
+                (*a as f64 - b).abs() <= 1e-5,
+                "{run}: probe embedding {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// The final weights against `<run>.final.safetensors`: normwise relative over all weights
+/// ≤ 1e-5 and elementwise ≤ 1e-4 (the README's bar).
+fn check_final_weights(run: &str, tr: &Trainer) {
+    let p = shared_dir().join(format!("reference/train-parity/{run}.final.safetensors"));
+    let want = candle_core::safetensors::load(&p, &candle_core::Device::Cpu).unwrap();
+    let sq = |x: &candle_core::Tensor| {
+        let x = x.to_dtype(candle_core::DType::F64).unwrap();
+        x.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let (mut diff_sq, mut want_sq) = (0f64, 0f64);
+    for (name, t) in tr.model.encoder.params().iter() {
+        let w = &want[name];
+        let d = (t - w).unwrap();
+        diff_sq += sq(&d);
+        want_sq += sq(w);
+        let max = d
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(max <= 1e-4, "{run}: {name} differs by up to {max:e}");
+    }
+    let rel = (diff_sq / want_sq).sqrt();
+    eprintln!("{run}: final weights normwise relative difference {rel:.2e}");
+    assert!(
+        rel <= 1e-5,
+        "{run}: final weights differ normwise by {rel:e}"
+    );
+}
+
+#[test]
+fn mnrl_pairs_matches_pytorch() {
+    check_run("mnrl_pairs");
+    let (tr, _out) = trained("mnrl_pairs");
+    check_final_weights("mnrl_pairs", &tr);
+}
+
+#[test]
+fn mnrl_symmetric_matches_pytorch() {
+    check_run("mnrl_symmetric");
+}
+
+#[test]
+fn mnrl_hardneg_matches_pytorch() {
+    check_run("mnrl_hardneg");
+    let (tr, _out) = trained("mnrl_hardneg");
+    check_final_weights("mnrl_hardneg", &tr);
+}
+
+#[test]
+fn gradcache_equivalence_matches_pytorch() {
+    check_run("gradcache_equivalence");
+}
