@@ -36,6 +36,15 @@ impl TextTokenizer {
         Ok(t)
     }
 
+    /// A tokenizer with an empty vocabulary, for models fed token ids directly (benchmarks).
+    pub fn placeholder(max_len: usize) -> Self {
+        Self {
+            inner: Tokenizer::new(tokenizers::models::wordlevel::WordLevel::default()),
+            path: PathBuf::from("<none>"),
+            max_len,
+        }
+    }
+
     pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
         self.inner
             .with_truncation(Some(TruncationParams {

@@ -5,6 +5,7 @@ mod bench;
 mod encode;
 mod progress;
 mod texts;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ struct Cli {
 enum Cmd {
     /// Embed texts with a model.
     Encode(encode::EncodeArgs),
+    /// Train (fine-tune) a model as a recipe says.
+    Train(train_cmd::TrainArgs),
     /// Measure throughput on built-in inputs.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -66,6 +69,7 @@ fn main() {
     }
     let res = match &cli.cmd {
         Cmd::Encode(a) => encode::run(a),
+        Cmd::Train(a) => train_cmd::run(a),
         Cmd::Bench(b) => bench::run(b),
     };
     if let Err(e) = res {

@@ -61,6 +61,23 @@ pub fn make_loss(recipe: &Recipe) -> Box<dyn Loss> {
     }
 }
 
+/// Tokenizes a batch column by column, each column padded on its own to its longest row. Every
+/// row contributes as many columns as the shortest row has (pairs beside triplets train as pairs
+/// for that batch).
+pub fn tokenize_batch(model: &SentenceModel, rows: &[pairs::Row]) -> Result<TrainBatch> {
+    let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
+    let mut columns = Vec::with_capacity(k);
+    for c in 0..k {
+        let texts: Vec<String> = rows.iter().map(|r| r[c].clone()).collect();
+        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+        let ids = model.tokenizer.encode_batch(&refs)?;
+        let id_refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+        let (ids, mask) = pad_batch(&id_refs, model.pad_id(), 1, &model.device)?;
+        columns.push(Column { ids, mask, texts });
+    }
+    Ok(TrainBatch { columns })
+}
+
 impl Trainer {
     /// Loads the base model and data of `recipe`; with `resume`, continues from that checkpoint
     /// folder (or the newest checkpoint under that output folder).
@@ -124,29 +141,13 @@ impl Trainer {
         self.loss.name()
     }
 
-    fn tokenize(&self, rows: &[pairs::Row]) -> Result<TrainBatch> {
-        // Every row contributes as many columns as the shortest row has (pairs beside triplets
-        // train as pairs for that batch).
-        let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
-        let mut columns = Vec::with_capacity(k);
-        for c in 0..k {
-            let texts: Vec<String> = rows.iter().map(|r| r[c].clone()).collect();
-            let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
-            let ids = self.model.tokenizer.encode_batch(&refs)?;
-            let id_refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
-            let (ids, mask) = pad_batch(&id_refs, self.model.pad_id(), 1, &self.model.device)?;
-            columns.push(Column { ids, mask, texts });
-        }
-        Ok(TrainBatch { columns })
-    }
-
     /// One optimizer step.
     pub fn train_step(&mut self) -> Result<StepRecord> {
         let t0 = Instant::now();
         let t = &self.recipe.train;
         let lr = linear_warmup_decay(t.lr, self.step, t.warmup_steps, t.steps);
         let rows = self.data.next_batch(t.batch_size)?;
-        let batch = self.tokenize(&rows)?;
+        let batch = tokenize_batch(&self.model, &rows)?;
         let out = self
             .loss
             .compute(&self.model, &self.opt.vars, &batch, &mut self.dropout)?;

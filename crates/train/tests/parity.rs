@@ -170,3 +170,51 @@ fn mnrl_hardneg_matches_pytorch() {
 fn gradcache_equivalence_matches_pytorch() {
     check_run("gradcache_equivalence");
 }
+
+/// The saved folder loads back (sentence-transformers layout) and embeds exactly as the model in
+/// memory did.
+#[test]
+fn saved_model_loads_with_identical_embeddings() {
+    let (tr, out) = trained("mnrl_symmetric");
+    let dir = tr.save_final().unwrap();
+    assert_eq!(dir, out.path().join("model"));
+    for f in [
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "README.md",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(out.path().join("training.svg").is_file());
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("train_log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        12
+    );
+    let loaded = model::SentenceModel::load(&dir, &Default::default()).unwrap();
+    assert_eq!(loaded.max_seq_length, 32);
+    assert!(loaded.normalize);
+    let texts = [
+        "How do I descale a kettle?",
+        "Vinegar and water, then rinse twice.",
+    ];
+    let detached = model::SentenceModel {
+        encoder: tr.model.encoder.detached(),
+        tokenizer: tr.model.tokenizer.clone(),
+        pooling: tr.model.pooling,
+        normalize: tr.model.normalize,
+        max_seq_length: tr.model.max_seq_length,
+        dir: tr.model.dir.clone(),
+        transformer_dir: tr.model.transformer_dir.clone(),
+        device: tr.model.device.clone(),
+    };
+    let a = detached.encode(&texts, 8, |_| {}).unwrap();
+    let b = loaded.encode(&texts, 8, |_| {}).unwrap();
+    assert_eq!(a, b);
+}

@@ -1,0 +1,97 @@
+//! `pairtrain train`: run a recipe.
+
+use crate::progress;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use train::{Recipe, Trainer};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The recipe (TOML): [model], [loss], [train] and [[data]] sections; see README.md.
+    /// Relative paths in it are taken from the working directory.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Also write one JSON line per step here: {"step", "loss", "lr", "grad_norm"} (grad_norm
+    /// before clipping, lr as used by that step).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Continue from a checkpoint folder, or from the newest checkpoint under an output folder.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let recipe = Recipe::load(&args.config)?;
+    if !recipe.eval.is_empty() {
+        eprintln!(
+            "warning: {}: [[eval]] entries are not run yet; training without them",
+            args.config.display()
+        );
+    }
+    let mut tr = Trainer::new(recipe, args.resume.as_deref())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // First Ctrl-C: finish the step, save a checkpoint, exit. Second: exit at once.
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to abort)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let mut trace = match &args.trace {
+        Some(p) => Some(std::io::LineWriter::new(
+            std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
+        )),
+        None => None,
+    };
+    let total = tr.recipe.train.steps as u64;
+    let bar = progress::bar(total, "training", "steps", args.quiet);
+    bar.set_position(tr.step as u64);
+    let mut trace_err = None;
+    let finished = tr.run(&stop, |r| {
+        bar.set_position(r.step as u64);
+        bar.set_message(format!("loss {:.4}", r.loss));
+        if let Some(t) = trace.as_mut() {
+            let line = serde_json::json!({
+                "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm
+            });
+            if let Err(e) = writeln!(t, "{line}") {
+                trace_err.get_or_insert(e);
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(e) = trace_err {
+        return Err(e).context("writing the trace");
+    }
+    if !finished {
+        eprintln!(
+            "stopped after step {}; checkpoint saved under {}; continue with --resume {}",
+            tr.step,
+            tr.output_dir().join("checkpoints").display(),
+            tr.output_dir().display()
+        );
+        std::process::exit(130);
+    }
+    let dir = tr.save_final()?;
+    if let Some(last) = tr.history.last() {
+        eprintln!(
+            "trained {} steps, final loss {:.4}; model in {}, log and plot in {}",
+            tr.step,
+            last.loss,
+            dir.display(),
+            tr.output_dir().display()
+        );
+    }
+    Ok(())
+}
