@@ -6,7 +6,7 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::ops::{attention, gelu_erf, layer_norm, linear, masked_softmax};
+use crate::ops::{attention, gelu_erf, layer_norm, linear};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
 use candle_core::Tensor;
@@ -153,22 +153,13 @@ impl Encoder for Bert {
             let q = self.linear(&x, &format!("{p}.attention.self.query"))?;
             let k = self.linear(&x, &format!("{p}.attention.self.key"))?;
             let v = self.linear(&x, &format!("{p}.attention.self.value"))?;
-            let ctx = match dropout.as_deref_mut() {
-                // Dropout on the attention probabilities needs them materialised.
+            let attn_drop = match dropout.as_deref_mut() {
                 Some(d) if cfg.attention_probs_dropout_prob > 0.0 => {
-                    let split = |t: Tensor| -> Result<Tensor> {
-                        Ok(t.reshape((b, l, nh, dh))?.transpose(1, 2)?.contiguous()?)
-                    };
-                    let probs = masked_softmax(&split(q)?.matmul(&split(k)?.t()?)?, mask, scale)?;
-                    let probs = d.apply(&probs, cfg.attention_probs_dropout_prob)?;
-                    probs
-                        .matmul(&split(v)?)?
-                        .transpose(1, 2)?
-                        .contiguous()?
-                        .reshape((b, l, h))?
+                    Some((cfg.attention_probs_dropout_prob, d.next_seed()))
                 }
-                _ => attention(&q, &k, &v, mask, nh, scale)?,
+                _ => None,
             };
+            let ctx = attention(&q, &k, &v, mask, nh, scale, attn_drop)?;
             let a = self.linear(&ctx, &format!("{p}.attention.output.dense"))?;
             let a = self.drop(a, cfg.hidden_dropout_prob, &mut dropout)?;
             let x1 = self.ln(&(a + &x)?, &format!("{p}.attention.output.LayerNorm"))?;

@@ -358,23 +358,98 @@ impl CustomOp3 for LayerNorm {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let n = x.dim(D::Minus1)?;
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let rstd = (var + self.eps)?.sqrt()?.recip()?;
-        let xhat = xc.broadcast_mul(&rstd)?;
-        let gh = g.broadcast_mul(w)?;
-        // dx = rstd · (gh − mean(gh) − x̂ · mean(gh · x̂))
-        let m1 = gh.mean_keepdim(D::Minus1)?;
-        let m2 = (&gh * &xhat)?.mean_keepdim(D::Minus1)?;
-        let dx = gh
-            .broadcast_sub(&m1)?
-            .sub(&xhat.broadcast_mul(&m2)?)?
-            .broadcast_mul(&rstd)?;
-        let rows = g.elem_count() / n;
-        let dw = (g * &xhat)?.reshape((rows, n))?.sum(0)?;
-        let db = g.reshape((rows, n))?.sum(0)?;
+        let rows = x.elem_count() / n;
+        // One pass per row; the kernel returns [dx rows…, dw, db] stacked.
+        let packed = x.contiguous()?.apply_op3_no_bwd(
+            &w.contiguous()?,
+            &g.contiguous()?,
+            &LayerNormBwd { eps: self.eps },
+        )?;
+        let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, rows, 1)?.reshape(n)?;
+        let db = packed.narrow(0, rows + 1, 1)?.reshape(n)?;
         Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// LayerNorm's backward: with x̂ = (x − μ)·r, r = 1/√(σ² + ε) and ĝ = g·w,
+/// dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), dw = Σ_rows g·x̂, db = Σ_rows g.
+struct LayerNormBwd {
+    eps: f64,
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "pt-layer-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(
+            eps: f64,
+            (s1, l1): (&CpuStorage, &Layout),
+            (s2, l2): (&CpuStorage, &Layout),
+            (s3, l3): (&CpuStorage, &Layout),
+        ) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s1, l1, "layer_norm_bwd")?;
+            let w = contiguous::<T>(s2, l2, "layer_norm_bwd")?;
+            let g = contiguous::<T>(s3, l3, "layer_norm_bwd")?;
+            let n = l1.dims().last().copied().unwrap_or(1);
+            let rows = x.len() / n.max(1);
+            let eps = T::from(eps).unwrap_or(T::epsilon());
+            let nf = T::from(n).unwrap_or(T::one());
+            let mut out = vec![T::zero(); (rows + 2) * n];
+            let (dx, acc) = out.split_at_mut(rows * n);
+            let chunk_rows = (PAR_MIN_ELEMS / n.max(1)).max(1);
+            // Each task writes its rows of dx and returns its partial dw, db.
+            let partials: Vec<Vec<T>> = dx
+                .par_chunks_mut(chunk_rows * n)
+                .enumerate()
+                .map(|(c, dxc)| {
+                    let mut part = vec![T::zero(); 2 * n];
+                    simd(|| {
+                        let (dw, db) = part.split_at_mut(n);
+                        let mut xhat = vec![T::zero(); n];
+                        for (r, dxr) in dxc.chunks_mut(n).enumerate() {
+                            let row = c * chunk_rows + r;
+                            let xr = &x[row * n..(row + 1) * n];
+                            let gr = &g[row * n..(row + 1) * n];
+                            let mean = lanes_sum(xr, |v| v) / nf;
+                            let var = lanes_sum(xr, |v| (v - mean) * (v - mean)) / nf;
+                            let rstd = T::one() / (var + eps).sqrt();
+                            let (mut m1, mut m2) = (T::zero(), T::zero());
+                            for i in 0..n {
+                                xhat[i] = (xr[i] - mean) * rstd;
+                                let gh = gr[i] * w[i];
+                                m1 = m1 + gh;
+                                m2 = m2 + gh * xhat[i];
+                                dw[i] = dw[i] + gr[i] * xhat[i];
+                                db[i] = db[i] + gr[i];
+                            }
+                            let (m1, m2) = (m1 / nf, m2 / nf);
+                            for i in 0..n {
+                                dxr[i] = rstd * (gr[i] * w[i] - m1 - xhat[i] * m2);
+                            }
+                        }
+                    });
+                    part
+                })
+                .collect();
+            for part in partials {
+                for (a, p) in acc.iter_mut().zip(part) {
+                    *a = *a + p;
+                }
+            }
+            Ok((T::wrap(out), Shape::from((rows + 2, n))))
+        }
+        dispatch!(s1, run(self.eps, (s1, l1), (s2, l2), (s3, l3)))
     }
 }
 
@@ -673,6 +748,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 struct Attention {
     heads: usize,
     scale: f64,
+    /// Dropout on the attention probabilities: (p, mask seed). The mask of element
+    /// [b, head, i, j] is `crate::dropout::mask_tensor`'s for the full [B, heads, L, L] shape.
+    dropout: Option<(f64, u64)>,
     /// [B, L] attention mask (1 = real token), the same for queries and keys.
     mask: Vec<f32>,
 }
@@ -765,9 +843,17 @@ impl CustomOp3 for Attention {
                 }
                 simd(|| {
                     let mut row = vec![T::zero(); kl];
-                    for r in p.chunks_mut(kl) {
+                    for (i, r) in p.chunks_mut(kl).enumerate() {
                         row.copy_from_slice(r);
                         softmax_row(&row, r, &mask[..kl], scale);
+                        if let Some((dp, seed)) = op.dropout {
+                            let keep = T::from(1.0 / (1.0 - dp)).unwrap_or(T::one());
+                            let base = ((task * l + i) * l) as u64;
+                            for (j, v) in r.iter_mut().enumerate() {
+                                let u = crate::rng::hash_uniform(seed, base + j as u64);
+                                *v = if u >= dp as f32 { *v * keep } else { T::zero() };
+                            }
+                        }
                     }
                 });
                 unsafe {
@@ -819,8 +905,24 @@ impl CustomOp3 for Attention {
         let (qh, kh, vh, go) = (heads(q)?, heads(k)?, heads(v)?, heads(grad)?);
         let mask = Tensor::from_vec(self.mask.clone(), (b, l), q.device())?;
         let p = masked_softmax(&qh.matmul(&kh.t()?)?, &mask, self.scale)?;
-        let dv = p.t()?.matmul(&go)?;
+        // With dropout, the output used P·M (M the scaled keep-mask); dP = (dO·Vᵀ)·M.
+        let drop = match self.dropout {
+            Some((dp, seed)) => Some(
+                crate::dropout::mask_tensor(seed, dp, p.shape(), p.device())?
+                    .to_dtype(p.dtype())?,
+            ),
+            None => None,
+        };
+        let pd = match &drop {
+            Some(m) => (&p * m)?,
+            None => p.clone(),
+        };
+        let dv = pd.t()?.matmul(&go)?;
         let dp = go.matmul(&vh.t()?)?;
+        let dp = match &drop {
+            Some(m) => (dp * m)?,
+            None => dp,
+        };
         let dot = (&dp * &p)?.sum_keepdim(D::Minus1)?;
         let ds = ((p * dp.broadcast_sub(&dot)?)? * self.scale)?;
         let dq = ds.matmul(&kh)?;
@@ -830,8 +932,8 @@ impl CustomOp3 for Attention {
 }
 
 /// Multi-head scaled dot-product attention as BERT computes it. `q`, `k`, `v`: [B, L, H] with
-/// head `i` in columns `i·H/heads ..`; `mask`: [B, L]. Returns the context [B, L, H].
-/// Differentiable in q, k and v.
+/// head `i` in columns `i·H/heads ..`; `mask`: [B, L]; `dropout`: (p, seed) for dropout on the
+/// attention probabilities. Returns the context [B, L, H]. Differentiable in q, k and v.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -839,17 +941,28 @@ pub fn attention(
     mask: &Tensor,
     heads: usize,
     scale: f64,
+    dropout: Option<(f64, u64)>,
 ) -> Result<Tensor> {
+    let dropout = dropout.filter(|(p, _)| *p > 0.0);
     if uses_cpu_kernel(q) {
         let mask = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let op = Attention { heads, scale, mask };
+        let op = Attention {
+            heads,
+            scale,
+            mask,
+            dropout,
+        };
         q.contiguous()?
             .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
     } else {
         let (b, l, h) = q.dims3()?;
         let dh = h / heads;
         let split = |t: &Tensor| t.reshape((b, l, heads, dh))?.transpose(1, 2)?.contiguous();
-        let p = masked_softmax(&split(q)?.matmul(&split(k)?.t()?)?, mask, scale)?;
+        let mut p = masked_softmax(&split(q)?.matmul(&split(k)?.t()?)?, mask, scale)?;
+        if let Some((dp, seed)) = dropout {
+            let m = crate::dropout::mask_tensor(seed, dp, p.shape(), p.device())?;
+            p = (p * m.to_dtype(q.dtype())?)?;
+        }
         p.matmul(&split(v)?)?
             .transpose(1, 2)?
             .contiguous()?
@@ -992,7 +1105,7 @@ mod tests {
             [[1f32, 0., 1., 1., 0.], [1., 1., 1., 1., 0.]],
         ] {
             let mask = Tensor::new(&mask, &Device::Cpu)?;
-            let got = attention(&q, &k, &v, &mask, nh, 0.5)?;
+            let got = attention(&q, &k, &v, &mask, nh, 0.5, None)?;
             let split = |t: &Tensor| t.reshape((b, l, nh, h / nh))?.transpose(1, 2)?.contiguous();
             let bias = ((1.0 - &mask)? * f32::MIN as f64)?.reshape((b, 1, 1, l))?;
             let s = (split(&q)?.matmul(&split(&k)?.t()?)? * 0.5)?.broadcast_add(&bias)?;
@@ -1019,7 +1132,15 @@ mod tests {
             &vars,
             |_, n| (0..n).collect(),
             || {
-                let o = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 3, 0.6)?;
+                let o = attention(
+                    q.as_tensor(),
+                    k.as_tensor(),
+                    v.as_tensor(),
+                    &mask,
+                    3,
+                    0.6,
+                    Some((0.3, 99)),
+                )?;
                 (o * &proj)?.sum_all()
             },
         );

@@ -35,24 +35,36 @@ fn every_parameter_receives_a_gradient() {
     // The pooler is not part of a sentence embedding and is not trainable.
     assert!(vars.iter().all(|(n, _)| !n.starts_with("pooler.")));
     assert_eq!(vars.len(), 5 + 2 * 16);
-    for (name, var) in &vars {
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name}: no gradient"));
-        let norm = g
-            .sqr()
+    let norm = |t: &Tensor| {
+        t.sqr()
             .unwrap()
             .sum_all()
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
-            .sqrt();
+            .sqrt()
+    };
+    let norms: Vec<f32> = vars
+        .iter()
+        .map(|(name, var)| {
+            norm(
+                grads
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{name}: no gradient")),
+            )
+        })
+        .collect();
+    let largest = norms.iter().copied().fold(0f32, f32::max);
+    for ((name, _), n) in vars.iter().zip(norms) {
         if name.ends_with("attention.self.key.bias") {
             // Adding a constant to every key score of a query leaves the softmax unchanged: this
             // gradient is zero in exact arithmetic and rounding noise in floats.
-            assert!(norm < 1e-5, "{name}: {norm}");
+            assert!(n < 1e-5 * largest, "{name}: {n} (largest {largest})");
         } else {
-            assert!(norm > 1e-6, "{name}: gradient norm {norm}");
+            assert!(
+                n > 1e-4 * largest,
+                "{name}: gradient norm {n} (largest {largest})"
+            );
         }
     }
 }

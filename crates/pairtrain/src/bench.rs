@@ -11,6 +11,38 @@ use std::time::Instant;
 pub enum BenchCmd {
     /// Sentences per second of `encode` on N built-in texts of mixed lengths.
     Encode(BenchEncodeArgs),
+    /// Seconds per training step (MNRL + AdamW) of a randomly initialised BERT of a given shape.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value_t = 6)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 384)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 12)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 1536)]
+    pub intermediate: usize,
+    /// Pairs per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Tokens per text (every text is this long, no padding).
+    #[arg(long, default_value_t = 64)]
+    pub seq: usize,
+    /// Timed steps (after one untimed warm-up step); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Dropout probability (hidden and attention), as BERT's config sets it.
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f64,
+    /// Use CachedMultipleNegativesRankingLoss (GradCache) with this mini-batch size.
+    #[arg(long)]
+    pub mini_batch: Option<usize>,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -38,6 +70,7 @@ pub struct BenchEncodeArgs {
 pub fn run(cmd: &BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Encode(a) => encode(a),
+        BenchCmd::Train(a) => train_step(a),
     }
 }
 
@@ -161,6 +194,104 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
     );
     if a.json {
         println!("{}", serde_json::json!({ "sentences_per_s": sps }));
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn train_step(a: &BenchTrainArgs) -> Result<()> {
+    use candle_core::{DType, Device, Tensor};
+    use model::{build_encoder, ModelConfig, ParamSource, Pooling};
+    use train::losses::{
+        CachedMultipleNegativesRankingLoss, Column, Loss, MultipleNegativesRankingLoss, TrainBatch,
+    };
+    use train::optim::{clip_grad_norm, AdamW, AdamWConfig};
+
+    let mut cfg = ModelConfig::bert(a.hidden, a.layers, a.heads, a.intermediate);
+    cfg.max_position_embeddings = cfg.max_position_embeddings.max(a.seq);
+    cfg.hidden_dropout_prob = a.dropout;
+    cfg.attention_probs_dropout_prob = a.dropout;
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let encoder = build_encoder(&cfg, ParamSource::random(1, 0.02, DType::F32, &Device::Cpu))?;
+    let mut m = model::SentenceModel {
+        encoder,
+        tokenizer: model::tokenize::TextTokenizer::placeholder(a.seq),
+        pooling: Pooling::Mean,
+        normalize: true,
+        max_seq_length: a.seq,
+        dir: PathBuf::from("<random>"),
+        transformer_dir: PathBuf::from("<random>"),
+        device: Device::Cpu,
+    };
+    let vars = m.encoder.params_mut().make_trainable()?;
+    let mut opt = AdamW::new(vars, AdamWConfig::default());
+    let loss: Box<dyn Loss> = match a.mini_batch {
+        Some(mb) => Box::new(CachedMultipleNegativesRankingLoss {
+            scale: 20.0,
+            mini_batch_size: mb,
+            symmetric: false,
+        }),
+        None => Box::new(MultipleNegativesRankingLoss { scale: 20.0 }),
+    };
+    let mut rng = Rng::new(7);
+    let mut column = |tag: &str| -> Result<Column> {
+        let ids: Vec<u32> = (0..a.batch * a.seq)
+            .map(|_| 1000 + rng.below(29_000) as u32)
+            .collect();
+        Ok(Column {
+            ids: Tensor::from_vec(ids, (a.batch, a.seq), &Device::Cpu)?,
+            mask: Tensor::ones((a.batch, a.seq), DType::F32, &Device::Cpu)?,
+            texts: (0..a.batch).map(|i| format!("{tag}{i}")).collect(),
+        })
+    };
+    let batch = TrainBatch {
+        columns: vec![column("a")?, column("p")?],
+    };
+    let mut dropout = model::Dropout::new(3);
+    let mut times = Vec::new();
+    for i in 0..=a.steps.max(1) {
+        let t = Instant::now();
+        let out = loss.compute(&m, &opt.vars, &batch, &mut dropout)?;
+        let mut grads = out.grads;
+        clip_grad_norm(&mut grads, 1.0)?;
+        opt.step(&grads, 2e-5)?;
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(|x, y| x.total_cmp(y));
+    let median = times[times.len() / 2];
+    let rss = peak_rss_mib();
+    println!(
+        "train step: {} layers × {} hidden, batch {}{}, seq {}, {} threads: median {:.4} s/step, \
+         peak RSS {:.0} MiB",
+        a.layers,
+        a.hidden,
+        a.batch,
+        a.mini_batch
+            .map_or(String::new(), |mb| format!(" (GradCache mini-batch {mb})")),
+        a.seq,
+        rayon::current_num_threads(),
+        median,
+        rss
+    );
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "s_per_step": median, "peak_rss_mib": rss })
+        );
     }
     Ok(())
 }

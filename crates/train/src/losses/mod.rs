@@ -160,7 +160,8 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     fn unit_rows(v: &[[f32; 2]]) -> Tensor {
-        let t = Tensor::new(v, &Device::Cpu).unwrap();
+        let flat: Vec<f32> = v.iter().flatten().copied().collect();
+        let t = Tensor::from_vec(flat, (v.len(), 2), &Device::Cpu).unwrap();
         model::pooling::l2_normalize(&t).unwrap()
     }
 
