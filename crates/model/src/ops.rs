@@ -717,8 +717,56 @@ impl CustomOp3 for Linear {
         let x2 = x.reshape((m, k))?;
         let dx = g2.matmul(w)?.reshape(x.shape())?;
         let dw = g2.t()?.matmul(&x2)?;
-        let db = g2.sum(0)?;
+        let db = sum_rows(&g2)?;
         Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// Column sums of a 2-D tensor (rows split across threads). candle's `sum(0)` walks a strided
+/// layout one element at a time; this is the bias gradient of every linear layer.
+struct SumRows;
+
+impl CustomOp1 for SumRows {
+    fn name(&self) -> &'static str {
+        "pt-sum-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s, l, "sum_rows")?;
+            let (_, n) = l.shape().dims2()?;
+            let chunk = (PAR_MIN_ELEMS / n.max(1)).max(1) * n;
+            let partials: Vec<Vec<T>> = x
+                .par_chunks(chunk.max(1))
+                .map(|c| {
+                    let mut acc = vec![T::zero(); n];
+                    simd(|| {
+                        for row in c.chunks(n) {
+                            for (a, &v) in acc.iter_mut().zip(row) {
+                                *a = *a + v;
+                            }
+                        }
+                    });
+                    acc
+                })
+                .collect();
+            let mut out = vec![T::zero(); n];
+            for p in partials {
+                for (a, v) in out.iter_mut().zip(p) {
+                    *a = *a + v;
+                }
+            }
+            Ok((T::wrap(out), Shape::from(n)))
+        }
+        dispatch!(s, run(s, l))
+    }
+}
+
+fn sum_rows(x: &Tensor) -> Result<Tensor> {
+    if uses_cpu_kernel(x) {
+        x.contiguous()?.apply_op1_no_bwd(&SumRows)
+    } else {
+        x.sum(0)
     }
 }
 
