@@ -148,3 +148,72 @@ pub fn pad_batch(
         Tensor::from_vec(mask, (b, l), device)?.to_dtype(DType::F32)?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Two rows of three tokens of dimension 2; row 1's last token is padding and holds a value
+    /// that would win every mode if the mask were ignored.
+    fn tokens() -> (Tensor, Tensor) {
+        let t = Tensor::new(
+            &[
+                [[1f32, -2.], [3., 0.], [-1., 4.]],
+                [[2., 2.], [0., -4.], [100., 100.]],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let m = Tensor::new(&[[1f32, 1., 1.], [1., 1., 0.]], &Device::Cpu).unwrap();
+        (t, m)
+    }
+
+    fn rows(t: Tensor) -> Vec<Vec<f32>> {
+        t.to_vec2::<f32>().unwrap()
+    }
+
+    #[test]
+    fn every_mode_respects_the_mask() {
+        let (t, m) = tokens();
+        assert_eq!(
+            rows(Pooling::Mean.apply(&t, &m).unwrap()),
+            [[1.0, 2.0 / 3.0], [1.0, -1.0]]
+        );
+        assert_eq!(
+            rows(Pooling::Cls.apply(&t, &m).unwrap()),
+            [[1.0, -2.0], [2.0, 2.0]]
+        );
+        assert_eq!(
+            rows(Pooling::Max.apply(&t, &m).unwrap()),
+            [[3.0, 4.0], [2.0, 2.0]]
+        );
+        let s = rows(Pooling::MeanSqrtLen.apply(&t, &m).unwrap());
+        assert!((s[1][0] - 2.0 / 2f32.sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn normalize_gives_unit_rows_and_keeps_zero_rows_finite() {
+        let x = Tensor::new(&[[3f32, 4.], [0., 0.]], &Device::Cpu).unwrap();
+        assert_eq!(rows(l2_normalize(&x).unwrap()), [[0.6, 0.8], [0.0, 0.0]]);
+    }
+
+    #[test]
+    fn reads_both_pooling_config_spellings() {
+        let dir = std::env::temp_dir().join(format!("pt-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        std::fs::write(
+            &p,
+            r#"{"word_embedding_dimension": 4, "pooling_mode_cls_token": true,
+            "pooling_mode_mean_tokens": false}"#,
+        )
+        .unwrap();
+        assert_eq!(Pooling::load(&p).unwrap(), Pooling::Cls);
+        std::fs::write(&p, r#"{"embedding_dimension": 4, "pooling_mode": "max"}"#).unwrap();
+        assert_eq!(Pooling::load(&p).unwrap(), Pooling::Max);
+        std::fs::write(&p, r#"{"pooling_mode": "weird"}"#).unwrap();
+        assert!(Pooling::load(&p).unwrap_err().to_string().contains("weird"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

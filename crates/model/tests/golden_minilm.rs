@@ -39,3 +39,40 @@ fn embeddings_match_with_batch_32() {
 fn embeddings_match_with_batch_1() {
     check_embeddings(1);
 }
+
+/// The same weights as a plain Hugging Face folder (no modules.json, no sentence_bert_config.json):
+/// mean pooling without normalisation, max_seq_length from tokenizer_config.json. Normalised
+/// afterwards, the embeddings are the golden ones.
+#[test]
+fn plain_hf_folder_means_mean_pooling_without_normalisation() {
+    let src = minilm_dir();
+    let dir = std::env::temp_dir().join(format!("pt-plain-hf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let m = SentenceModel::load(&dir, &LoadOptions::default()).unwrap();
+    assert!(!m.normalize);
+    assert_eq!(m.pooling, model::Pooling::Mean);
+    // This package's tokenizer_config.json says model_max_length 512 (the base MiniLM's), as
+    // sentence-transformers would also use for a plain folder.
+    assert_eq!(m.max_seq_length, 512);
+    let rows = golden("all-MiniLM-L6-v2.jsonl");
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).take(8).collect();
+    let emb = m.encode(&texts, 4, |_| {}).unwrap();
+    for (r, e) in rows.iter().zip(&emb) {
+        let norm = e.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() > 1e-3,
+            "plain HF output should not be normalised"
+        );
+        let unit: Vec<f32> = e.iter().map(|v| v / norm).collect();
+        assert!(max_abs_diff(&unit, &r.embedding) <= 1e-5);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

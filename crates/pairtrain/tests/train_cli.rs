@@ -127,3 +127,60 @@ fn sigkill_then_resume_continues_exactly() {
     assert_eq!(&before[..], &want[..before.len()]);
     assert_eq!(&after[..], &want[k..]);
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = recipe(d, "int");
+    let trace = d.join("int.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_pairtrain"))
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--trace")
+        .arg(&trace)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&trace).map_or(0, |s| s.lines().count()) < 10 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "training made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("checkpoint saved"), "{err}");
+    let done = losses(&trace).len();
+    assert!(done < STEPS);
+    let ckpt = d.join(format!("int/checkpoints/step-{done:08}"));
+    assert!(
+        ckpt.join("trainer_state.json").is_file(),
+        "no checkpoint at step {done}"
+    );
+    assert!(
+        !d.join("int/model").exists(),
+        "no final model for an interrupted run"
+    );
+
+    let resumed = d.join("resumed.jsonl");
+    let o = train(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--trace",
+        resumed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(losses(&resumed).first().map(|x| x.0), Some(done + 1));
+    assert!(d.join("int/model/model.safetensors").is_file());
+}

@@ -60,6 +60,8 @@ impl Loss for CachedMultipleNegativesRankingLoss {
             ranking_loss(&leaves, &texts, self.scale)?
         };
         let emb_grads = loss.backward()?;
+        let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        drop(loss);
 
         let mut total: Vec<Option<Tensor>> = vec![None; vars.len()];
         for (c, start, len, replay) in slices {
@@ -82,7 +84,7 @@ impl Loss for CachedMultipleNegativesRankingLoss {
         }
         *dropout = after_first_pass;
         Ok(LossOutput {
-            loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+            loss: loss_value,
             grads: total,
         })
     }

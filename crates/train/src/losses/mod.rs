@@ -69,12 +69,14 @@ fn embed_columns(
         .collect()
 }
 
-/// Runs backward from `loss` and collects the gradients of `vars`.
+/// Runs backward from `loss` and collects the gradients of `vars`, detached: a gradient that
+/// candle computed from tracked tensors still references the forward graph, and holding it
+/// would keep every activation alive (GradCache accumulates over many mini-batches).
 fn grads_of(loss: &Tensor, vars: &[(String, Var)]) -> Result<Vec<Option<Tensor>>> {
     let store = loss.backward()?;
     Ok(vars
         .iter()
-        .map(|(_, v)| store.get(v.as_tensor()).cloned())
+        .map(|(_, v)| store.get(v.as_tensor()).map(|g| g.detach()))
         .collect())
 }
 
