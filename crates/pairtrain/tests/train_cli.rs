@@ -119,7 +119,7 @@ fn sigkill_then_resume_continues_exactly() {
     let after = losses(&resumed_trace);
     let k = after[0].0 - 1;
     assert!(
-        k >= 7 && k % 7 == 0 && k <= before.len(),
+        k >= 7 && k.is_multiple_of(7) && k <= before.len(),
         "resumed after step {k}"
     );
     assert_eq!(after.len(), STEPS - k);

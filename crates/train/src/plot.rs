@@ -35,7 +35,8 @@ pub fn loss_lr_svg(history: &[StepRecord]) -> String {
         2.0 * h
     );
     let n = history.len().max(1) as f64;
-    let panels: [(&str, fn(&StepRecord) -> f64, &str); 2] = [
+    type Field = fn(&StepRecord) -> f64;
+    let panels: [(&str, Field, &str); 2] = [
         ("loss", |r| r.loss, "#9ecae1"),
         ("learning rate", |r| r.lr, "#d62728"),
     ];

@@ -189,7 +189,7 @@ impl Trainer {
                 .with_context(|| format!("{}: write failed", log_path.display()))?;
             on_step(&rec);
             let every = self.recipe.train.save_every;
-            if every > 0 && self.step % every == 0 && self.step < total {
+            if every > 0 && self.step.is_multiple_of(every) && self.step < total {
                 checkpoint::save(self)?;
             }
         }
