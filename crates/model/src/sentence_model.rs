@@ -179,6 +179,20 @@ impl SentenceModel {
         })
     }
 
+    /// The same model over the same weights, recording no gradients (inference during training).
+    pub fn detached(&self) -> SentenceModel {
+        SentenceModel {
+            encoder: self.encoder.detached(),
+            tokenizer: self.tokenizer.clone(),
+            pooling: self.pooling,
+            normalize: self.normalize,
+            max_seq_length: self.max_seq_length,
+            dir: self.dir.clone(),
+            transformer_dir: self.transformer_dir.clone(),
+            device: self.device.clone(),
+        }
+    }
+
     pub fn dim(&self) -> usize {
         self.encoder.config().hidden_size
     }

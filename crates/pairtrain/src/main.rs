@@ -3,6 +3,7 @@
 
 mod bench;
 mod encode;
+mod eval_cmd;
 mod progress;
 mod texts;
 mod train_cmd;
@@ -37,6 +38,10 @@ enum Cmd {
     Encode(encode::EncodeArgs),
     /// Train (fine-tune) a model as a recipe says.
     Train(train_cmd::TrainArgs),
+    /// Evaluate a model as sentence-transformers' evaluators do (STS, retrieval).
+    Eval(eval_cmd::EvalArgs),
+    /// Show the documents of a corpus closest to a query.
+    Search(eval_cmd::SearchArgs),
     /// Measure throughput on built-in inputs.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -70,6 +75,8 @@ fn main() {
     let res = match &cli.cmd {
         Cmd::Encode(a) => encode::run(a),
         Cmd::Train(a) => train_cmd::run(a),
+        Cmd::Eval(a) => eval_cmd::run_eval(a),
+        Cmd::Search(a) => eval_cmd::run_search(a),
         Cmd::Bench(b) => bench::run(b),
     };
     if let Err(e) = res {

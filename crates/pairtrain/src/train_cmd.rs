@@ -29,12 +29,6 @@ pub struct TrainArgs {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let recipe = Recipe::load(&args.config)?;
-    if !recipe.eval.is_empty() {
-        eprintln!(
-            "warning: {}: [[eval]] entries are not run yet; training without them",
-            args.config.display()
-        );
-    }
     let mut tr = Trainer::new(recipe, args.resume.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -82,6 +76,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             tr.output_dir().display()
         );
         std::process::exit(130);
+    }
+    if let Some(e) = tr.evals.last() {
+        for (task, metrics) in &e.eval {
+            let main = ["spearman_cosine", "cosine_ndcg@10"]
+                .iter()
+                .find_map(|k| metrics.get(*k).map(|v| format!("{k} {v:.5}")))
+                .unwrap_or_default();
+            eprintln!("eval {task} after step {}: {main}", e.step);
+        }
     }
     let dir = tr.save_final()?;
     if let Some(last) = tr.history.last() {

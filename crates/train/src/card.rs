@@ -16,6 +16,18 @@ pub fn model_card(tr: &Trainer) -> String {
     } else {
         f64::NAN
     };
+    let mut evals = String::new();
+    if let Some(e) = tr.evals.last() {
+        evals.push_str(&format!(
+            "\nEvaluation after step {}:\n\n| task | metric | value |\n| --- | --- | --- |\n",
+            e.step
+        ));
+        for (task, metrics) in &e.eval {
+            for (k, v) in metrics {
+                evals.push_str(&format!("| {task} | {k} | {v:.5} |\n"));
+            }
+        }
+    }
     format!(
         "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\ntags:\n\
          - sentence-transformers\n- feature-extraction\n- sentence-similarity\n---\n\n\
@@ -32,7 +44,7 @@ pub fn model_card(tr: &Trainer) -> String {
          seed {seed}\n\n\
          ## Results\n\n\
          - Final training loss: {final_loss}\n- Mean loss over the last {window} steps: \
-         {mean_tail:.4}\n",
+         {mean_tail:.4}\n{evals}",
         base = r.model.base,
         dim = tr.model.dim(),
         pool = tr.model.pooling.name(),

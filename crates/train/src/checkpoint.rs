@@ -18,6 +18,8 @@ struct TrainerState {
     dropout_rng: u64,
     data: serde_json::Value,
     history: Vec<crate::trainer::StepRecord>,
+    #[serde(default)]
+    evals: Vec<crate::trainer::EvalRecord>,
 }
 
 fn write_tensors(path: &Path, tensors: Vec<(String, Vec<f32>, Vec<usize>)>) -> Result<()> {
@@ -59,6 +61,7 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
         dropout_rng: tr.dropout.rng.state(),
         data: tr.data_state(),
         history: tr.history.clone(),
+        evals: tr.evals.clone(),
     };
     std::fs::write(
         tmp.join("trainer_state.json"),
@@ -127,6 +130,7 @@ pub fn load(tr: &mut Trainer, dir: &Path) -> Result<()> {
         rng: model::rng::Rng::new(state.dropout_rng),
     };
     tr.history = state.history;
+    tr.evals = state.evals;
     tr.restore_data(&state.data)?;
     Ok(())
 }

@@ -14,9 +14,9 @@ pub struct Recipe {
     pub train: TrainSection,
     #[serde(default)]
     pub data: Vec<DataSection>,
-    /// Evaluations during training (kept for the evaluation work; not run yet).
+    /// Evaluations run every `eval_every` steps and at the end.
     #[serde(default)]
-    pub eval: Vec<toml::Value>,
+    pub eval: Vec<eval::TaskSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +174,11 @@ impl Recipe {
         if self.data.is_empty() {
             bail!("no [[data]] entries");
         }
+        for e in &self.eval {
+            if !matches!(e.kind.as_str(), "sts" | "retrieval") {
+                bail!("[[eval]] kind \"{}\" is not one of sts, retrieval", e.kind);
+            }
+        }
         if let Some(p) = &self.model.pooling {
             if model::Pooling::parse(p).is_none() {
                 bail!("[model] pooling \"{p}\" is not one of mean, cls, max");
@@ -194,6 +199,9 @@ impl Recipe {
         fix(&mut self.train.output);
         for d in &mut self.data {
             fix(&mut d.path);
+        }
+        for e in &mut self.eval {
+            fix(&mut e.path);
         }
     }
 

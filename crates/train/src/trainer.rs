@@ -34,6 +34,13 @@ pub struct StepRecord {
     pub pairs_per_s: f64,
 }
 
+/// The results of the recipe's evaluations after a step: task → metric → value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub step: usize,
+    pub eval: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
+}
+
 pub struct Trainer {
     pub recipe: Recipe,
     pub model: SentenceModel,
@@ -44,6 +51,7 @@ pub struct Trainer {
     /// Steps completed.
     pub step: usize,
     pub history: Vec<StepRecord>,
+    pub evals: Vec<EvalRecord>,
     out: PathBuf,
 }
 
@@ -112,6 +120,7 @@ impl Trainer {
             data,
             step: 0,
             history: Vec::new(),
+            evals: Vec::new(),
             recipe,
         };
         if let Some(dir) = resume {
@@ -166,6 +175,23 @@ impl Trainer {
         Ok(rec)
     }
 
+    /// Runs every `[[eval]]` task of the recipe on the current weights.
+    pub fn evaluate(&mut self) -> Result<EvalRecord> {
+        let model = self.model.detached();
+        let mut eval = std::collections::BTreeMap::new();
+        for t in &self.recipe.eval {
+            let name = t.display_name();
+            let res = eval::run_task(&model, t).with_context(|| format!("evaluation {name}"))?;
+            eval.insert(name, res);
+        }
+        let rec = EvalRecord {
+            step: self.step,
+            eval,
+        };
+        self.evals.push(rec.clone());
+        Ok(rec)
+    }
+
     /// Trains until the recipe's step count, or until `stop` is set (then saves a checkpoint
     /// and returns early). `on_step` sees every step (progress bars, traces). Returns whether the
     /// run finished.
@@ -188,6 +214,15 @@ impl Trainer {
             writeln!(log, "{}", serde_json::to_string(&rec)?)
                 .with_context(|| format!("{}: write failed", log_path.display()))?;
             on_step(&rec);
+            let eval_every = self.recipe.train.eval_every;
+            let last = self.step == total;
+            if !self.recipe.eval.is_empty()
+                && (last || (eval_every > 0 && self.step.is_multiple_of(eval_every)))
+            {
+                let e = self.evaluate()?;
+                writeln!(log, "{}", serde_json::to_string(&e)?)
+                    .with_context(|| format!("{}: write failed", log_path.display()))?;
+            }
             let every = self.recipe.train.save_every;
             if every > 0 && self.step.is_multiple_of(every) && self.step < total {
                 checkpoint::save(self)?;

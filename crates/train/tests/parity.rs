@@ -87,16 +87,7 @@ fn check_run(run: &str) {
     // Probe embeddings (first 8 dims) of the trained model.
     let probes: Vec<String> = serde_json::from_value(want["final"]["probe_texts"].clone()).unwrap();
     let probe_refs: Vec<&str> = probes.iter().map(|s| s.as_str()).collect();
-    let detached = model::SentenceModel {
-        encoder: tr.model.encoder.detached(),
-        tokenizer: tr.model.tokenizer.clone(),
-        pooling: tr.model.pooling,
-        normalize: tr.model.normalize,
-        max_seq_length: tr.model.max_seq_length,
-        dir: tr.model.dir.clone(),
-        transformer_dir: tr.model.transformer_dir.clone(),
-        device: tr.model.device.clone(),
-    };
+    let detached = tr.model.detached();
     let emb = detached.encode(&probe_refs, 32, |_| {}).unwrap();
     let want_emb: Vec<Vec<f64>> =
         serde_json::from_value(want["final"]["probe_embeddings_first8"].clone()).unwrap();
@@ -204,17 +195,45 @@ fn saved_model_loads_with_identical_embeddings() {
         "How do I descale a kettle?",
         "Vinegar and water, then rinse twice.",
     ];
-    let detached = model::SentenceModel {
-        encoder: tr.model.encoder.detached(),
-        tokenizer: tr.model.tokenizer.clone(),
-        pooling: tr.model.pooling,
-        normalize: tr.model.normalize,
-        max_seq_length: tr.model.max_seq_length,
-        dir: tr.model.dir.clone(),
-        transformer_dir: tr.model.transformer_dir.clone(),
-        device: tr.model.device.clone(),
-    };
+    let detached = tr.model.detached();
     let a = detached.encode(&texts, 8, |_| {}).unwrap();
     let b = loaded.encode(&texts, 8, |_| {}).unwrap();
     assert_eq!(a, b);
+}
+
+/// `[[eval]]` entries run every `eval_every` steps and at the end; their results reach the
+/// training log and the model card.
+#[test]
+fn evaluations_during_training_reach_log_and_card() {
+    let root = repo_root();
+    let mut recipe = Recipe::load(&root.join("recipes/parity/mnrl_pairs.toml")).unwrap();
+    recipe.rebase(&root);
+    let out = tempfile::tempdir().unwrap();
+    recipe.train.output = out.path().display().to_string();
+    recipe.train.eval_every = 5;
+    let sts = out.path().join("tiny-sts.tsv");
+    std::fs::write(
+        &sts,
+        "sentence1\tsentence2\tscore\nA cat sits.\tA cat is sitting.\t4.8\n\
+         A cat sits.\tThe stock market fell.\t0.2\nHow to brew tea?\tTea brewing steps.\t4.0\n\
+         How to brew tea?\tA man plays guitar.\t0.5\n",
+    )
+    .unwrap();
+    recipe.eval = vec![eval::TaskSpec::new("sts", &sts)];
+    let mut tr = Trainer::new(recipe, None).unwrap();
+    assert!(tr.run(&AtomicBool::new(false), |_| {}).unwrap());
+    let steps: Vec<usize> = tr.evals.iter().map(|e| e.step).collect();
+    assert_eq!(steps, vec![5, 10, 12]);
+    let log = std::fs::read_to_string(out.path().join("train_log.jsonl")).unwrap();
+    let evals: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("eval").is_some())
+        .collect();
+    assert_eq!(evals.len(), 3);
+    assert!(evals[2]["eval"]["tiny-sts"]["spearman_cosine"].is_number());
+    let dir = tr.save_final().unwrap();
+    let card = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(card.contains("Evaluation after step 12"), "{card}");
+    assert!(card.contains("| tiny-sts | spearman_cosine |"), "{card}");
 }

@@ -1,0 +1,94 @@
+//! Evaluation tasks as a recipe or a suite file names them, and running them.
+
+use anyhow::{bail, Context, Result};
+use model::SentenceModel;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One evaluation: `kind = "sts"` with a TSV file, or `kind = "retrieval"` with a BEIR folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Key of the results (default: the file or folder name).
+    pub name: Option<String>,
+    pub kind: String,
+    pub path: String,
+    /// Texts per forward pass.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// retrieval: corpus documents embedded and scored at once.
+    #[serde(default = "d_chunk")]
+    pub corpus_chunk_size: usize,
+}
+
+fn d_batch() -> usize {
+    32
+}
+fn d_chunk() -> usize {
+    50_000
+}
+
+impl TaskSpec {
+    pub fn new(kind: &str, path: &Path) -> Self {
+        Self {
+            name: None,
+            kind: kind.to_string(),
+            path: path.display().to_string(),
+            batch_size: d_batch(),
+            corpus_chunk_size: d_chunk(),
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let p = Path::new(&self.path);
+            let stem = p.file_stem().or(p.file_name()).unwrap_or_default();
+            stem.to_string_lossy().into_owned()
+        })
+    }
+}
+
+/// A suite file: `[[task]]` entries; relative paths are taken from the suite file's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub task: Vec<TaskSpec>,
+}
+
+impl Suite {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let mut s: Suite =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().map(PathBuf::from).unwrap_or_default();
+        for t in &mut s.task {
+            if Path::new(&t.path).is_relative() {
+                t.path = base.join(&t.path).display().to_string();
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Loads a task's data and evaluates `model` on it.
+pub fn run_task(model: &SentenceModel, task: &TaskSpec) -> Result<BTreeMap<String, f64>> {
+    let path = Path::new(&task.path);
+    match task.kind.as_str() {
+        "sts" => {
+            let data = crate::embedding_similarity::load_sts(path)?;
+            crate::embedding_similarity::evaluate_sts(model, &data, task.batch_size)
+        }
+        "retrieval" => {
+            let data = crate::information_retrieval::load_beir(path)?;
+            crate::information_retrieval::evaluate_retrieval(
+                model,
+                &data,
+                task.batch_size,
+                task.corpus_chunk_size,
+            )
+        }
+        other => bail!("unknown evaluation kind \"{other}\" (use \"sts\" or \"retrieval\")"),
+    }
+}

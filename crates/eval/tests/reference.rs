@@ -1,0 +1,63 @@
+//! Every number sentence-transformers' evaluators report for all-MiniLM-L6-v2 on STS-B dev and
+//! Cranfield (shared/reference/eval), reproduced within 1e-4.
+
+use eval::{run_task, TaskSpec};
+use model::testing::{minilm_dir, shared_dir};
+use model::{LoadOptions, SentenceModel};
+use std::collections::BTreeMap;
+
+fn check(task: &str, got: &BTreeMap<String, f64>, want: &serde_json::Value) {
+    let want = want.as_object().unwrap();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{task}: metric keys {:?}",
+        got.keys()
+    );
+    let mut worst = 0f64;
+    for (k, w) in want {
+        let g = got.get(k).unwrap_or_else(|| panic!("{task}: no {k}"));
+        let d = (g - w.as_f64().unwrap()).abs();
+        worst = worst.max(d);
+        assert!(d <= 1e-4, "{task} {k}: {g} vs {w}");
+    }
+    eprintln!("{task}: all {} metrics within {worst:.1e}", want.len());
+}
+
+#[test]
+fn minilm_reproduces_sentence_transformers_numbers() {
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(shared_dir().join("reference/eval/all-MiniLM-L6-v2.json")).unwrap(),
+    )
+    .unwrap();
+    let model = SentenceModel::load(&minilm_dir(), &LoadOptions::default()).unwrap();
+    let data = shared_dir().join("data");
+    let sts = run_task(
+        &model,
+        &TaskSpec::new("sts", &data.join("stsb/sts-dev.tsv")),
+    )
+    .unwrap();
+    check("stsb-dev", &sts, &reference["results"]["stsb-dev"]);
+    let ir = run_task(&model, &TaskSpec::new("retrieval", &data.join("cranfield"))).unwrap();
+    check("cranfield", &ir, &reference["results"]["cranfield"]);
+}
+
+/// A small corpus chunk changes nothing: results are exact whatever the memory bound.
+#[test]
+fn retrieval_is_independent_of_the_corpus_chunk_size() {
+    let model = SentenceModel::load(&minilm_dir(), &LoadOptions::default()).unwrap();
+    let dir = shared_dir().join("data/cranfield");
+    let mut data = eval::information_retrieval::load_beir(&dir).unwrap();
+    // A 300-document slice keeps the test quick; ties and chunk borders are what matter.
+    data.corpus.truncate(300);
+    let kept: std::collections::HashSet<String> =
+        data.corpus.iter().map(|(id, _)| id.clone()).collect();
+    for rel in data.relevant.values_mut() {
+        rel.retain(|d| kept.contains(d));
+    }
+    data.queries.retain(|(q, _)| !data.relevant[q].is_empty());
+    assert!(data.queries.len() > 20);
+    let whole = eval::information_retrieval::evaluate_retrieval(&model, &data, 32, 100_000);
+    let chunked = eval::information_retrieval::evaluate_retrieval(&model, &data, 32, 97);
+    assert_eq!(whole.unwrap(), chunked.unwrap());
+}

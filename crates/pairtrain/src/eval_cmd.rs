@@ -1,0 +1,110 @@
+//! `pairtrain eval` and `pairtrain search`.
+
+use crate::texts::{read_texts, AtomicFile};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use eval::{run_task, Suite, TaskSpec};
+use model::{LoadOptions, SentenceModel};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// One task: `sts` (a TSV of sentence pairs with gold scores) or `retrieval` (a BEIR folder:
+    /// corpus.jsonl, queries.jsonl, qrels.tsv).
+    #[arg(long, requires = "data", conflicts_with = "suite")]
+    pub task: Option<String>,
+    /// The task's data: the STS file or the BEIR folder.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Several tasks from a TOML file of `[[task]]` entries (name, kind, path).
+    #[arg(long)]
+    pub suite: Option<PathBuf>,
+    /// Also write the results as JSON: {"<task>": {"<metric>": value, …}, …}, metric keys as
+    /// sentence-transformers names them.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+pub fn run_eval(a: &EvalArgs) -> Result<()> {
+    let tasks: Vec<TaskSpec> = match (&a.task, &a.data, &a.suite) {
+        (Some(kind), Some(data), None) => vec![TaskSpec::new(kind, data)],
+        (None, None, Some(suite)) => Suite::load(suite)?.task,
+        _ => bail!("give either --task and --data, or --suite"),
+    };
+    let model = SentenceModel::load(&a.model, &LoadOptions::default())?;
+    let mut all: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for mut t in tasks {
+        t.batch_size = a.batch_size;
+        let name = t.display_name();
+        let t0 = Instant::now();
+        let res = run_task(&model, &t).with_context(|| format!("task {name}"))?;
+        eprintln!(
+            "{name}: {} metrics in {:.2} s",
+            res.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        println!("{name}");
+        for (k, v) in &res {
+            println!("  {k:<28} {v:.5}");
+        }
+        all.insert(name, res);
+    }
+    if let Some(out) = &a.output {
+        let mut f = AtomicFile::create(out)?;
+        writeln!(f.writer(), "{}", serde_json::to_string_pretty(&all)?)?;
+        f.finish()?;
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Documents: `.txt` (one per line) or `.jsonl` (see --field).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// The `.jsonl` field that holds the text.
+    #[arg(long, default_value = "text")]
+    pub field: String,
+    /// What to search for.
+    #[arg(long)]
+    pub query: String,
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+pub fn run_search(a: &SearchArgs) -> Result<()> {
+    let model = SentenceModel::load(&a.model, &LoadOptions::default())?;
+    let docs = read_texts(&a.corpus, &a.field)?;
+    let refs: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
+    let emb = model.encode(&refs, a.batch_size, |_| {})?;
+    let q = model.encode(&[a.query.as_str()], 1, |_| {})?.remove(0);
+    let cos = |d: &[f32]| {
+        let (mut dot, mut nq, mut nd) = (0f64, 0f64, 0f64);
+        for (&x, &y) in q.iter().zip(d) {
+            dot += x as f64 * y as f64;
+            nq += x as f64 * x as f64;
+            nd += y as f64 * y as f64;
+        }
+        dot / (nq.sqrt() * nd.sqrt()).max(1e-12)
+    };
+    let mut scored: Vec<(f64, usize)> = emb.iter().enumerate().map(|(i, e)| (cos(e), i)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (rank, (s, i)) in scored.iter().take(a.top_k).enumerate() {
+        let text: String = docs[*i].chars().take(120).collect();
+        println!("{:>3}. {s:.4}  [line {}] {text}", rank + 1, i + 1);
+    }
+    Ok(())
+}
