@@ -2,7 +2,7 @@
 //! Cranfield (shared/reference/eval), reproduced within 1e-4.
 
 use eval::{run_task, TaskSpec};
-use model::testing::{minilm_dir, shared_dir};
+use model::testing::{minilm_dir, mpnet_dir, shared_dir};
 use model::{LoadOptions, SentenceModel};
 use std::collections::BTreeMap;
 
@@ -24,13 +24,12 @@ fn check(task: &str, got: &BTreeMap<String, f64>, want: &serde_json::Value) {
     eprintln!("{task}: all {} metrics within {worst:.1e}", want.len());
 }
 
-#[test]
-fn minilm_reproduces_sentence_transformers_numbers() {
+fn reproduces(name: &str, dir: &std::path::Path) {
     let reference: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(shared_dir().join("reference/eval/all-MiniLM-L6-v2.json")).unwrap(),
+        &std::fs::read(shared_dir().join(format!("reference/eval/{name}.json"))).unwrap(),
     )
     .unwrap();
-    let model = SentenceModel::load(&minilm_dir(), &LoadOptions::default()).unwrap();
+    let model = SentenceModel::load(dir, &LoadOptions::default()).unwrap();
     let data = shared_dir().join("data");
     let sts = run_task(
         &model,
@@ -40,6 +39,16 @@ fn minilm_reproduces_sentence_transformers_numbers() {
     check("stsb-dev", &sts, &reference["results"]["stsb-dev"]);
     let ir = run_task(&model, &TaskSpec::new("retrieval", &data.join("cranfield"))).unwrap();
     check("cranfield", &ir, &reference["results"]["cranfield"]);
+}
+
+#[test]
+fn minilm_reproduces_sentence_transformers_numbers() {
+    reproduces("all-MiniLM-L6-v2", &minilm_dir());
+}
+
+#[test]
+fn mpnet_reproduces_sentence_transformers_numbers() {
+    reproduces("all-mpnet-base-v2", &mpnet_dir());
 }
 
 /// A small corpus chunk changes nothing: results are exact whatever the memory bound.

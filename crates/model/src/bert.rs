@@ -6,7 +6,8 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::ops::{attention, gelu_erf, layer_norm, linear};
+use crate::layers::{dense, drop, norm};
+use crate::ops::{attention, gelu_erf};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
 use candle_core::Tensor;
@@ -75,29 +76,16 @@ impl Bert {
         self.params.get(name)
     }
 
-    /// `x·Wᵀ + b` on the last dimension, for x of any rank.
     fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        Ok(linear(
-            x,
-            self.p(&format!("{name}.weight")),
-            self.p(&format!("{name}.bias")),
-        )?)
+        dense(&self.params, x, name)
     }
 
     fn ln(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        Ok(layer_norm(
-            x,
-            self.p(&format!("{name}.weight")),
-            self.p(&format!("{name}.bias")),
-            self.cfg.layer_norm_eps,
-        )?)
+        norm(&self.params, x, name, self.cfg.layer_norm_eps)
     }
 
     fn drop(&self, x: Tensor, p: f64, dropout: &mut Option<&mut Dropout>) -> Result<Tensor> {
-        match dropout {
-            Some(d) if p > 0.0 => Ok(d.apply(&x, p)?),
-            _ => Ok(x),
-        }
+        drop(x, p, dropout)
     }
 }
 

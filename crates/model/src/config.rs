@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The architectures this crate implements, by their `model_type` in config.json.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "mpnet"];
 
 /// The fields of a BERT-family `config.json` the encoders need. Unknown fields are ignored;
 /// missing ones take transformers' `BertConfig` defaults.
@@ -38,6 +38,9 @@ pub struct ModelConfig {
     pub pad_token_id: u32,
     #[serde(default = "d_postype")]
     pub position_embedding_type: String,
+    /// MPNet: buckets of the relative position bias.
+    #[serde(default = "d_buckets")]
+    pub relative_attention_num_buckets: usize,
 }
 
 fn d_vocab() -> usize {
@@ -70,6 +73,9 @@ fn d_types() -> usize {
 fn d_eps() -> f64 {
     1e-12
 }
+fn d_buckets() -> usize {
+    32
+}
 fn d_postype() -> String {
     "absolute".into()
 }
@@ -92,6 +98,7 @@ impl ModelConfig {
             layer_norm_eps: d_eps(),
             pad_token_id: 0,
             position_embedding_type: d_postype(),
+            relative_attention_num_buckets: d_buckets(),
         }
     }
 

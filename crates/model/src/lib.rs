@@ -9,6 +9,8 @@ pub mod bert;
 pub mod config;
 pub mod dropout;
 pub mod error;
+pub mod layers;
+pub mod mpnet;
 pub mod ops;
 pub mod params;
 pub mod pooling;
@@ -44,6 +46,7 @@ pub trait Encoder: Send + Sync {
 pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Encoder>> {
     match cfg.model_type.as_str() {
         "bert" => Ok(Box::new(bert::Bert::build(cfg, src)?)),
+        "mpnet" => Ok(Box::new(mpnet::MPNet::build(cfg, src)?)),
         other => Err(Error::Tokenize(format!("unsupported model_type {other}"))),
     }
 }
@@ -52,6 +55,7 @@ pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Enco
 pub fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
     match cfg.model_type.as_str() {
         "bert" => bert::PREFIXES,
+        "mpnet" => mpnet::PREFIXES,
         _ => &[],
     }
 }

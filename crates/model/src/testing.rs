@@ -28,6 +28,13 @@ pub fn test_model(which: &str, env_var: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env_var) {
         return PathBuf::from(p);
     }
+    // Once per process: tests run in parallel threads and must not download (or hash 400 MB)
+    // side by side.
+    static FETCHED: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut fetched = FETCHED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = fetched.iter().find(|(w, _)| w == which) {
+        return p.clone();
+    }
     let script = repo_root().join("scripts/fetch-test-models");
     let out = Command::new("bash")
         .arg(&script)
@@ -41,12 +48,19 @@ pub fn test_model(which: &str, env_var: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+    let dir = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+    fetched.push((which.to_string(), dir.clone()));
+    dir
 }
 
 /// all-MiniLM-L6-v2 (`PAIRTRAIN_MINILM` overrides).
 pub fn minilm_dir() -> PathBuf {
     test_model("minilm", "PAIRTRAIN_MINILM")
+}
+
+/// all-mpnet-base-v2 (`PAIRTRAIN_MPNET` overrides).
+pub fn mpnet_dir() -> PathBuf {
+    test_model("mpnet", "PAIRTRAIN_MPNET")
 }
 
 /// One row of a golden file in `shared/golden`.

@@ -9,9 +9,9 @@
 //! Each mini-batch's second pass replays the dropout stream of its first, so both passes draw the
 //! same masks and the result equals the uncached gradient.
 
-use super::{grads_of, ranking_loss, symmetric_ranking_loss, Loss, LossOutput, TrainBatch};
+use super::{grads_of, ranking_loss, scalar, symmetric_ranking_loss, Loss, LossOutput, TrainBatch};
 use anyhow::Result;
-use candle_core::{DType, Tensor, Var};
+use candle_core::{Tensor, Var};
 use model::{Dropout, SentenceModel};
 
 pub struct CachedMultipleNegativesRankingLoss {
@@ -60,7 +60,7 @@ impl Loss for CachedMultipleNegativesRankingLoss {
             ranking_loss(&leaves, &texts, self.scale)?
         };
         let emb_grads = loss.backward()?;
-        let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let loss_value = scalar(&loss)?;
         drop(loss);
 
         let mut total: Vec<Option<Tensor>> = vec![None; vars.len()];

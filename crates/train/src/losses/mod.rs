@@ -56,17 +56,30 @@ pub trait Loss: Send {
     ) -> Result<LossOutput>;
 }
 
-/// Embeds every column with a gradient graph.
-fn embed_columns(
+/// The whole batch in one graph: embed every column, apply `loss_fn` to the embeddings and the
+/// columns' texts, backpropagate.
+fn uncached(
     model: &SentenceModel,
+    vars: &[(String, Var)],
     batch: &TrainBatch,
     dropout: &mut Dropout,
-) -> Result<Vec<Tensor>> {
-    batch
+    loss_fn: impl Fn(&[Tensor], &[&[String]]) -> Result<Tensor>,
+) -> Result<LossOutput> {
+    let embs = batch
         .columns
         .iter()
         .map(|c| Ok(model.embed_padded(model.encoder.as_ref(), &c.ids, &c.mask, Some(dropout))?))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let texts: Vec<&[String]> = batch.columns.iter().map(|c| c.texts.as_slice()).collect();
+    let loss = loss_fn(&embs, &texts)?;
+    Ok(LossOutput {
+        loss: scalar(&loss)?,
+        grads: grads_of(&loss, vars)?,
+    })
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 
 /// Runs backward from `loss` and collects the gradients of `vars`, detached: a gradient that

@@ -2,7 +2,7 @@
 //! Suggestion for Smart Reply"): in-batch negatives. Each anchor is scored against every positive
 //! of the batch, then every hard-negative column; cross-entropy targets its own positive.
 
-use super::{embed_columns, grads_of, ranking_loss, Loss, LossOutput, TrainBatch};
+use super::{ranking_loss, uncached, Loss, LossOutput, TrainBatch};
 use anyhow::Result;
 use candle_core::Var;
 use model::{Dropout, SentenceModel};
@@ -24,12 +24,8 @@ impl Loss for MultipleNegativesRankingLoss {
         batch: &TrainBatch,
         dropout: &mut Dropout,
     ) -> Result<LossOutput> {
-        let embs = embed_columns(model, batch, dropout)?;
-        let texts: Vec<&[String]> = batch.columns.iter().map(|c| c.texts.as_slice()).collect();
-        let loss = ranking_loss(&embs, &texts, self.scale)?;
-        Ok(LossOutput {
-            loss: loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
-            grads: grads_of(&loss, vars)?,
+        uncached(model, vars, batch, dropout, |e, t| {
+            ranking_loss(e, t, self.scale)
         })
     }
 }

@@ -3,7 +3,7 @@
 //! chooses its anchor among the batch's anchors. The 2021 sentence-transformers models were trained
 //! with it on pairs.
 
-use super::{embed_columns, grads_of, symmetric_ranking_loss, Loss, LossOutput, TrainBatch};
+use super::{symmetric_ranking_loss, uncached, Loss, LossOutput, TrainBatch};
 use anyhow::Result;
 use candle_core::Var;
 use model::{Dropout, SentenceModel};
@@ -24,12 +24,8 @@ impl Loss for MultipleNegativesSymmetricRankingLoss {
         batch: &TrainBatch,
         dropout: &mut Dropout,
     ) -> Result<LossOutput> {
-        let embs = embed_columns(model, batch, dropout)?;
-        let texts: Vec<&[String]> = batch.columns.iter().map(|c| c.texts.as_slice()).collect();
-        let loss = symmetric_ranking_loss(&embs, &texts, self.scale)?;
-        Ok(LossOutput {
-            loss: loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
-            grads: grads_of(&loss, vars)?,
+        uncached(model, vars, batch, dropout, |e, t| {
+            symmetric_ranking_loss(e, t, self.scale)
         })
     }
 }

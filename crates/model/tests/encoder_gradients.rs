@@ -1,15 +1,25 @@
-//! The BERT encoder is trainable: gradients reach every parameter and agree with finite
-//! differences (in f64, on a tiny random config, dropout on with a fixed mask).
+//! Every encoder is trainable: gradients reach every parameter and agree with finite
+//! differences (in f64, on a tiny random config of each architecture, dropout on with a fixed
+//! mask).
 
 use candle_core::{DType, Device, Tensor};
 use model::pooling::{l2_normalize, pad_batch};
 use model::testing::{check_gradients, spread};
 use model::{build_encoder, Dropout, Encoder, ModelConfig, ParamSource, Pooling};
 
-fn tiny(dtype: DType) -> Box<dyn Encoder> {
+const ARCHITECTURES: [&str; 2] = ["bert", "mpnet"];
+
+fn tiny(arch: &str, dtype: DType) -> Box<dyn Encoder> {
     let mut cfg = ModelConfig::bert(8, 2, 2, 16);
+    cfg.model_type = arch.to_string();
     cfg.vocab_size = 40;
     cfg.max_position_embeddings = 12;
+    if arch == "mpnet" {
+        cfg.pad_token_id = 1;
+        cfg.layer_norm_eps = 1e-5;
+        // Few buckets so that the 7-token batch reaches several of them.
+        cfg.relative_attention_num_buckets = 8;
+    }
     // Larger than BERT's 0.02 so that every path carries a gradient well above rounding noise.
     build_encoder(&cfg, ParamSource::random(11, 0.5, dtype, &Device::Cpu)).unwrap()
 }
@@ -17,8 +27,9 @@ fn tiny(dtype: DType) -> Box<dyn Encoder> {
 /// A scalar that depends on every token: mean-pooled, normalised embeddings of a padded batch,
 /// projected on a fixed direction.
 fn loss(enc: &dyn Encoder, dtype: DType) -> candle_core::Result<Tensor> {
-    let rows: [&[u32]; 3] = [&[1, 5, 9, 33, 2], &[1, 7, 2], &[1, 39, 12, 4, 17, 2, 0]];
-    let (ids, mask) = pad_batch(&rows, 0, 1, &Device::Cpu).unwrap();
+    let rows: [&[u32]; 3] = [&[3, 5, 9, 33, 2], &[3, 7, 2], &[3, 39, 12, 4, 17, 2, 6]];
+    let pad = enc.config().pad_token_id;
+    let (ids, mask) = pad_batch(&rows, pad, 1, &Device::Cpu).unwrap();
     let mut dropout = Dropout::new(3);
     let tokens = enc.forward(&ids, &mask, Some(&mut dropout)).unwrap();
     let emb = l2_normalize(&Pooling::Mean.apply(&tokens, &mask).unwrap()).unwrap();
@@ -29,12 +40,22 @@ fn loss(enc: &dyn Encoder, dtype: DType) -> candle_core::Result<Tensor> {
 
 #[test]
 fn every_parameter_receives_a_gradient() {
-    let mut enc = tiny(DType::F32);
+    for arch in ARCHITECTURES {
+        every_parameter_receives_a_gradient_in(arch);
+    }
+}
+
+fn every_parameter_receives_a_gradient_in(arch: &str) {
+    let mut enc = tiny(arch, DType::F32);
     let vars = enc.params_mut().make_trainable().unwrap();
     let grads = loss(enc.as_ref(), DType::F32).unwrap().backward().unwrap();
     // The pooler is not part of a sentence embedding and is not trainable.
     assert!(vars.iter().all(|(n, _)| !n.starts_with("pooler.")));
-    assert_eq!(vars.len(), 5 + 2 * 16);
+    let want = match arch {
+        "bert" => 5 + 2 * 16,
+        _ => 4 + 2 * 16 + 1,
+    };
+    assert_eq!(vars.len(), want, "{arch}");
     let norm = |t: &Tensor| {
         t.sqr()
             .unwrap()
@@ -56,7 +77,7 @@ fn every_parameter_receives_a_gradient() {
         .collect();
     let largest = norms.iter().copied().fold(0f32, f32::max);
     for ((name, _), n) in vars.iter().zip(norms) {
-        if name.ends_with("attention.self.key.bias") {
+        if name.ends_with("attention.self.key.bias") || name.ends_with("attention.attn.k.bias") {
             // Adding a constant to every key score of a query leaves the softmax unchanged: this
             // gradient is zero in exact arithmetic and rounding noise in floats.
             assert!(n < 1e-5 * largest, "{name}: {n} (largest {largest})");
@@ -71,7 +92,13 @@ fn every_parameter_receives_a_gradient() {
 
 #[test]
 fn gradients_match_finite_differences() {
-    let mut enc = tiny(DType::F64);
+    for arch in ARCHITECTURES {
+        gradients_match_finite_differences_in(arch);
+    }
+}
+
+fn gradients_match_finite_differences_in(arch: &str) {
+    let mut enc = tiny(arch, DType::F64);
     let vars = enc.params_mut().make_trainable().unwrap();
     let pick = |name: &str, n: usize| -> Vec<usize> {
         if name.contains("word_embeddings") {
