@@ -1,12 +1,17 @@
 //! BERT (Devlin et al., 2019), which also covers MiniLM and the all-MiniLM-* models: the same
 //! graph as transformers' `BertModel` with eager attention, weights addressed by its names.
 //!
+//! RoBERTa (Liu et al., 2019) and XLM-RoBERTa (Conneau et al., 2020) are this graph with the
+//! same parameter names (under a `roberta.` prefix in their checkpoints) and one difference:
+//! position ids start after the padding index and are computed from the ids
+//! (`RobertaEmbeddings.create_position_ids_from_input_ids`); their single token type is row 0.
+//!
 //! Every op here has a backward pass, so the same code serves inference and training.
 
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::layers::{dense, drop, norm};
+use crate::layers::{dense, drop, norm, positions_from_ids};
 use crate::ops::{attention, gelu_erf};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
@@ -19,6 +24,13 @@ pub struct Bert {
 
 /// Alternative key prefixes found in BERT checkpoints (`BertForPreTraining` and friends).
 pub const PREFIXES: &[&str] = &["bert."];
+/// … and in RoBERTa / XLM-RoBERTa checkpoints (`RobertaForMaskedLM` and friends).
+pub const ROBERTA_PREFIXES: &[&str] = &["roberta."];
+
+/// The model types that share BERT's graph but number positions RoBERTa's way.
+pub fn roberta_positions(model_type: &str) -> bool {
+    matches!(model_type, "roberta" | "xlm-roberta" | "camembert")
+}
 
 impl Bert {
     /// Declares every parameter, in transformers' order, and fills them from `src`.
@@ -124,13 +136,18 @@ impl Encoder for Bert {
             .p("embeddings.word_embeddings.weight")
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, l, h))?;
-        let pos = self
-            .p("embeddings.position_embeddings.weight")
-            .narrow(0, 0, l)?;
+        let table = self.p("embeddings.position_embeddings.weight");
         let typ = self
             .p("embeddings.token_type_embeddings.weight")
             .narrow(0, 0, 1)?;
-        let x = word.broadcast_add(&pos.broadcast_add(&typ)?)?;
+        let x = if roberta_positions(&cfg.model_type) {
+            let pos = table
+                .index_select(&positions_from_ids(ids, cfg.pad_token_id)?, 0)?
+                .reshape((b, l, h))?;
+            (word + pos)?.broadcast_add(&typ)?
+        } else {
+            word.broadcast_add(&table.narrow(0, 0, l)?.broadcast_add(&typ)?)?
+        };
         let x = self.ln(&x, "embeddings.LayerNorm")?;
         let mut x = self.drop(x, cfg.hidden_dropout_prob, &mut dropout)?;
 

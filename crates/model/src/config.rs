@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The architectures this crate implements, by their `model_type` in config.json.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "mpnet"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] =
+    &["bert", "mpnet", "roberta", "xlm-roberta", "camembert"];
 
 /// The fields of a BERT-family `config.json` the encoders need. Unknown fields are ignored;
 /// missing ones take transformers' `BertConfig` defaults.
@@ -159,6 +160,18 @@ impl ModelConfig {
             }
         }
         Ok(())
+    }
+
+    /// The longest input the position table allows: position ids counted from the padding index
+    /// (RoBERTa, XLM-R, MPNet) leave `pad + 1` rows unused.
+    pub fn max_tokens(&self) -> usize {
+        let offset =
+            if self.model_type == "mpnet" || crate::bert::roberta_positions(&self.model_type) {
+                self.pad_token_id as usize + 1
+            } else {
+                0
+            };
+        self.max_position_embeddings.saturating_sub(offset)
     }
 
     pub fn head_dim(&self) -> usize {

@@ -33,3 +33,23 @@ pub fn drop(x: Tensor, p: f64, dropout: &mut Option<&mut Dropout>) -> Result<Ten
         _ => Ok(x),
     }
 }
+
+/// RoBERTa-style position ids [B·L] (u32), computed from the ids as transformers does: real
+/// tokens get `pad + 1, pad + 2, …`, padding tokens get `pad`.
+pub fn positions_from_ids(ids: &Tensor, pad: u32) -> Result<Tensor> {
+    let rows = ids.to_vec2::<u32>()?;
+    let mut pos = Vec::with_capacity(rows.len() * rows.first().map_or(0, |r| r.len()));
+    for row in &rows {
+        let mut count = 0u32;
+        for &t in row {
+            if t != pad {
+                count += 1;
+                pos.push(pad + count);
+            } else {
+                pos.push(pad);
+            }
+        }
+    }
+    let n = pos.len();
+    Ok(Tensor::from_vec(pos, n, ids.device())?)
+}

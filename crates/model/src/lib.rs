@@ -45,7 +45,9 @@ pub trait Encoder: Send + Sync {
 /// Builds the encoder `cfg.model_type` names, with parameters from `src`.
 pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Encoder>> {
     match cfg.model_type.as_str() {
-        "bert" => Ok(Box::new(bert::Bert::build(cfg, src)?)),
+        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+            Ok(Box::new(bert::Bert::build(cfg, src)?))
+        }
         "mpnet" => Ok(Box::new(mpnet::MPNet::build(cfg, src)?)),
         other => Err(Error::Tokenize(format!("unsupported model_type {other}"))),
     }
@@ -55,6 +57,7 @@ pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Enco
 pub fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
     match cfg.model_type.as_str() {
         "bert" => bert::PREFIXES,
+        t if bert::roberta_positions(t) => bert::ROBERTA_PREFIXES,
         "mpnet" => mpnet::PREFIXES,
         _ => &[],
     }

@@ -10,7 +10,7 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::layers::{dense, drop, norm};
+use crate::layers::{dense, drop, norm, positions_from_ids};
 use crate::ops::{gelu_erf, masked_softmax};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
@@ -158,21 +158,7 @@ impl Encoder for MPNet {
         let (h, nh, dh) = (cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim());
 
         // Position ids from the ids themselves, as transformers does: pad tokens get pad_id.
-        let pad = cfg.pad_token_id;
-        let id_rows = ids.to_vec2::<u32>()?;
-        let mut pos = Vec::with_capacity(b * l);
-        for row in &id_rows {
-            let mut count = 0u32;
-            for &t in row {
-                if t != pad {
-                    count += 1;
-                    pos.push(pad + count);
-                } else {
-                    pos.push(pad);
-                }
-            }
-        }
-        let pos = Tensor::from_vec(pos, b * l, ids.device())?;
+        let pos = positions_from_ids(ids, cfg.pad_token_id)?;
         let word = p
             .get("embeddings.word_embeddings.weight")
             .index_select(&ids.flatten_all()?, 0)?;

@@ -20,12 +20,16 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 /// Writes every parameter as F32 safetensors with `{"format": "pt"}` metadata (transformers
 /// checks it), no key prefix.
 pub fn write_safetensors(model: &SentenceModel, path: &Path) -> Result<()> {
-    let params = model.encoder.params();
+    write_params(model.encoder.params(), path, "")
+}
+
+/// Writes `params` as F32 safetensors, each key prefixed with `prefix` (e.g. `roberta.`).
+pub fn write_params(params: &crate::Params, path: &Path, prefix: &str) -> Result<()> {
     let mut data: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::with_capacity(params.len());
     for (name, t) in params.iter() {
         let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        data.push((name.to_string(), bytes, t.dims().to_vec()));
+        data.push((format!("{prefix}{name}"), bytes, t.dims().to_vec()));
     }
     let views: Vec<(String, safetensors::tensor::TensorView)> = data
         .iter()

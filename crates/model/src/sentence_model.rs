@@ -110,12 +110,12 @@ fn read_max_seq_length(dir: &Path, cfg: &ModelConfig) -> Result<usize> {
         let v: serde_json::Value = read_json(&tc)?;
         // transformers writes a huge sentinel (1e30) when the length is unknown.
         if let Some(n) = v.get("model_max_length").and_then(|x| x.as_f64()) {
-            if n >= 1.0 && n <= cfg.max_position_embeddings as f64 {
+            if n >= 1.0 && n <= cfg.max_tokens() as f64 {
                 return Ok(n as usize);
             }
         }
     }
-    Ok(cfg.max_position_embeddings)
+    Ok(cfg.max_tokens())
 }
 
 /// Reads a safetensors file onto `device`, naming the file in any error (missing, truncated,
@@ -152,11 +152,13 @@ impl SentenceModel {
             Some(n) => n,
             None => read_max_seq_length(tdir, &cfg)?,
         };
-        if max_seq_length == 0 || max_seq_length > cfg.max_position_embeddings {
+        let usable = cfg.max_tokens();
+        if max_seq_length == 0 || max_seq_length > usable {
             return Err(Error::invalid(
                 &tdir.join("config.json"),
                 format!(
-                    "max_seq_length {max_seq_length} must be between 1 and max_position_embeddings {}",
+                    "max_seq_length {max_seq_length} must be between 1 and {usable} (the positions \
+                     max_position_embeddings {} allows)",
                     cfg.max_position_embeddings
                 ),
             ));

@@ -7,13 +7,17 @@ use model::pooling::{l2_normalize, pad_batch};
 use model::testing::{check_gradients, spread};
 use model::{build_encoder, Dropout, Encoder, ModelConfig, ParamSource, Pooling};
 
-const ARCHITECTURES: [&str; 2] = ["bert", "mpnet"];
+const ARCHITECTURES: [&str; 3] = ["bert", "mpnet", "roberta"];
 
 fn tiny(arch: &str, dtype: DType) -> Box<dyn Encoder> {
     let mut cfg = ModelConfig::bert(8, 2, 2, 16);
     cfg.model_type = arch.to_string();
     cfg.vocab_size = 40;
     cfg.max_position_embeddings = 12;
+    if arch == "roberta" {
+        cfg.pad_token_id = 1;
+        cfg.type_vocab_size = 1;
+    }
     if arch == "mpnet" {
         cfg.pad_token_id = 1;
         cfg.layer_norm_eps = 1e-5;
@@ -52,8 +56,8 @@ fn every_parameter_receives_a_gradient_in(arch: &str) {
     // The pooler is not part of a sentence embedding and is not trainable.
     assert!(vars.iter().all(|(n, _)| !n.starts_with("pooler.")));
     let want = match arch {
-        "bert" => 5 + 2 * 16,
-        _ => 4 + 2 * 16 + 1,
+        "mpnet" => 4 + 2 * 16 + 1,
+        _ => 5 + 2 * 16,
     };
     assert_eq!(vars.len(), want, "{arch}");
     let norm = |t: &Tensor| {
