@@ -5,8 +5,14 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The architectures this crate implements, by their `model_type` in config.json.
-pub const SUPPORTED_MODEL_TYPES: &[&str] =
-    &["bert", "mpnet", "roberta", "xlm-roberta", "camembert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
+    "bert",
+    "mpnet",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "distilbert",
+];
 
 /// The fields of a BERT-family `config.json` the encoders need. Unknown fields are ignored;
 /// missing ones take transformers' `BertConfig` defaults.
@@ -15,19 +21,19 @@ pub struct ModelConfig {
     pub model_type: String,
     #[serde(default = "d_vocab")]
     pub vocab_size: usize,
-    #[serde(default = "d_hidden")]
+    #[serde(default = "d_hidden", alias = "dim")]
     pub hidden_size: usize,
-    #[serde(default = "d_layers")]
+    #[serde(default = "d_layers", alias = "n_layers")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d_heads")]
+    #[serde(default = "d_heads", alias = "n_heads")]
     pub num_attention_heads: usize,
-    #[serde(default = "d_inter")]
+    #[serde(default = "d_inter", alias = "hidden_dim")]
     pub intermediate_size: usize,
-    #[serde(default = "d_act")]
+    #[serde(default = "d_act", alias = "activation")]
     pub hidden_act: String,
-    #[serde(default = "d_dropout")]
+    #[serde(default = "d_dropout", alias = "dropout")]
     pub hidden_dropout_prob: f64,
-    #[serde(default = "d_dropout")]
+    #[serde(default = "d_dropout", alias = "attention_dropout")]
     pub attention_probs_dropout_prob: f64,
     #[serde(default = "d_maxpos")]
     pub max_position_embeddings: usize,
@@ -39,6 +45,9 @@ pub struct ModelConfig {
     pub pad_token_id: u32,
     #[serde(default = "d_postype")]
     pub position_embedding_type: String,
+    /// DistilBERT: fixed sinusoidal position embeddings instead of learned ones.
+    #[serde(default)]
+    pub sinusoidal_pos_embds: bool,
     /// MPNet: buckets of the relative position bias.
     #[serde(default = "d_buckets")]
     pub relative_attention_num_buckets: usize,
@@ -100,6 +109,7 @@ impl ModelConfig {
             pad_token_id: 0,
             position_embedding_type: d_postype(),
             relative_attention_num_buckets: d_buckets(),
+            sinusoidal_pos_embds: false,
         }
     }
 

@@ -23,6 +23,8 @@ pub enum Error {
     Tokenizer { path: PathBuf, msg: String },
     #[error("tokenization failed: {0}")]
     Tokenize(String),
+    #[error("not supported: {0}")]
+    Unsupported(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -7,6 +7,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod distilbert;
 pub mod dropout;
 pub mod error;
 pub mod layers;
@@ -49,7 +50,8 @@ pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Enco
             Ok(Box::new(bert::Bert::build(cfg, src)?))
         }
         "mpnet" => Ok(Box::new(mpnet::MPNet::build(cfg, src)?)),
-        other => Err(Error::Tokenize(format!("unsupported model_type {other}"))),
+        "distilbert" => Ok(Box::new(distilbert::DistilBert::build(cfg, src)?)),
+        other => Err(Error::Unsupported(format!("model_type \"{other}\""))),
     }
 }
 
@@ -59,6 +61,7 @@ pub fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
         "bert" => bert::PREFIXES,
         t if bert::roberta_positions(t) => bert::ROBERTA_PREFIXES,
         "mpnet" => mpnet::PREFIXES,
+        "distilbert" => distilbert::PREFIXES,
         _ => &[],
     }
 }

@@ -151,3 +151,28 @@ pub fn check_gradients(
 pub fn spread(n: usize, k: usize) -> Vec<usize> {
     (0..n).step_by((n / k.max(1)).max(1)).collect()
 }
+
+/// Saves a randomly initialised model of `cfg` as a plain Hugging Face folder: config.json,
+/// model.safetensors (keys under `prefix`, as the architecture's checkpoints store them) and
+/// MiniLM's tokenizer.json (an encoder does not care which vocabulary produced the ids). Returns
+/// the encoder that was saved.
+pub fn save_tiny_model(
+    dir: &Path,
+    cfg: &crate::ModelConfig,
+    prefix: &str,
+    seed: u64,
+) -> Box<dyn crate::Encoder> {
+    let src = crate::ParamSource::random(seed, 0.3, DType::F32, &Device::Cpu);
+    let enc = crate::build_encoder(cfg, src).expect("random encoder");
+    std::fs::create_dir_all(dir).expect("model folder");
+    let json = serde_json::to_string_pretty(cfg).expect("config");
+    std::fs::write(dir.join("config.json"), json).expect("config.json");
+    crate::save::write_params(enc.params(), &dir.join("model.safetensors"), prefix)
+        .expect("model.safetensors");
+    std::fs::copy(
+        minilm_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .expect("tokenizer.json");
+    enc
+}

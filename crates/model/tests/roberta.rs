@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device};
 use model::layers::positions_from_ids;
-use model::testing::{max_abs_diff, minilm_dir};
+use model::testing::{max_abs_diff, save_tiny_model};
 use model::{build_encoder, LoadOptions, ModelConfig, ParamSource, SentenceModel};
 use std::path::Path;
 
@@ -18,24 +18,9 @@ fn tiny_config(model_type: &str) -> ModelConfig {
     cfg
 }
 
-/// A plain Hugging Face folder: config.json, model.safetensors (keys under `roberta.`, as
-/// `RobertaForMaskedLM` checkpoints store them) and a tokenizer.json (borrowed from MiniLM: the
-/// encoder does not care which vocabulary produced the ids).
 fn save_tiny(dir: &Path, model_type: &str) {
-    let cfg = tiny_config(model_type);
-    let enc = build_encoder(&cfg, ParamSource::random(3, 0.3, DType::F32, &Device::Cpu)).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string_pretty(&cfg).unwrap(),
-    )
-    .unwrap();
-    model::save::write_params(enc.params(), &dir.join("model.safetensors"), "roberta.").unwrap();
-    std::fs::copy(
-        minilm_dir().join("tokenizer.json"),
-        dir.join("tokenizer.json"),
-    )
-    .unwrap();
+    // Checkpoints of RobertaForMaskedLM put every key under `roberta.`.
+    save_tiny_model(dir, &tiny_config(model_type), "roberta.", 3);
 }
 
 #[test]
