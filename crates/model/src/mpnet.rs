@@ -11,7 +11,7 @@ use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::layers::{dense, drop, norm, positions_from_ids};
-use crate::ops::{gelu_erf, masked_softmax};
+use crate::ops::{attention_with_constant_bias, gelu_erf, masked_softmax};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
 use candle_core::Tensor;
@@ -176,18 +176,25 @@ impl Encoder for MPNet {
         };
         for layer in 0..cfg.num_hidden_layers {
             let pre = format!("encoder.layer.{layer}");
-            let q = split(dense(p, &x, &format!("{pre}.attention.attn.q"))?)?;
-            let k = split(dense(p, &x, &format!("{pre}.attention.attn.k"))?)?;
-            let v = split(dense(p, &x, &format!("{pre}.attention.attn.v"))?)?;
-            // scores = q·kᵀ/√d + position bias, then the padding mask inside the softmax.
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = masked_softmax(&scores, mask, 1.0)?;
-            let probs = drop(probs, cfg.attention_probs_dropout_prob, &mut dropout)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, l, h))?;
+            let q = dense(p, &x, &format!("{pre}.attention.attn.q"))?;
+            let k = dense(p, &x, &format!("{pre}.attention.attn.k"))?;
+            let v = dense(p, &x, &format!("{pre}.attention.attn.v"))?;
+            let fused = !bias.track_op() && dropout.is_none() && x.device().is_cpu();
+            let ctx = if fused {
+                // Inference: the per-head kernel, with the position bias as a constant.
+                attention_with_constant_bias(&q, &k, &v, mask, nh, scale, &bias.squeeze(0)?)?
+            } else {
+                // scores = q·kᵀ/√d + position bias, then the padding mask inside the softmax;
+                // composed so that the bias table gets its gradient.
+                let scores = (split(q)?.matmul(&split(k)?.t()?)? * scale)?.broadcast_add(&bias)?;
+                let probs = masked_softmax(&scores, mask, 1.0)?;
+                let probs = drop(probs, cfg.attention_probs_dropout_prob, &mut dropout)?;
+                probs
+                    .matmul(&split(v)?)?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((b, l, h))?
+            };
             let a = dense(p, &ctx, &format!("{pre}.attention.attn.o"))?;
             let a = drop(a, cfg.hidden_dropout_prob, &mut dropout)?;
             let x1 = norm(p, &(a + &x)?, &format!("{pre}.attention.LayerNorm"), eps)?;

@@ -524,10 +524,13 @@ fn lanes_sum<T: Elem>(x: &[T], f: impl Fn(T) -> T) -> T {
 /// `y = softmax(scale · x)` over keys with mask ≠ 0; masked keys get exactly 0, as adding the
 /// most negative float does. A row with no real key is uniform, as in PyTorch.
 #[inline(always)]
-fn softmax_row<T: Elem>(x: &[T], y: &mut [T], mask: &[f32], scale: T) {
+fn softmax_row<T: Elem>(x: &[T], y: &mut [T], mask: &[f32], scale: T, bias: Option<&[f32]>) {
     for j in 0..x.len() {
         y[j] = if mask[j] != 0.0 {
-            x[j] * scale
+            match bias {
+                Some(b) => x[j] * scale + T::from(b[j]).unwrap_or(T::zero()),
+                None => x[j] * scale,
+            }
         } else {
             T::neg_infinity()
         };
@@ -578,7 +581,7 @@ impl CustomOp2 for MaskedSoftmax {
             let kernel = |b: usize, xs: &[T], ys: &mut [T]| {
                 let m = &mask[b * lk..(b + 1) * lk];
                 for (xr, yr) in xs.chunks(lk).zip(ys.chunks_mut(lk)) {
-                    softmax_row(xr, yr, m, scale);
+                    softmax_row(xr, yr, m, scale, None);
                 }
             };
             dst.par_chunks_mut(rows_per_batch)
@@ -796,6 +799,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 struct Attention {
     heads: usize,
     scale: f64,
+    /// Added to the scaled scores: [heads, L, L], the same for every batch element (MPNet's
+    /// relative position bias). Treated as a constant: no gradient flows to it.
+    bias: Option<Vec<f32>>,
     /// Dropout on the attention probabilities: (p, mask seed). The mask of element
     /// [b, head, i, j] is `crate::dropout::mask_tensor`'s for the full [B, heads, L, L] shape.
     dropout: Option<(f64, u64)>,
@@ -893,7 +899,11 @@ impl CustomOp3 for Attention {
                     let mut row = vec![T::zero(); kl];
                     for (i, r) in p.chunks_mut(kl).enumerate() {
                         row.copy_from_slice(r);
-                        softmax_row(&row, r, &mask[..kl], scale);
+                        let brow = op.bias.as_ref().map(|bias| {
+                            let start = (hi * l + i) * l;
+                            &bias[start..start + kl]
+                        });
+                        softmax_row(&row, r, &mask[..kl], scale, brow);
                         if let Some((dp, seed)) = op.dropout {
                             let keep = T::from(1.0 / (1.0 - dp)).unwrap_or(T::one());
                             let base = ((task * l + i) * l) as u64;
@@ -952,7 +962,15 @@ impl CustomOp3 for Attention {
         let back = |t: Tensor| t.transpose(1, 2)?.contiguous()?.reshape((b, l, h));
         let (qh, kh, vh, go) = (heads(q)?, heads(k)?, heads(v)?, heads(grad)?);
         let mask = Tensor::from_vec(self.mask.clone(), (b, l), q.device())?;
-        let p = masked_softmax(&qh.matmul(&kh.t()?)?, &mask, self.scale)?;
+        let p = match &self.bias {
+            None => masked_softmax(&qh.matmul(&kh.t()?)?, &mask, self.scale)?,
+            Some(bias) => {
+                let bias = Tensor::from_vec(bias.clone(), (1, nh, l, l), q.device())?;
+                let s = (qh.matmul(&kh.t()?)? * self.scale)?
+                    .broadcast_add(&bias.to_dtype(q.dtype())?)?;
+                masked_softmax(&s, &mask, 1.0)?
+            }
+        };
         // With dropout, the output used P·M (M the scaled keep-mask); dP = (dO·Vᵀ)·M.
         let drop = match self.dropout {
             Some((dp, seed)) => Some(
@@ -979,6 +997,30 @@ impl CustomOp3 for Attention {
     }
 }
 
+/// `attention` with a constant additive score bias [heads, L, L] shared by the batch (no
+/// gradient reaches the bias; use composed ops where it must be trained). CPU only.
+pub fn attention_with_constant_bias(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    scale: f64,
+    bias: &Tensor,
+) -> Result<Tensor> {
+    let mask = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let bias = bias.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let op = Attention {
+        heads,
+        scale,
+        mask,
+        bias: Some(bias),
+        dropout: None,
+    };
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
 /// Multi-head scaled dot-product attention as BERT computes it. `q`, `k`, `v`: [B, L, H] with
 /// head `i` in columns `i·H/heads ..`; `mask`: [B, L]; `dropout`: (p, seed) for dropout on the
 /// attention probabilities. Returns the context [B, L, H]. Differentiable in q, k and v.
@@ -998,6 +1040,7 @@ pub fn attention(
             heads,
             scale,
             mask,
+            bias: None,
             dropout,
         };
         q.contiguous()?
@@ -1192,6 +1235,29 @@ mod tests {
                 (o * &proj)?.sum_all()
             },
         );
+        Ok(())
+    }
+
+    #[test]
+    fn attention_with_bias_matches_composed_ops() -> Result<()> {
+        let (b, l, h, nh) = (2, 5, 8, 2);
+        let q = rand_tensor(&[b, l, h], 22, 1.0, DType::F32)?;
+        let k = rand_tensor(&[b, l, h], 23, 1.0, DType::F32)?;
+        let v = rand_tensor(&[b, l, h], 24, 1.0, DType::F32)?;
+        let bias = rand_tensor(&[nh, l, l], 25, 1.0, DType::F32)?;
+        let mask = Tensor::new(
+            &[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]],
+            &Device::Cpu,
+        )?;
+        let got = attention_with_constant_bias(&q, &k, &v, &mask, nh, 0.5, &bias)?;
+        let split = |t: &Tensor| t.reshape((b, l, nh, h / nh))?.transpose(1, 2)?.contiguous();
+        let s = (split(&q)?.matmul(&split(&k)?.t()?)? * 0.5)?.broadcast_add(&bias.unsqueeze(0)?)?;
+        let want = masked_softmax(&s, &mask, 1.0)?
+            .matmul(&split(&v)?)?
+            .transpose(1, 2)?
+            .reshape((b, l, h))?;
+        let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "{diff}");
         Ok(())
     }
 }
