@@ -129,9 +129,9 @@ impl ModelConfig {
                 ),
             ));
         }
-        let cfg: ModelConfig = serde_json::from_value(raw).map_err(|source| Error::Json {
+        let cfg: ModelConfig = serde_json::from_value(raw).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         cfg.validate().map_err(|m| Error::invalid(path, m))?;
         Ok(cfg)

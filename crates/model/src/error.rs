@@ -4,15 +4,16 @@ use std::path::{Path, PathBuf};
 /// a file names it, so a user knows which file to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    // Causes are not `source` fields: the message includes them, and a source would print twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{}: invalid JSON: {source}", path.display())]
+    #[error("{}: invalid JSON: {cause}", path.display())]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The file parsed but says something we cannot use.
     #[error("{}: {msg}", path.display())]
@@ -38,10 +39,10 @@ impl Error {
             msg: msg.into(),
         }
     }
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 }
@@ -49,8 +50,8 @@ impl Error {
 /// Reads and parses a JSON file, naming the file in any error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+    serde_json::from_slice(&bytes).map_err(|cause| Error::Json {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }

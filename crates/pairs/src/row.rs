@@ -14,10 +14,11 @@ pub type Row = Vec<String>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {
-    #[error("{}: {source}", path.display())]
+    // Not `source`: the message already includes it, and a source would print it twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}:{line}: {msg}", path.display())]
     Bad {
@@ -95,9 +96,9 @@ pub fn parse_row(line: &str) -> Result<Row, String> {
 
 /// Reads every row of a plain `.jsonl` pair file, blank lines skipped. Errors name file:line.
 pub fn read_jsonl_rows(path: &Path) -> Result<Vec<Row>, RowError> {
-    let bytes = std::fs::read(path).map_err(|source| RowError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| RowError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let bad = |line: usize, msg: String| RowError::Bad {
         path: path.to_path_buf(),
