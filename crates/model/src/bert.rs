@@ -11,7 +11,7 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::layers::{dense, drop, norm, positions_from_ids};
+use crate::layers::{attention_dropout, dense, drop, norm, positions_from_ids};
 use crate::ops::{attention, gelu_erf};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
@@ -158,12 +158,7 @@ impl Encoder for Bert {
             let q = self.linear(&x, &format!("{p}.attention.self.query"))?;
             let k = self.linear(&x, &format!("{p}.attention.self.key"))?;
             let v = self.linear(&x, &format!("{p}.attention.self.value"))?;
-            let attn_drop = match dropout.as_deref_mut() {
-                Some(d) if cfg.attention_probs_dropout_prob > 0.0 => {
-                    Some((cfg.attention_probs_dropout_prob, d.next_seed()))
-                }
-                _ => None,
-            };
+            let attn_drop = attention_dropout(cfg.attention_probs_dropout_prob, &mut dropout);
             let ctx = attention(&q, &k, &v, mask, nh, scale, attn_drop)?;
             let a = self.linear(&ctx, &format!("{p}.attention.output.dense"))?;
             let a = self.drop(a, cfg.hidden_dropout_prob, &mut dropout)?;

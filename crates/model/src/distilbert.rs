@@ -7,7 +7,7 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::layers::{dense, drop, norm};
+use crate::layers::{attention_dropout, dense, drop, norm};
 use crate::ops::{attention, gelu_erf};
 use crate::params::{Init, ParamSource, Params};
 use crate::Encoder;
@@ -116,12 +116,7 @@ impl Encoder for DistilBert {
             let q = dense(p, &x, &format!("{pre}.attention.q_lin"))?;
             let k = dense(p, &x, &format!("{pre}.attention.k_lin"))?;
             let v = dense(p, &x, &format!("{pre}.attention.v_lin"))?;
-            let attn_drop = match dropout.as_deref_mut() {
-                Some(d) if cfg.attention_probs_dropout_prob > 0.0 => {
-                    Some((cfg.attention_probs_dropout_prob, d.next_seed()))
-                }
-                _ => None,
-            };
+            let attn_drop = attention_dropout(cfg.attention_probs_dropout_prob, &mut dropout);
             let ctx = attention(&q, &k, &v, mask, nh, scale, attn_drop)?;
             let a = dense(p, &ctx, &format!("{pre}.attention.out_lin"))?;
             let a = drop(a, cfg.hidden_dropout_prob, &mut dropout)?;

@@ -34,6 +34,15 @@ pub fn drop(x: Tensor, p: f64, dropout: &mut Option<&mut Dropout>) -> Result<Ten
     }
 }
 
+/// Dropout on attention probabilities for the fused attention kernel: `(p, mask seed)` when
+/// training with `p > 0`, drawing the seed from the generator; None otherwise.
+pub fn attention_dropout(p: f64, dropout: &mut Option<&mut Dropout>) -> Option<(f64, u64)> {
+    match dropout {
+        Some(d) if p > 0.0 => Some((p, d.next_seed())),
+        _ => None,
+    }
+}
+
 /// RoBERTa-style position ids [B·L] (u32), computed from the ids as transformers does: real
 /// tokens get `pad + 1, pad + 2, …`, padding tokens get `pad`.
 pub fn positions_from_ids(ids: &Tensor, pad: u32) -> Result<Tensor> {
