@@ -26,7 +26,8 @@ pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use params::{ParamSource, Params};
 pub use pooling::Pooling;
-pub use sentence_model::{LoadOptions, SentenceModel};
+pub use sentence_model::{load_tokenizer, LoadOptions, SentenceModel};
+pub use tokenize::TextTokenizer;
 
 use candle_core::Tensor;
 

@@ -136,6 +136,22 @@ pub fn load_safetensors(
     })
 }
 
+/// The tokenizer of a model folder as the model uses it (truncating at its max_seq_length, or
+/// `max_seq_length` when given) and its padding id, without loading the weights.
+pub fn load_tokenizer(dir: &Path, max_seq_length: Option<usize>) -> Result<(TextTokenizer, u32)> {
+    if !dir.is_dir() {
+        return Err(Error::invalid(dir, "model folder not found"));
+    }
+    let tdir = read_layout(dir)?.transformer_dir;
+    let cfg = ModelConfig::load(&tdir.join("config.json"))?;
+    let max = match max_seq_length {
+        Some(n) => n,
+        None => read_max_seq_length(&tdir, &cfg)?,
+    };
+    let tok = TextTokenizer::load(&tdir.join("tokenizer.json"), max)?;
+    Ok((tok, cfg.pad_token_id))
+}
+
 impl SentenceModel {
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
         Self::load_on(dir, opts, &Device::Cpu)

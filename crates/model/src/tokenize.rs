@@ -59,6 +59,11 @@ impl TextTokenizer {
         Ok(())
     }
 
+    /// The Hugging Face tokenizer, with the model's truncation.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
     pub fn max_len(&self) -> usize {
         self.max_len
     }

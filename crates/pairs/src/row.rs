@@ -23,15 +23,51 @@ pub enum RowError {
     #[error("{}:{line}: {msg}", path.display())]
     Bad {
         path: PathBuf,
-        line: usize,
+        line: u64,
         msg: String,
     },
+    #[error("{0}")]
+    Other(String),
 }
 
-fn text(v: &Value, what: &str) -> Result<String, String> {
+/// Why a row was rejected: a short, stable reason (the key under which `skip` counts it) and a
+/// message for the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub msg: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, msg: impl Into<String>) -> Self {
+        Self {
+            reason,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+/// Reasons a row is bad, as `skip` counts them.
+pub const INVALID_JSON: &str = "invalid JSON";
+pub const INVALID_UTF8: &str = "invalid UTF-8";
+pub const NOT_A_STRING: &str = "text is not a string";
+pub const TOO_FEW_TEXTS: &str = "fewer than 2 texts";
+pub const BAD_LAYOUT: &str = "not a pair row";
+pub const UNREADABLE: &str = "truncated or corrupt file";
+
+fn text(v: &Value, what: &str) -> Result<String, Problem> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        other => Err(format!("{what} is not a string but {}", kind(other))),
+        other => Err(Problem::new(
+            NOT_A_STRING,
+            format!("{what} is not a string but {}", kind(other)),
+        )),
     }
 }
 
@@ -46,7 +82,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn list(items: &[Value], what: &str) -> Result<Row, String> {
+fn list(items: &[Value], what: &str) -> Result<Row, Problem> {
     items
         .iter()
         .enumerate()
@@ -55,20 +91,29 @@ fn list(items: &[Value], what: &str) -> Result<Row, String> {
 }
 
 /// Parses one line of a pair file. The error says what is wrong (the caller adds file:line).
-pub fn parse_row(line: &str) -> Result<Row, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+pub fn parse_row(line: &str) -> Result<Row, Problem> {
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| Problem::new(INVALID_JSON, format!("invalid JSON: {e}")))?;
     let row = match &v {
         Value::Array(items) => list(items, "text")?,
         Value::Object(o) => {
             if let Some(t) = o.get("texts").or_else(|| o.get("set")) {
                 match t {
                     Value::Array(items) => list(items, "texts")?,
-                    other => return Err(format!("\"texts\" is {}, not a list", kind(other))),
+                    other => {
+                        return Err(Problem::new(
+                            BAD_LAYOUT,
+                            format!("\"texts\" is {}, not a list", kind(other)),
+                        ))
+                    }
                 }
             } else {
                 let get = |a: &str, b: &str| o.get(a).or_else(|| o.get(b));
-                let anchor = get("anchor", "query").ok_or("no \"anchor\" (or \"query\") field")?;
-                let pos = get("positive", "pos").ok_or("no \"positive\" (or \"pos\") field")?;
+                let missing = |m: &str| Problem::new(BAD_LAYOUT, m);
+                let anchor = get("anchor", "query")
+                    .ok_or_else(|| missing("no \"anchor\" (or \"query\") field"))?;
+                let pos = get("positive", "pos")
+                    .ok_or_else(|| missing("no \"positive\" (or \"pos\") field"))?;
                 let mut row = vec![text(anchor, "anchor")?, text(pos, "positive")?];
                 match get("negative", "neg") {
                     None | Some(Value::Null) => {}
@@ -79,44 +124,29 @@ pub fn parse_row(line: &str) -> Result<Row, String> {
             }
         }
         other => {
-            return Err(format!(
-                "a row must be a list or an object, not {}",
-                kind(other)
+            return Err(Problem::new(
+                BAD_LAYOUT,
+                format!("a row must be a list or an object, not {}", kind(other)),
             ))
         }
     };
     if row.len() < 2 {
-        return Err(format!(
-            "a row needs at least 2 texts, this one has {}",
-            row.len()
+        return Err(Problem::new(
+            TOO_FEW_TEXTS,
+            format!("a row needs at least 2 texts, this one has {}", row.len()),
         ));
     }
     Ok(row)
 }
 
-/// Reads every row of a plain `.jsonl` pair file, blank lines skipped. Errors name file:line.
+/// Reads every row of a pair file (plain, gzip or zstd), blank lines skipped. Errors name
+/// file:line.
 pub fn read_jsonl_rows(path: &Path) -> Result<Vec<Row>, RowError> {
-    let bytes = std::fs::read(path).map_err(|cause| RowError::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
-    let bad = |line: usize, msg: String| RowError::Bad {
-        path: path.to_path_buf(),
-        line,
-        msg,
-    };
+    let mut reader = crate::reader::PairReader::open(path)?;
+    let mut skips = crate::reader::SkipCounts::default();
     let mut rows = Vec::new();
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = std::str::from_utf8(raw).map_err(|e| {
-            bad(
-                i + 1,
-                format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
-            )
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        rows.push(parse_row(line).map_err(|m| bad(i + 1, m))?);
+    while let Some(row) = reader.next_row(crate::reader::BadRowPolicy::Error, &mut skips)? {
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -154,17 +184,23 @@ mod tests {
     fn bad_rows_say_what_is_wrong() {
         assert!(parse_row(r#"["only one"]"#)
             .unwrap_err()
+            .msg
             .contains("at least 2"));
         assert!(parse_row(r#"["a", 3]"#)
             .unwrap_err()
+            .msg
             .contains("text[1] is not a string"));
         assert!(parse_row(r#"{"anchor": "a"}"#)
             .unwrap_err()
+            .msg
             .contains("positive"));
         assert!(parse_row(r#"{"anchor": "a", "positive": null}"#)
             .unwrap_err()
+            .msg
             .contains("not a string but null"));
-        assert!(parse_row("{").unwrap_err().contains("invalid JSON"));
-        assert!(parse_row("17").unwrap_err().contains("list or an object"));
+        assert!(parse_row("{").unwrap_err().msg.contains("invalid JSON"));
+        assert_eq!(parse_row("17").unwrap_err().reason, BAD_LAYOUT);
+        assert_eq!(parse_row(r#"["a"]"#).unwrap_err().reason, TOO_FEW_TEXTS);
+        assert_eq!(parse_row(r#"["a", 1]"#).unwrap_err().reason, NOT_A_STRING);
     }
 }

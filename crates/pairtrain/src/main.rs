@@ -2,6 +2,7 @@
 //! and turns recipes into calls; the work itself lives in the library crates.
 
 mod bench;
+mod data_cmd;
 mod encode;
 mod eval_cmd;
 mod progress;
@@ -42,6 +43,9 @@ enum Cmd {
     Eval(eval_cmd::EvalArgs),
     /// Show the documents of a corpus closest to a query.
     Search(eval_cmd::SearchArgs),
+    /// Inspect pair files and measure the data pipeline.
+    #[command(subcommand)]
+    Data(data_cmd::DataCmd),
     /// Measure throughput on built-in inputs.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -78,6 +82,7 @@ fn main() {
         Cmd::Eval(a) => eval_cmd::run_eval(a),
         Cmd::Search(a) => eval_cmd::run_search(a),
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Data(d) => data_cmd::run(d),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

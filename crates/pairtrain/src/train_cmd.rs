@@ -86,6 +86,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             eprintln!("eval {task} after step {}: {main}", e.step);
         }
     }
+    let skipped = tr.skipped_rows();
+    if skipped.total() > 0 {
+        eprintln!(
+            "data: {} (first at {})",
+            skipped.summary(),
+            skipped.examples.join(", ")
+        );
+    }
     let dir = tr.save_final()?;
     if let Some(last) = tr.history.last() {
         eprintln!(

@@ -59,7 +59,7 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
         step: tr.step,
         adam_t: tr.opt.t,
         dropout_rng: tr.dropout.rng.state(),
-        data: tr.data_state(),
+        data: tr.data_state()?,
         history: tr.history.clone(),
         evals: tr.evals.clone(),
     };

@@ -1,166 +1,138 @@
-//! A simple in-memory reader of JSONL pair files for the trainer, behind the `BatchSource`
-//! interface the streaming pipeline (crate `pairs`) plugs into.
+//! The recipe's `[[data]]` entries turned into the streaming pipeline of crate `pairs`, and its
+//! token batches turned into tensors.
 
-use anyhow::{bail, Result};
-use model::rng::Rng;
-use pairs::Row;
-use serde::{Deserialize, Serialize};
-use std::path::Path;
+use crate::losses::{Column, TrainBatch};
+use crate::recipe::Recipe;
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use model::SentenceModel;
+use pairs::{BadRowPolicy, BatchTokenizer, DatasetSpec, Loader, LoaderConfig, Sampler};
 
-/// Where a data source stands, saved in checkpoints so a resumed run sees the same batches.
-pub type SourceState = serde_json::Value;
-
-pub trait BatchSource {
-    /// The next `n` rows.
-    fn next_batch(&mut self, n: usize) -> Result<Vec<Row>>;
-    fn state(&self) -> SourceState;
-    fn restore(&mut self, state: &SourceState) -> Result<()>;
-    /// A short description for logs and the model card.
-    fn describe(&self) -> String;
+/// The datasets of a recipe: globs expanded, probabilities from the weights, or from the row
+/// counts when `[train] temperature` is set (rows not given in the recipe are counted now).
+pub fn dataset_specs(recipe: &Recipe) -> Result<Vec<DatasetSpec>> {
+    let t = &recipe.train;
+    let mut specs = Vec::new();
+    let mut rows = Vec::new();
+    for (i, d) in recipe.data.iter().enumerate() {
+        let files = pairs::reader::expand(&d.path)?;
+        let name = d.name.clone().unwrap_or_else(|| format!("data{i}"));
+        if t.temperature.is_some() && d.weight.is_some() {
+            bail!("[[data]] {name}: give weights or [train] temperature, not both");
+        }
+        if t.temperature.is_some() {
+            rows.push(match d.rows {
+                Some(r) => r,
+                None => {
+                    eprintln!(
+                        "counting the rows of {name} for temperature sampling \
+                         (put `rows = N` in its [[data]] entry to skip this)"
+                    );
+                    let policy: BadRowPolicy = t.on_bad_row.parse().map_err(anyhow::Error::msg)?;
+                    pairs::stats::stats(&files, policy, 2, &|_| {})?.rows
+                }
+            });
+        }
+        specs.push(DatasetSpec {
+            name,
+            files,
+            weight: d.weight.unwrap_or(1.0),
+            shuffle_buffer: d.shuffle_buffer.unwrap_or(t.shuffle_buffer),
+        });
+    }
+    if let Some(temp) = t.temperature {
+        if !temp.is_finite() || temp <= 0.0 {
+            bail!("[train] temperature must be above 0");
+        }
+        let p = pairs::sampler::probabilities(&[], Some((&rows, temp)));
+        for (s, p) in specs.iter_mut().zip(p) {
+            s.weight = p;
+        }
+    }
+    Ok(specs)
 }
 
-/// Every row of the given files, in file order, cycled; with `shuffle`, each pass is a fresh
-/// permutation drawn from `seed` and the pass number.
-pub struct InMemoryPairs {
-    rows: Vec<Row>,
-    files: Vec<String>,
-    shuffle: bool,
-    seed: u64,
-    order: Vec<usize>,
-    pos: Position,
+/// Starts the loader for `recipe`, tokenizing with `tokenizer`.
+pub fn start_loader(recipe: &Recipe, tokenizer: BatchTokenizer) -> Result<Loader> {
+    let t = &recipe.train;
+    let cfg = pairs::SamplerConfig {
+        batch_size: t.batch_size,
+        datasets_per_batch: t.datasets_per_batch,
+        seed: t.seed,
+        shuffle: t.shuffle,
+        policy: t.on_bad_row.parse().map_err(anyhow::Error::msg)?,
+        dedup: t.dedup,
+    };
+    let sampler = Sampler::new(dataset_specs(recipe)?, cfg)?;
+    Ok(Loader::start(
+        sampler,
+        tokenizer,
+        LoaderConfig {
+            workers: t.tokenize_workers,
+            prefetch: t.prefetch,
+        },
+    ))
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
-struct Position {
-    epoch: u64,
-    index: usize,
+/// The model's tokenizer, truncating at its max_seq_length, padding with its pad id.
+pub fn batch_tokenizer(model: &SentenceModel, multiple_of: usize) -> Result<BatchTokenizer> {
+    tokenizer_for(&model.tokenizer, model.pad_id(), multiple_of)
 }
 
-impl InMemoryPairs {
-    pub fn load(paths: &[&Path], shuffle: bool, seed: u64) -> Result<Self> {
-        let mut rows = Vec::new();
-        for p in paths {
-            rows.extend(pairs::read_jsonl_rows(p)?);
-        }
-        if rows.len() < 2 {
-            bail!(
-                "the training data has {} rows; at least 2 are needed",
-                rows.len()
-            );
-        }
-        let mut s = Self {
-            order: (0..rows.len()).collect(),
-            rows,
-            files: paths.iter().map(|p| p.display().to_string()).collect(),
-            shuffle,
-            seed,
-            pos: Position { epoch: 0, index: 0 },
-        };
-        s.reorder();
-        Ok(s)
-    }
-
-    fn reorder(&mut self) {
-        self.order = (0..self.rows.len()).collect();
-        if self.shuffle {
-            let mut rng = Rng::new(self.seed ^ self.pos.epoch.wrapping_mul(0x9E37_79B9));
-            for i in (1..self.order.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                self.order.swap(i, j);
-            }
-        }
-    }
+pub fn tokenizer_for(
+    tok: &model::TextTokenizer,
+    pad_id: u32,
+    multiple_of: usize,
+) -> Result<BatchTokenizer> {
+    BatchTokenizer::new(tok.inner().clone(), tok.max_len(), pad_id, multiple_of)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: cannot set up the tokenizer", tok.path().display()))
 }
 
-impl BatchSource for InMemoryPairs {
-    fn next_batch(&mut self, n: usize) -> Result<Vec<Row>> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            if self.pos.index == self.order.len() {
-                self.pos = Position {
-                    epoch: self.pos.epoch + 1,
-                    index: 0,
-                };
-                self.reorder();
-            }
-            out.push(self.rows[self.order[self.pos.index]].clone());
-            self.pos.index += 1;
-        }
-        Ok(out)
-    }
-
-    fn state(&self) -> SourceState {
-        serde_json::to_value(self.pos).unwrap_or_default()
-    }
-
-    fn restore(&mut self, state: &SourceState) -> Result<()> {
-        let pos: Position = serde_json::from_value(state.clone())?;
-        if pos.index > self.rows.len() {
-            bail!(
-                "checkpoint data position {} is past the {} rows",
-                pos.index,
-                self.rows.len()
-            );
-        }
-        self.pos = pos;
-        self.reorder();
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        format!("{} rows from {}", self.rows.len(), self.files.join(", "))
-    }
+/// Tensors for a token batch, on the model's device.
+pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<TrainBatch> {
+    let rows = b.rows();
+    let columns = b
+        .columns
+        .into_iter()
+        .map(|c| -> Result<Column> {
+            let mask = Tensor::from_vec(c.mask(), (rows, c.len), &model.device)?;
+            let ids = Tensor::from_vec(c.ids, (rows, c.len), &model.device)?;
+            Ok(Column {
+                ids,
+                mask,
+                texts: c.texts,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(TrainBatch { columns })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn fixed_order_cycles_and_resumes() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d.jsonl");
-        let body: String = (0..5).map(|i| format!("[\"a{i}\", \"p{i}\"]\n")).collect();
-        std::fs::write(&p, body).unwrap();
-        let mut d = InMemoryPairs::load(&[&p], false, 1).unwrap();
-        let b: Vec<String> = d
-            .next_batch(3)
-            .unwrap()
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
-        assert_eq!(b, ["a0", "a1", "a2"]);
-        let state = d.state();
-        let b: Vec<String> = d
-            .next_batch(3)
-            .unwrap()
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
-        assert_eq!(b, ["a3", "a4", "a0"]);
-        let mut d2 = InMemoryPairs::load(&[&p], false, 1).unwrap();
-        d2.restore(&state).unwrap();
-        let b2: Vec<String> = d2
-            .next_batch(3)
-            .unwrap()
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
-        assert_eq!(b, b2);
+    fn recipe(dir: &std::path::Path, extra: &str) -> Recipe {
+        let p = dir.join("d.jsonl");
+        std::fs::write(&p, "[\"a\", \"b\"]\n[\"c\", \"d\"]\n").unwrap();
+        let text = format!(
+            "[model]\nbase = \"m\"\n[train]\nbatch_size = 2\nsteps = 1\noutput = \"o\"\n\
+             temperature = 2.0\n\
+             [[data]]\nname = \"small\"\npath = \"{p}\"\nrows = 100\n{extra}\
+             [[data]]\nname = \"big\"\npath = \"{p}\"\nrows = 10000\n",
+            p = p.display()
+        );
+        toml::from_str(&text).unwrap()
     }
 
     #[test]
-    fn shuffled_passes_resume_identically() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d.jsonl");
-        let body: String = (0..7).map(|i| format!("[\"a{i}\", \"p{i}\"]\n")).collect();
-        std::fs::write(&p, body).unwrap();
-        let mut d = InMemoryPairs::load(&[&p], true, 9).unwrap();
-        d.next_batch(5).unwrap();
-        let state = d.state();
-        let rest = d.next_batch(12).unwrap();
-        let mut d2 = InMemoryPairs::load(&[&p], true, 9).unwrap();
-        d2.restore(&state).unwrap();
-        assert_eq!(rest, d2.next_batch(12).unwrap());
+    fn temperature_sets_weights_from_row_counts() {
+        let d = tempfile::tempdir().unwrap();
+        let specs = dataset_specs(&recipe(d.path(), "")).unwrap();
+        // p ∝ rows^(1/2): 10 and 100.
+        assert!((specs[0].weight - 10.0 / 110.0).abs() < 1e-12);
+        assert!((specs[1].weight - 100.0 / 110.0).abs() < 1e-12);
+        let e = dataset_specs(&recipe(d.path(), "weight = 3\n")).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
     }
 }

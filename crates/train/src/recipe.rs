@@ -70,8 +70,29 @@ pub struct TrainSection {
     pub max_grad_norm: f64,
     #[serde(default = "d_seed")]
     pub seed: u64,
+    /// Each batch is split between this many datasets, chosen by weight (2021 used 2).
     #[serde(default = "d_one")]
     pub datasets_per_batch: usize,
+    /// Sample datasets with p ∝ rows^(1/T) instead of by weight.
+    pub temperature: Option<f64>,
+    /// error | skip: what a bad row in the data does.
+    #[serde(default = "d_on_bad_row")]
+    pub on_bad_row: String,
+    /// Skip rows with a text already in the batch (the 2021 rule).
+    #[serde(default = "d_true")]
+    pub dedup: bool,
+    /// Rows per dataset in the shuffle buffer (a `[[data]]` entry can override it).
+    #[serde(default = "d_shuffle_buffer")]
+    pub shuffle_buffer: usize,
+    /// Tokenization threads ahead of the trainer.
+    #[serde(default = "d_workers")]
+    pub tokenize_workers: usize,
+    /// Tokenized batches kept ready.
+    #[serde(default = "d_prefetch")]
+    pub prefetch: usize,
+    /// Round each column's padded length up to a multiple of this (8 suits GPU tensor cores).
+    #[serde(default = "d_one")]
+    pub pad_to_multiple_of: usize,
     /// Save a checkpoint every N steps (0: only on Ctrl-C and at the end).
     #[serde(default)]
     pub save_every: usize,
@@ -93,10 +114,14 @@ pub struct TrainSection {
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     pub name: Option<String>,
-    /// A pair file (`.jsonl`); see ARCHITECTURE.md for the row formats.
+    /// A pair file (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`) or a glob of shards; see
+    /// ARCHITECTURE.md for the row formats.
     pub path: String,
-    #[serde(default = "d_weight")]
-    pub weight: f64,
+    /// Relative sampling weight (default 1).
+    pub weight: Option<f64>,
+    /// Row count, as `pairtrain data stats` reports it (for temperature sampling).
+    pub rows: Option<u64>,
+    pub shuffle_buffer: Option<usize>,
 }
 
 fn d_kind() -> String {
@@ -135,8 +160,17 @@ fn d_beta2() -> f64 {
 fn d_eps() -> f64 {
     1e-6
 }
-fn d_weight() -> f64 {
-    1.0
+fn d_on_bad_row() -> String {
+    "error".into()
+}
+fn d_shuffle_buffer() -> usize {
+    10_000
+}
+fn d_workers() -> usize {
+    2
+}
+fn d_prefetch() -> usize {
+    4
 }
 
 pub const LOSS_KINDS: &[&str] = &[
@@ -173,6 +207,9 @@ impl Recipe {
         }
         if self.data.is_empty() {
             bail!("no [[data]] entries");
+        }
+        if let Err(e) = self.train.on_bad_row.parse::<pairs::BadRowPolicy>() {
+            bail!("[train] on_bad_row: {e}");
         }
         for e in &self.eval {
             if !matches!(e.kind.as_str(), "sts" | "retrieval") {

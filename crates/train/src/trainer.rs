@@ -3,9 +3,8 @@
 //! and at the end; the final model in sentence-transformers layout.
 
 use crate::checkpoint;
-use crate::data::{BatchSource, InMemoryPairs};
 use crate::losses::{
-    CachedMultipleNegativesRankingLoss, Column, Loss, MultipleNegativesRankingLoss,
+    CachedMultipleNegativesRankingLoss, Loss, MultipleNegativesRankingLoss,
     MultipleNegativesSymmetricRankingLoss, TrainBatch,
 };
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
@@ -13,7 +12,6 @@ use crate::recipe::Recipe;
 use crate::schedule::linear_warmup_decay;
 use anyhow::{Context, Result};
 use candle_core::Var;
-use model::pooling::pad_batch;
 use model::{Dropout, LoadOptions, Pooling, SentenceModel};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -46,7 +44,7 @@ pub struct Trainer {
     pub model: SentenceModel,
     pub opt: AdamW,
     loss: Box<dyn Loss>,
-    data: Box<dyn BatchSource>,
+    data: pairs::Loader,
     pub dropout: Dropout,
     /// Steps completed.
     pub step: usize,
@@ -69,21 +67,12 @@ pub fn make_loss(recipe: &Recipe) -> Box<dyn Loss> {
     }
 }
 
-/// Tokenizes a batch column by column, each column padded on its own to its longest row. Every
-/// row contributes as many columns as the shortest row has (pairs beside triplets train as pairs
-/// for that batch).
+/// Tokenizes rows as the training loop does (each column padded to its longest row).
 pub fn tokenize_batch(model: &SentenceModel, rows: &[pairs::Row]) -> Result<TrainBatch> {
-    let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
-    let mut columns = Vec::with_capacity(k);
-    for c in 0..k {
-        let texts: Vec<String> = rows.iter().map(|r| r[c].clone()).collect();
-        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
-        let ids = model.tokenizer.encode_batch(&refs)?;
-        let id_refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
-        let (ids, mask) = pad_batch(&id_refs, model.pad_id(), 1, &model.device)?;
-        columns.push(Column { ids, mask, texts });
-    }
-    Ok(TrainBatch { columns })
+    let tb = crate::data::batch_tokenizer(model, 1)?
+        .tokenize(rows.to_vec(), vec![0; rows.len()], 0)
+        .map_err(anyhow::Error::msg)?;
+    crate::data::to_train_batch(model, tb)
 }
 
 impl Trainer {
@@ -109,8 +98,8 @@ impl Trainer {
                 weight_decay: t.weight_decay,
             },
         );
-        let paths: Vec<&Path> = recipe.data.iter().map(|d| Path::new(&d.path)).collect();
-        let data = Box::new(InMemoryPairs::load(&paths, t.shuffle, t.seed)?);
+        let tokenizer = crate::data::batch_tokenizer(&model, t.pad_to_multiple_of)?;
+        let data = crate::data::start_loader(&recipe, tokenizer)?;
         let mut tr = Self {
             loss: make_loss(&recipe),
             out: recipe.output_dir(),
@@ -134,16 +123,23 @@ impl Trainer {
         &self.out
     }
 
-    pub fn data_state(&self) -> serde_json::Value {
-        self.data.state()
+    pub fn data_state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self.data.state())?)
     }
 
     pub fn restore_data(&mut self, s: &serde_json::Value) -> Result<()> {
-        self.data.restore(s)
+        let state: pairs::SamplerState = serde_json::from_value(s.clone())
+            .context("the checkpoint's data position is not one this version can read")?;
+        self.data.restore(&state).map_err(anyhow::Error::msg)
     }
 
     pub fn data_description(&self) -> String {
-        self.data.describe()
+        self.data.describe().to_string()
+    }
+
+    /// Rows skipped as bad so far (`on_bad_row = "skip"`).
+    pub fn skipped_rows(&self) -> &pairs::SkipCounts {
+        self.data.skipped()
     }
 
     pub fn loss_name(&self) -> &'static str {
@@ -155,8 +151,9 @@ impl Trainer {
         let t0 = Instant::now();
         let t = &self.recipe.train;
         let lr = linear_warmup_decay(t.lr, self.step, t.warmup_steps, t.steps);
-        let rows = self.data.next_batch(t.batch_size)?;
-        let batch = tokenize_batch(&self.model, &rows)?;
+        let tb = self.data.next_batch().map_err(anyhow::Error::msg)?;
+        let rows = tb.rows();
+        let batch = crate::data::to_train_batch(&self.model, tb)?;
         let out = self
             .loss
             .compute(&self.model, &self.opt.vars, &batch, &mut self.dropout)?;
@@ -169,7 +166,7 @@ impl Trainer {
             loss: out.loss,
             lr,
             grad_norm,
-            pairs_per_s: rows.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            pairs_per_s: rows as f64 / t0.elapsed().as_secs_f64().max(1e-9),
         };
         self.history.push(rec.clone());
         Ok(rec)

@@ -1,0 +1,235 @@
+//! Reading pair files line by line: plain, gzip (`.gz`) and zstd (`.zst`) JSONL, with the line
+//! number kept for error messages and resume positions, and the bad-row policy applied.
+
+use crate::row::{self, parse_row, Problem, Row, RowError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// What to do with a row that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BadRowPolicy {
+    /// Stop with an error naming file:line (the default: bad data is a bug to fix upstream).
+    #[default]
+    Error,
+    /// Pass over it and count it by reason.
+    Skip,
+}
+
+impl std::str::FromStr for BadRowPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "skip" => Ok(Self::Skip),
+            _ => Err(format!("bad-row policy \"{s}\" is not one of error, skip")),
+        }
+    }
+}
+
+/// Rows passed over under `skip`, by reason; the first few places are kept for the report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkipCounts {
+    pub by_reason: BTreeMap<String, u64>,
+    pub examples: Vec<String>,
+}
+
+const KEPT_EXAMPLES: usize = 5;
+
+impl SkipCounts {
+    pub fn total(&self) -> u64 {
+        self.by_reason.values().sum()
+    }
+
+    pub fn add(&mut self, reason: &str, place: String) {
+        *self.by_reason.entry(reason.to_string()).or_default() += 1;
+        if self.examples.len() < KEPT_EXAMPLES {
+            self.examples.push(place);
+        }
+    }
+
+    pub fn merge(&mut self, other: &SkipCounts) {
+        for (k, v) in &other.by_reason {
+            *self.by_reason.entry(k.clone()).or_default() += v;
+        }
+        for e in &other.examples {
+            if self.examples.len() < KEPT_EXAMPLES {
+                self.examples.push(e.clone());
+            }
+        }
+    }
+
+    /// One line for logs: "3 rows skipped (invalid JSON: 2, fewer than 2 texts: 1)".
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        format!("{} rows skipped ({})", self.total(), parts.join(", "))
+    }
+}
+
+/// A decompressing reader for `path`, chosen by its extension.
+pub fn open_decoded(path: &Path) -> Result<Box<dyn Read + Send>, RowError> {
+    let io = |cause| RowError::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let name = path.to_string_lossy();
+    Ok(if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            file,
+        )))
+    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
+        Box::new(zstd::stream::read::Decoder::new(file).map_err(io)?)
+    } else {
+        Box::new(file)
+    })
+}
+
+/// The rows of one pair file, in order.
+pub struct PairReader {
+    path: PathBuf,
+    inner: Box<dyn BufRead + Send>,
+    line: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+/// One raw line, or the reason it could not be read.
+pub enum Line<'a> {
+    Text(&'a str),
+    Bad(Problem),
+    End,
+}
+
+impl PairReader {
+    pub fn open(path: &Path) -> Result<Self, RowError> {
+        Ok(Self {
+            inner: Box::new(BufReader::with_capacity(1 << 18, open_decoded(path)?)),
+            path: path.to_path_buf(),
+            line: 0,
+            buf: Vec::with_capacity(4096),
+            done: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Lines consumed so far (the resume position).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The next line. A read error (a truncated or corrupt compressed stream) ends the file:
+    /// nothing after it can be trusted.
+    pub fn next_line(&mut self) -> Line<'_> {
+        if self.done {
+            return Line::End;
+        }
+        self.buf.clear();
+        match self.inner.read_until(b'\n', &mut self.buf) {
+            Ok(0) => {
+                self.done = true;
+                Line::End
+            }
+            Ok(_) => {
+                self.line += 1;
+                let raw = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                match std::str::from_utf8(raw) {
+                    Ok(s) => Line::Text(s),
+                    Err(e) => Line::Bad(Problem::new(
+                        row::INVALID_UTF8,
+                        format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
+                    )),
+                }
+            }
+            Err(e) => {
+                self.done = true;
+                self.line += 1;
+                Line::Bad(Problem::new(
+                    row::UNREADABLE,
+                    format!("cannot read further (truncated or corrupt file?): {e}"),
+                ))
+            }
+        }
+    }
+
+    /// The next usable row, or `None` at the end. Blank lines are passed over; bad rows follow
+    /// `policy`.
+    pub fn next_row(
+        &mut self,
+        policy: BadRowPolicy,
+        skips: &mut SkipCounts,
+    ) -> Result<Option<Row>, RowError> {
+        loop {
+            let line = self.line + 1;
+            let problem = match self.next_line() {
+                Line::End => return Ok(None),
+                Line::Text(t) if t.trim().is_empty() => continue,
+                Line::Text(t) => match parse_row(t) {
+                    Ok(row) => return Ok(Some(row)),
+                    Err(p) => p,
+                },
+                Line::Bad(p) => p,
+            };
+            match policy {
+                BadRowPolicy::Error => {
+                    return Err(RowError::Bad {
+                        path: self.path.clone(),
+                        line,
+                        msg: problem.msg,
+                    })
+                }
+                BadRowPolicy::Skip => {
+                    skips.add(problem.reason, format!("{}:{line}", self.path.display()))
+                }
+            }
+        }
+    }
+
+    /// Passes over `n` lines without parsing them (to reach a resume position).
+    pub fn skip_lines(&mut self, n: u64) -> Result<(), RowError> {
+        while self.line < n {
+            if let Line::End = self.next_line() {
+                return Err(RowError::Other(format!(
+                    "{}: has {} lines, but the saved position is line {n}; did the file change?",
+                    self.path.display(),
+                    self.line
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The files a dataset path names: the file itself, or every match of a glob, sorted.
+pub fn expand(pattern: &str) -> Result<Vec<PathBuf>, RowError> {
+    if !pattern.contains(['*', '?', '[']) {
+        let p = PathBuf::from(pattern);
+        if !p.is_file() {
+            return Err(RowError::Other(format!("{pattern}: no such file")));
+        }
+        return Ok(vec![p]);
+    }
+    let mut out = Vec::new();
+    let paths = glob::glob(pattern).map_err(|e| RowError::Other(format!("{pattern}: {e}")))?;
+    for p in paths {
+        let p = p.map_err(|e| RowError::Other(format!("{pattern}: {e}")))?;
+        if p.is_file() {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(RowError::Other(format!("{pattern}: no file matches")));
+    }
+    out.sort();
+    Ok(out)
+}

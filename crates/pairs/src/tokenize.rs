@@ -1,0 +1,269 @@
+//! Turning a batch of rows into padded token-id columns, ready to become tensors.
+
+use crate::row::Row;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::{Model, ModelWrapper, NormalizerWrapper, PreTokenizerWrapper};
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// One column of a batch (anchors, positives, or the n-th hard negatives): ids padded to the
+/// column's longest row, row-major `[rows, len]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenColumn {
+    pub ids: Vec<u32>,
+    /// Real tokens of each row (the rest is padding).
+    pub lengths: Vec<u32>,
+    pub len: usize,
+    pub texts: Vec<String>,
+}
+
+impl TokenColumn {
+    /// The attention mask, 1 for tokens and 0 for padding, row-major `[rows, len]`.
+    pub fn mask(&self) -> Vec<f32> {
+        let mut m = Vec::with_capacity(self.lengths.len() * self.len);
+        for &l in &self.lengths {
+            m.extend(std::iter::repeat_n(1f32, l as usize));
+            m.extend(std::iter::repeat_n(0f32, self.len - l as usize));
+        }
+        m
+    }
+}
+
+/// A batch ready for the trainer: column 0 anchors, 1 positives, 2.. hard negatives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenBatch {
+    pub columns: Vec<TokenColumn>,
+    /// The dataset of each row.
+    pub dataset: Vec<usize>,
+    pub duplicates_skipped: u64,
+}
+
+impl TokenBatch {
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.texts.len())
+    }
+
+    /// Real (unpadded) tokens in the batch.
+    pub fn tokens(&self) -> u64 {
+        self.columns
+            .iter()
+            .flat_map(|c| c.lengths.iter())
+            .map(|&l| l as u64)
+            .sum()
+    }
+}
+
+/// Tokenizes batches the way the model will see them.
+#[derive(Clone)]
+pub struct BatchTokenizer {
+    tok: Tokenizer,
+    pad_id: u32,
+    multiple_of: usize,
+    max_len: usize,
+    fast: Option<AsciiWordPiece>,
+}
+
+/// A shortcut for ASCII texts through BERT-style tokenizers (BertNormalizer with clean_text,
+/// BertPreTokenizer, WordPiece), which cover BERT, MiniLM and MPNet. For ASCII, cleaning,
+/// lowercasing and splitting on whitespace and punctuation are byte operations; the general
+/// path spends most of its time in Unicode category lookups and offset bookkeeping instead
+/// (measured: 3/4 of the loader's CPU time). The words still go through the tokenizer's own
+/// WordPiece model, and `tests/fast_tokenizer.rs` (crate `train`) checks the ids equal the
+/// general path's on real tokenizers.
+#[derive(Clone)]
+struct AsciiWordPiece {
+    wordpiece: WordPiece,
+    lowercase: bool,
+    /// Special tokens around the text, e.g. [CLS] … [SEP].
+    prefix: Vec<u32>,
+    suffix: Vec<u32>,
+    /// First bytes of added tokens: a text containing one takes the general path, which
+    /// matches added tokens inside texts.
+    added_first_bytes: Vec<u8>,
+}
+
+impl AsciiWordPiece {
+    fn detect(tok: &Tokenizer) -> Option<Self> {
+        let lowercase = match tok.get_normalizer()? {
+            NormalizerWrapper::BertNormalizer(n) if n.clean_text => n.lowercase,
+            _ => return None,
+        };
+        if !matches!(
+            tok.get_pre_tokenizer()?,
+            PreTokenizerWrapper::BertPreTokenizer(_)
+        ) {
+            return None;
+        }
+        let ModelWrapper::WordPiece(wp) = tok.get_model() else {
+            return None;
+        };
+        let mut added_first_bytes: Vec<u8> = Vec::new();
+        for t in tok.get_added_tokens_decoder().values() {
+            let b = *t.content.as_bytes().first()?;
+            added_first_bytes.extend([b.to_ascii_lowercase(), b.to_ascii_uppercase()]);
+        }
+        // Where the specials go, from the general path: "a" → prefix, ids of "a", suffix.
+        let with = tok.encode_fast("a", true).ok()?.get_ids().to_vec();
+        let core: Vec<u32> = wp.tokenize("a").ok()?.iter().map(|t| t.id).collect();
+        let at =
+            (0..=with.len().checked_sub(core.len())?).find(|&i| with[i..].starts_with(&core))?;
+        let prefix = with[..at].to_vec();
+        let suffix = with[at + core.len()..].to_vec();
+        let empty = tok.encode_fast("", true).ok()?.get_ids().to_vec();
+        if empty != [prefix.as_slice(), &suffix].concat() {
+            return None;
+        }
+        Some(Self {
+            wordpiece: wp.clone(),
+            lowercase,
+            prefix,
+            suffix,
+            added_first_bytes,
+        })
+    }
+
+    /// The ids of `text`, or `None` when it must take the general path.
+    fn encode(&self, text: &str, max_len: usize, word: &mut String) -> Option<Vec<u32>> {
+        let b = text.as_bytes();
+        if !text.is_ascii() || b.iter().any(|c| self.added_first_bytes.contains(c)) {
+            return None;
+        }
+        let room = max_len.checked_sub(self.prefix.len() + self.suffix.len())?;
+        let mut ids = Vec::with_capacity(self.prefix.len() + b.len() / 3 + self.suffix.len());
+        ids.extend_from_slice(&self.prefix);
+        let limit = self.prefix.len() + room;
+        let flush = |word: &mut String, ids: &mut Vec<u32>| -> Option<()> {
+            if !word.is_empty() && ids.len() < limit {
+                for t in self.wordpiece.tokenize(word).ok()? {
+                    if ids.len() == limit {
+                        break;
+                    }
+                    ids.push(t.id);
+                }
+            }
+            word.clear();
+            Some(())
+        };
+        word.clear();
+        for &c in b {
+            match c {
+                // clean_text: control characters go, whitespace splits.
+                b'\t' | b'\n' | b'\r' | b' ' => flush(word, &mut ids)?,
+                0..=0x1f | 0x7f => {}
+                c if c.is_ascii_punctuation() => {
+                    flush(word, &mut ids)?;
+                    word.push(c as char);
+                    flush(word, &mut ids)?;
+                }
+                c if self.lowercase => word.push(c.to_ascii_lowercase() as char),
+                c => word.push(c as char),
+            }
+            if ids.len() >= limit {
+                break;
+            }
+        }
+        flush(word, &mut ids)?;
+        ids.extend_from_slice(&self.suffix);
+        Some(ids)
+    }
+}
+
+impl BatchTokenizer {
+    /// `tok` as the model uses it; its truncation is replaced by `max_len` and its padding
+    /// turned off (padding is per column, here). Lengths are rounded up to `multiple_of`.
+    pub fn new(
+        mut tok: Tokenizer,
+        max_len: usize,
+        pad_id: u32,
+        multiple_of: usize,
+    ) -> Result<Self, String> {
+        tok.with_padding(None);
+        tok.with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            ..Default::default()
+        }))
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            fast: AsciiWordPiece::detect(&tok),
+            tok,
+            pad_id,
+            multiple_of: multiple_of.max(1),
+            max_len,
+        })
+    }
+
+    /// Turns the ASCII shortcut off (to compare it with the general path).
+    pub fn without_shortcut(mut self) -> Self {
+        self.fast = None;
+        self
+    }
+
+    /// Whether the tokenizer qualifies for the ASCII shortcut.
+    pub fn has_shortcut(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        if let Some(f) = &self.fast {
+            if let Some(ids) = f.encode(text, self.max_len, &mut String::new()) {
+                return Ok(ids);
+            }
+        }
+        let enc = self
+            .tok
+            .encode_fast(text, true)
+            .map_err(|e| format!("cannot tokenize {:?}: {e}", preview(text)))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Every row contributes as many columns as the shortest row has (pairs beside triplets
+    /// train as pairs for that batch).
+    pub fn tokenize(
+        &self,
+        rows: Vec<Row>,
+        dataset: Vec<usize>,
+        duplicates_skipped: u64,
+    ) -> Result<TokenBatch, String> {
+        let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
+        let mut texts: Vec<Vec<String>> = (0..k).map(|_| Vec::with_capacity(rows.len())).collect();
+        for row in rows {
+            for (c, t) in row.into_iter().take(k).enumerate() {
+                texts[c].push(t);
+            }
+        }
+        let mut columns = Vec::with_capacity(k);
+        for col in texts {
+            let ids: Vec<Vec<u32>> = col
+                .iter()
+                .map(|t| self.encode(t))
+                .collect::<Result<_, _>>()?;
+            columns.push(self.pad(ids, col));
+        }
+        Ok(TokenBatch {
+            columns,
+            dataset,
+            duplicates_skipped,
+        })
+    }
+
+    fn pad(&self, ids: Vec<Vec<u32>>, texts: Vec<String>) -> TokenColumn {
+        let mut len = ids.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        len = len.div_ceil(self.multiple_of) * self.multiple_of;
+        let mut flat = Vec::with_capacity(ids.len() * len);
+        let mut lengths = Vec::with_capacity(ids.len());
+        for r in &ids {
+            flat.extend_from_slice(r);
+            flat.extend(std::iter::repeat_n(self.pad_id, len - r.len()));
+            lengths.push(r.len() as u32);
+        }
+        TokenColumn {
+            ids: flat,
+            lengths,
+            len,
+            texts,
+        }
+    }
+}
+
+fn preview(t: &str) -> String {
+    t.chars().take(60).collect()
+}

@@ -1,0 +1,271 @@
+//! `pairtrain data …`: look at pair files (stats, validate), measure the loader (bench), and
+//! make the benchmark's synthetic data (generate).
+
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use pairs::BadRowPolicy;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand, Debug)]
+pub enum DataCmd {
+    /// Rows, texts per row, text-length percentiles and an estimate of duplicate texts.
+    ///
+    /// The row count is what `rows = N` in a recipe's [[data]] entry wants for temperature
+    /// sampling. Files may be .jsonl, .jsonl.gz or .jsonl.zst, or quoted globs.
+    Stats(StatsArgs),
+    /// List every bad row with file:line and what is wrong; exits 1 if there is any.
+    Validate(ValidateArgs),
+    /// Run a recipe's data pipeline (sampling, dedup, tokenization) without training and
+    /// report batches/s, pairs/s, tokens/s and peak memory.
+    Bench(DataBenchArgs),
+    /// Write synthetic pair files for `data bench`: five datasets (10k to 10M rows at 20M
+    /// pairs), gzip and zstd shards, texts drawn from the words of a real text.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Pair files or globs (one dataset: the numbers are for all of them together).
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// error | skip
+    #[arg(long, default_value = "error")]
+    pub on_bad_row: BadRowPolicy,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// Print the bad rows as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DataBenchArgs {
+    /// A training recipe: its [[data]], [train] batch/sampling settings and [model] tokenizer.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Batches to draw.
+    #[arg(long, default_value_t = 200)]
+    pub batches: usize,
+    /// Override the recipe's tokenize_workers.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Override the recipe's batch_size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Tokenize every text through the general tokenizer path (as non-ASCII texts go), not
+    /// the ASCII shortcut.
+    #[arg(long)]
+    pub no_shortcut: bool,
+    /// Print a JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Output folder (one subfolder per dataset).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Total pairs over the five datasets.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub pairs: u64,
+    /// A text file whose words make up the texts.
+    #[arg(long)]
+    pub words: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(cmd: &DataCmd) -> Result<()> {
+    match cmd {
+        DataCmd::Stats(a) => stats(a),
+        DataCmd::Validate(a) => validate(a),
+        DataCmd::Bench(a) => bench(a),
+        DataCmd::Generate(a) => generate(a),
+    }
+}
+
+fn expand_all(patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in patterns {
+        out.extend(pairs::reader::expand(p)?);
+    }
+    Ok(out)
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn line_spinner(what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(s) = indicatif::ProgressStyle::with_template(&format!(
+        "{what} {{spinner}} {{human_pos}} lines ({{per_sec}}) {{elapsed}}"
+    )) {
+        pb.set_style(s);
+    }
+    pb
+}
+
+fn stats(a: &StatsArgs) -> Result<()> {
+    let files = expand_all(&a.files)?;
+    let pb = line_spinner("reading");
+    let st = pairs::stats::stats(&files, a.on_bad_row, threads(), &|n| pb.inc(n))?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+        return Ok(());
+    }
+    for (f, n) in &st.files {
+        println!("{f}\t{n} rows");
+    }
+    println!("rows\t{}", st.rows);
+    let widths: Vec<String> = st
+        .texts_per_row
+        .iter()
+        .map(|(k, v)| format!("{k} texts: {v}"))
+        .collect();
+    println!("texts per row\t{}", widths.join(", "));
+    println!("characters per text\tp50\tp90\tp99\tmax");
+    for (c, p) in &st.chars {
+        println!("  {c}\t{}\t{}\t{}\t{}", p.p50, p.p90, p.p99, p.max);
+    }
+    let pct = 100.0 * st.duplicate_texts_estimate as f64 / st.texts.max(1) as f64;
+    let how = if st.duplicate_sample_fraction < 1.0 {
+        format!(
+            " (estimated from a 1/{} hash sample)",
+            (1.0 / st.duplicate_sample_fraction).round()
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "duplicate texts\t{} of {} ({pct:.2}%){how}; stripped and lowercased, as in-batch dedup \
+         compares them",
+        st.duplicate_texts_estimate, st.texts
+    );
+    if st.skipped.total() > 0 {
+        println!("skipped\t{}", st.skipped.summary());
+    }
+    Ok(())
+}
+
+fn validate(a: &ValidateArgs) -> Result<()> {
+    let files = expand_all(&a.files)?;
+    let pb = line_spinner("validating");
+    let (good, bad) = pairs::stats::validate(&files, threads(), &|n| pb.inc(n))?;
+    pb.finish_and_clear();
+    for b in &bad {
+        if a.json {
+            println!("{}", serde_json::to_string(b)?);
+        } else {
+            println!("{}:{}: {}", b.file, b.line, b.msg);
+        }
+    }
+    eprintln!(
+        "{} files: {good} good rows, {} bad rows",
+        files.len(),
+        bad.len()
+    );
+    if !bad.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn bench(a: &DataBenchArgs) -> Result<()> {
+    let mut recipe = train::Recipe::load(&a.config)?;
+    if let Some(w) = a.workers {
+        recipe.train.tokenize_workers = w;
+    }
+    if let Some(b) = a.batch_size {
+        recipe.train.batch_size = b;
+    }
+    let base = PathBuf::from(&recipe.model.base);
+    let (tok, pad) = model::load_tokenizer(&base, recipe.model.max_seq_length)
+        .with_context(|| format!("loading the tokenizer of {}", base.display()))?;
+    let mut tokenizer = train::data::tokenizer_for(&tok, pad, recipe.train.pad_to_multiple_of)?;
+    if a.no_shortcut {
+        tokenizer = tokenizer.without_shortcut();
+    }
+    let rss0 = crate::bench::peak_rss_mib();
+    let t0 = Instant::now();
+    let mut loader = train::data::start_loader(&recipe, tokenizer)?;
+    let pb = progress::bar(a.batches as u64, "batches", "", false);
+    let (mut pairs_n, mut tokens, mut dups) = (0u64, 0u64, 0u64);
+    for _ in 0..a.batches {
+        let b = loader.next_batch().map_err(anyhow::Error::msg)?;
+        pairs_n += b.rows() as u64;
+        tokens += b.tokens();
+        dups += b.duplicates_skipped;
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let skipped = loader.skipped().clone();
+    drop(loader);
+    let rss = crate::bench::peak_rss_mib();
+    let (bps, pps, tps) = (
+        a.batches as f64 / secs,
+        pairs_n as f64 / secs,
+        tokens as f64 / secs,
+    );
+    println!(
+        "{} batches of {} in {secs:.1} s: {bps:.1} batches/s, {pps:.0} pairs/s, {tps:.0} tokens/s; \
+         peak RSS {rss:.0} MiB (tokenizer loaded: {rss0:.0} MiB); {dups} duplicate rows skipped; \
+         {} workers",
+        a.batches, recipe.train.batch_size, recipe.train.tokenize_workers
+    );
+    if skipped.total() > 0 {
+        println!("{}", skipped.summary());
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "pairs_per_s": pps,
+                "tokens_per_s": tps,
+                "batches_per_s": bps,
+                "peak_rss_mib": rss,
+            })
+        );
+    }
+    Ok(())
+}
+
+fn generate(a: &GenerateArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.words)
+        .with_context(|| format!("{}: cannot read", a.words.display()))?;
+    let words = pairs::generate::words_of(&text);
+    if words.len() < 100 {
+        bail!("{}: fewer than 100 words", a.words.display());
+    }
+    let mix = pairs::generate::bench_mix(a.pairs);
+    let t0 = Instant::now();
+    eprintln!(
+        "writing {} pairs in {} datasets under {} …",
+        a.pairs,
+        mix.len(),
+        a.out.display()
+    );
+    let globs = pairs::generate::generate(&a.out, &mix, &words, a.seed, threads())
+        .with_context(|| format!("{}: cannot write", a.out.display()))?;
+    for ((name, glob), ds) in globs.iter().zip(&mix) {
+        println!(
+            "[[data]]\nname = \"{name}\"\npath = \"{glob}\"\nrows = {}\n",
+            ds.rows
+        );
+    }
+    eprintln!("done in {:.0} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}

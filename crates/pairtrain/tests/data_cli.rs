@@ -1,0 +1,167 @@
+//! `pairtrain data …` and training from compressed, sharded, mixed datasets: validate and stats
+//! report real rows, bad rows are errors or counted skips, and a resumed run over two datasets
+//! (gzip + a glob of zstd shards, two datasets per batch) continues with the exact losses.
+
+use model::testing::shared_dir;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pairtrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pairtrain"))
+        .args(["--threads", "2"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The parity pairs split into `a.jsonl.gz` (32 rows) and `b-0/1.jsonl.zst` (16 rows each);
+/// `b-1` ends with a one-text row (its line 17).
+fn make_data(d: &Path) {
+    let rows: Vec<String> =
+        std::fs::read_to_string(shared_dir().join("reference/train-parity/pairs.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| format!("{l}\n"))
+            .collect();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(d.join("a.jsonl.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(rows[..32].concat().as_bytes()).unwrap();
+    gz.finish().unwrap();
+    for (i, part) in rows[32..].chunks(16).enumerate() {
+        let mut body = part.concat();
+        if i == 1 {
+            body += "[\"only one text\"]\n";
+        }
+        std::fs::write(
+            d.join(format!("b-{i}.jsonl.zst")),
+            zstd::encode_all(body.as_bytes(), 3).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn validate_and_stats_report_rows_and_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_data(d);
+    let glob = d.join("*.jsonl.*").display().to_string();
+    let o = pairtrain(&["data", "validate", &glob]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = format!(
+        "{}:17: a row needs at least 2 texts, this one has 1",
+        d.join("b-1.jsonl.zst").display()
+    );
+    assert_eq!(out.trim(), want);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("64 good rows, 1 bad rows"));
+
+    // stats: the default policy stops at the bad row, naming it; skip counts it.
+    let o = pairtrain(&["data", "stats", &glob]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("b-1.jsonl.zst:17:"));
+    let o = pairtrain(&["data", "stats", &glob, "--on-bad-row", "skip", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["rows"], 64);
+    assert_eq!(v["texts"], 128);
+    assert_eq!(v["skipped"]["by_reason"]["fewer than 2 texts"], 1);
+    assert_eq!(v["files"][0][1], 32);
+}
+
+fn recipe(d: &Path, name: &str, policy: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[model]
+base = "{model}"
+[train]
+batch_size = 8
+steps = 24
+lr = 1e-3
+save_every = 10
+seed = 3
+datasets_per_batch = 2
+shuffle_buffer = 5
+on_bad_row = "{policy}"
+tokenize_workers = 3
+output = "{out}"
+[[data]]
+name = "a"
+path = "{a}"
+weight = 2
+[[data]]
+name = "b"
+path = "{b}"
+"#,
+        model = shared_dir().join("reference/train-parity/model").display(),
+        a = d.join("a.jsonl.gz").display(),
+        b = d.join("b-*.jsonl.zst").display(),
+        out = d.join(name).display(),
+    );
+    let p = d.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn losses(trace: &Path) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn training_on_mixed_compressed_data_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_data(d);
+
+    let strict = recipe(d, "strict", "error");
+    let o = pairtrain(&["train", "--quiet", "--config", strict.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("b-1.jsonl.zst:17: a row needs at least 2 texts"),
+        "{err}"
+    );
+
+    let full = recipe(d, "full", "skip");
+    let trace = d.join("full.jsonl");
+    let o = pairtrain(&[
+        "train",
+        "--quiet",
+        "--config",
+        full.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 rows skipped (fewer than 2 texts: 1)"),
+        "{err}"
+    );
+    let want = losses(&trace);
+    assert_eq!(want.len(), 24);
+
+    // A second run resumes from the first one's step-10 checkpoint.
+    let again = recipe(d, "again", "skip");
+    let ckpt = d.join("full/checkpoints/step-00000010");
+    let trace2 = d.join("again.jsonl");
+    let o = pairtrain(&[
+        "train",
+        "--quiet",
+        "--config",
+        again.to_str().unwrap(),
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--trace",
+        trace2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(losses(&trace2), want[10..]);
+}

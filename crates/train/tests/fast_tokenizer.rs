@@ -1,0 +1,104 @@
+//! The loader's ASCII shortcut gives exactly the ids of the general tokenizer path, on the
+//! real all-MiniLM-L6-v2 and all-mpnet-base-v2 tokenizers, and the sentence-transformers
+//! golden ids where those apply.
+
+use model::rng::Rng;
+use model::testing::{golden, minilm_dir, mpnet_dir, shared_dir};
+use pairs::BatchTokenizer;
+
+/// ASCII texts that probe every branch: control characters, all whitespace kinds, every
+/// punctuation mark, long words ([UNK] past 100 characters), bracketed text near special
+/// tokens, empty and blank texts, and texts long enough to truncate.
+fn probe_texts() -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "".into(),
+        "   ".into(),
+        "\t\n\r".into(),
+        "a\x0bb\x0cc\x00d\x1fe\x7ff".into(),
+        "Hello, World! It's 3:45pm -- isn't it?".into(),
+        "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".into(),
+        "[CLS] [SEP] [MASK] <s> </s> [unk] [pad]".into(),
+        "x".repeat(99),
+        "y".repeat(100),
+        "z".repeat(101),
+        "unaffable antidisestablishmentarianism Supercalifragilistic".into(),
+        "CamelCase snake_case kebab-case SHOUTING e.g. U.S.A. 1,000,000.50".into(),
+        "word ".repeat(400),
+        "semi;colon ".repeat(60) + &"pieceful ".repeat(60),
+    ];
+    let mut rng = Rng::new(5);
+    let alphabet: Vec<u8> = (0u8..128).collect();
+    for _ in 0..300 {
+        let n = rng.below(200) as usize;
+        let s: String = (0..n)
+            .map(|_| {
+                // Mostly letters and spaces, some of everything else.
+                match rng.below(10) {
+                    0 => alphabet[rng.below(128) as usize] as char,
+                    1 | 2 => ' ',
+                    _ => (b'a' + rng.below(26) as u8) as char,
+                }
+            })
+            .collect();
+        v.push(s);
+    }
+    let sts = std::fs::read_to_string(shared_dir().join("data/stsb/sts-dev.tsv")).unwrap();
+    v.extend(
+        sts.lines()
+            .skip(1)
+            .flat_map(|l| l.split('\t').take(2).map(str::to_string))
+            .take(1000),
+    );
+    v
+}
+
+fn check(dir: &std::path::Path, golden_file: &str) {
+    for max_len in [8, 128, 384] {
+        let (tok, pad) = model::load_tokenizer(dir, Some(max_len)).unwrap();
+        let fast = train::data::tokenizer_for(&tok, pad, 1).unwrap();
+        assert!(fast.has_shortcut(), "{}: no shortcut", dir.display());
+        let general = fast.clone().without_shortcut();
+        let mut ascii = 0;
+        for t in probe_texts()
+            .into_iter()
+            .chain(golden(golden_file).into_iter().map(|g| g.text))
+        {
+            ascii += usize::from(t.is_ascii());
+            assert_eq!(
+                fast.encode(&t).unwrap(),
+                general.encode(&t).unwrap(),
+                "{} max_len {max_len}: {t:?}",
+                dir.display()
+            );
+        }
+        assert!(ascii > 1000);
+    }
+    // And against sentence-transformers itself, at the model's own length.
+    let (tok, pad) = model::load_tokenizer(dir, None).unwrap();
+    let fast = train::data::tokenizer_for(&tok, pad, 1).unwrap();
+    for g in golden(golden_file) {
+        assert_eq!(fast.encode(&g.text).unwrap(), g.input_ids, "{:?}", g.text);
+    }
+}
+
+#[test]
+fn shortcut_equals_general_path_minilm() {
+    check(&minilm_dir(), "all-MiniLM-L6-v2.jsonl");
+}
+
+#[test]
+fn shortcut_equals_general_path_mpnet() {
+    check(&mpnet_dir(), "all-mpnet-base-v2.jsonl");
+}
+
+#[test]
+fn a_tokenizer_without_bert_parts_takes_the_general_path() {
+    let t: BatchTokenizer = pairs::BatchTokenizer::new(
+        tokenizers::Tokenizer::new(tokenizers::models::wordlevel::WordLevel::default()),
+        16,
+        0,
+        1,
+    )
+    .unwrap();
+    assert!(!t.has_shortcut());
+}
