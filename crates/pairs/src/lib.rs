@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod dedup;
 pub mod generate;
 pub mod loader;
+pub mod par;
 pub mod reader;
 pub mod rng;
 pub mod row;

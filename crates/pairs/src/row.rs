@@ -4,7 +4,9 @@
 //! - a list: `["anchor", "positive", "neg1", ...]`;
 //! - an object: `{"anchor"|"query": ..., "positive"|"pos": ..., "negative"|"neg": str | [str]}`;
 //! - an object `{"texts": [...]}`, or `{"set": [...]}` (the 2021 files of duplicate sets use it;
-//!   the first two texts form the pair).
+//!   the first two texts form the pair);
+//! - a conversational object `{"context": ..., "response": ..., ...}` (PolyAI's Reddit format):
+//!   the pair (context, response).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -97,7 +99,10 @@ pub fn parse_row(line: &str) -> Result<Row, Problem> {
     let row = match &v {
         Value::Array(items) => list(items, "text")?,
         Value::Object(o) => {
-            if let Some(t) = o.get("texts").or_else(|| o.get("set")) {
+            if let (Some(c), Some(r)) = (o.get("context"), o.get("response")) {
+                // Conversational rows (the Reddit miner's): context, then response.
+                vec![text(c, "context")?, text(r, "response")?]
+            } else if let Some(t) = o.get("texts").or_else(|| o.get("set")) {
                 match t {
                     Value::Array(items) => list(items, "texts")?,
                     other => {
@@ -177,6 +182,11 @@ mod tests {
         assert_eq!(
             parse_row(r#"{"set": ["a", "b", "c"]}"#).unwrap(),
             vec!["a", "b", "c"]
+        );
+        assert_eq!(
+            parse_row(r#"{"context": "a", "context/0": "z", "response": "b", "subreddit": "x"}"#)
+                .unwrap(),
+            vec!["a", "b"]
         );
     }
 

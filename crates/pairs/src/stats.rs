@@ -1,6 +1,7 @@
 //! `data stats` and `data validate`: one pass over pair files, in parallel over files.
 
 use crate::dedup::text_key;
+use crate::par::par_map;
 use crate::reader::{BadRowPolicy, Line, PairReader, SkipCounts};
 use crate::rng::Rng;
 use crate::row::{parse_row, RowError};
@@ -133,32 +134,6 @@ fn percentiles(mut v: Vec<usize>, max: usize) -> Percentiles {
         p99: at(0.99),
         max,
     }
-}
-
-/// Runs `f` over `files` on up to `threads` threads, results in file order.
-fn par_map<T: Send>(files: &[PathBuf], threads: usize, f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let out: Vec<std::sync::Mutex<Option<T>>> =
-        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1).min(files.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= files.len() {
-                    break;
-                }
-                let r = f(&files[i]);
-                *out[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
-    });
-    out.into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every file is processed")
-        })
-        .collect()
 }
 
 /// Rows, row widths, text lengths and an estimate of duplicate texts over all `files`.

@@ -5,6 +5,7 @@ mod bench;
 mod data_cmd;
 mod encode;
 mod eval_cmd;
+mod mine_cmd;
 mod progress;
 mod texts;
 mod train_cmd;
@@ -43,6 +44,9 @@ enum Cmd {
     Eval(eval_cmd::EvalArgs),
     /// Show the documents of a corpus closest to a query.
     Search(eval_cmd::SearchArgs),
+    /// Mine training pairs from raw dumps (StackExchange, Reddit, Wikipedia).
+    #[command(subcommand)]
+    Mine(mine_cmd::MineCmd),
     /// Inspect pair files and measure the data pipeline.
     #[command(subcommand)]
     Data(data_cmd::DataCmd),
@@ -83,6 +87,7 @@ fn main() {
         Cmd::Search(a) => eval_cmd::run_search(a),
         Cmd::Bench(b) => bench::run(b),
         Cmd::Data(d) => data_cmd::run(d),
+        Cmd::Mine(m) => mine_cmd::run(m),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

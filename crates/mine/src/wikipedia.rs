@@ -1,0 +1,409 @@
+//! Wikipedia: (title, intro) pairs and same-category intro pairs from a pages-articles
+//! .xml.bz2 dump. Articles only (namespace 0), no redirects or disambiguation pages; intros are
+//! cleaned to plain text (see `wikitext`).
+//!
+//! With the multistream variant and its index (`…-multistream-index.txt.bz2`, found beside the
+//! dump or given), the dump is cut at the bzip2 stream offsets the index lists and the pieces
+//! are decompressed and parsed on all threads; output order stays the dump's order.
+//!
+//! Same-category pairs: every (category, article) is spilled by category, then each category
+//! with 2..=`max_category_size` members is shuffled with a seed from its name and its members
+//! are paired off in that order, at most `pairs_per_category` pairs: deterministic, and huge
+//! categories do not dominate.
+
+use crate::io::{io_err, open_input, Common, MineError, Result, RunStats, ShardWriter};
+use crate::spill::{read_partition, SpillWriter};
+use crate::wikitext;
+use pairs::BadRowPolicy;
+use quick_xml::events::Event;
+use quick_xml::XmlVersion;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Seek};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Intros shorter than this (characters, after cleaning) are dropped.
+    pub min_intro: usize,
+    pub max_category_size: usize,
+    pub pairs_per_category: usize,
+    /// The multistream index; found beside the dump when not given.
+    pub index: Option<PathBuf>,
+    pub partitions: usize,
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            min_intro: 20,
+            max_category_size: 10_000,
+            pairs_per_category: 20,
+            index: None,
+            partitions: 64,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Page {
+    title: String,
+    ns: String,
+    redirect: bool,
+    text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Member {
+    category: String,
+    title: String,
+    intro: String,
+}
+
+/// An article kept: title, clean intro, categories.
+pub struct Article {
+    pub title: String,
+    pub intro: String,
+    pub categories: Vec<String>,
+}
+
+/// Parses the pages of an XML fragment (a whole dump or a run of multistream streams).
+fn parse_pages(
+    path: &Path,
+    input: impl BufRead,
+    base: u64,
+    policy: BadRowPolicy,
+    stats: &mut RunStats,
+    limit: Option<u64>,
+    mut f: impl FnMut(Page, &mut RunStats) -> Result<()>,
+) -> Result<()> {
+    let mut r = quick_xml::Reader::from_reader(input);
+    // A run of multistream streams is a fragment: pages without the root element around them.
+    r.config_mut().check_end_names = false;
+    r.config_mut().allow_unmatched_ends = true;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut page: Option<Page> = None;
+    let mut field: Option<&'static str> = None;
+    let mut pages = 0u64;
+    loop {
+        let ev = match r.read_event_into(&mut buf) {
+            Ok(ev) => ev,
+            Err(e) => {
+                let at = base + r.error_position();
+                let msg = format!("malformed XML: {e}");
+                match policy {
+                    BadRowPolicy::Error => {
+                        return Err(MineError::Bad {
+                            path: path.to_path_buf(),
+                            at: format!("byte {at} of the decompressed stream"),
+                            msg,
+                        })
+                    }
+                    BadRowPolicy::Skip => {
+                        stats
+                            .skipped
+                            .add("malformed XML", format!("{}: byte {at}", path.display()));
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        match ev {
+            Event::Start(e) => match e.name().as_ref() {
+                "page" => page = Some(Page::default()),
+                "title" => field = Some("title"),
+                "ns" => field = Some("ns"),
+                "text" => field = Some("text"),
+                _ => {}
+            },
+            Event::Empty(e) if e.name().as_ref() == "redirect" => {
+                if let Some(p) = page.as_mut() {
+                    p.redirect = true;
+                }
+            }
+            Event::Text(t) => push(&mut page, field, &t.xml_content(XmlVersion::Implicit1_0)),
+            Event::CData(t) => push(&mut page, field, &t.xml_content(XmlVersion::Implicit1_0)),
+            Event::GeneralRef(g) => {
+                let c = match g.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    _ => match g.as_ref() {
+                        "amp" => Some('&'),
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "quot" => Some('"'),
+                        "apos" => Some('\''),
+                        _ => None,
+                    },
+                };
+                if let Some(c) = c {
+                    push(&mut page, field, c.encode_utf8(&mut [0; 4]));
+                }
+            }
+            Event::End(e) => match e.name().as_ref() {
+                "page" => {
+                    if let Some(p) = page.take() {
+                        stats.rows_in += 1;
+                        pages += 1;
+                        f(p, stats)?;
+                        if limit.is_some_and(|l| pages >= l) {
+                            return Ok(());
+                        }
+                    }
+                }
+                "title" | "ns" | "text" => field = None,
+                _ => {}
+            },
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+fn push(page: &mut Option<Page>, field: Option<&'static str>, s: &str) {
+    if let (Some(p), Some(f)) = (page.as_mut(), field) {
+        match f {
+            "title" => p.title.push_str(s),
+            "ns" => p.ns.push_str(s),
+            _ => p.text.push_str(s),
+        }
+    }
+}
+
+/// The article a page gives, or why it gives none.
+fn article(p: Page, o: &Options, stats: &mut RunStats) -> Option<Article> {
+    if p.ns.trim() != "0" {
+        stats.filter("not an article (namespace)");
+        return None;
+    }
+    if p.redirect
+        || p.text
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("#redirect")
+    {
+        stats.filter("redirect");
+        return None;
+    }
+    if wikitext::is_disambiguation(&p.title, &p.text) {
+        stats.filter("disambiguation page");
+        return None;
+    }
+    let intro = wikitext::clean(wikitext::intro(&p.text));
+    if intro.chars().count() < o.min_intro {
+        stats.filter("intro shorter than the minimum");
+        return None;
+    }
+    Some(Article {
+        categories: wikitext::categories(&p.text),
+        title: p.title,
+        intro,
+    })
+}
+
+/// Byte ranges of the dump's bzip2 streams, from the multistream index.
+fn stream_ranges(dump: &Path, index: &Path, c: &Common) -> Result<Vec<(u64, u64)>> {
+    let mut offsets: Vec<u64> = vec![0];
+    let r = open_input(index, Vec::new())?;
+    for (i, line) in r.lines().enumerate() {
+        let line = line.map_err(io_err(index))?;
+        let off = line.split(':').next().and_then(|s| s.parse::<u64>().ok());
+        match off {
+            Some(o) => {
+                if offsets.last() != Some(&o) {
+                    offsets.push(o);
+                }
+            }
+            None if c.policy == BadRowPolicy::Skip => {}
+            None => {
+                return Err(MineError::Bad {
+                    path: index.to_path_buf(),
+                    at: format!("line {}", i + 1),
+                    msg: "not offset:id:title".into(),
+                })
+            }
+        }
+    }
+    let len = std::fs::metadata(dump).map_err(io_err(dump))?.len();
+    offsets.push(len);
+    offsets.dedup();
+    Ok(offsets.windows(2).map(|w| (w[0], w[1])).collect())
+}
+
+fn find_index(dump: &Path) -> Option<PathBuf> {
+    let name = dump.file_name()?.to_string_lossy().into_owned();
+    let idx = name.replace("multistream.xml.bz2", "multistream-index.txt.bz2");
+    (idx != name)
+        .then(|| dump.with_file_name(idx))
+        .filter(|p| p.is_file())
+}
+
+/// Mines one dump into `<out>/<dump name>/`: `title_intro-*` and `same_category-*`.
+pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
+    let t0 = std::time::Instant::now();
+    let name = dump
+        .file_name()
+        .map_or("wikipedia".into(), |f| f.to_string_lossy().into_owned());
+    let name = name
+        .trim_end_matches(".bz2")
+        .trim_end_matches(".xml")
+        .to_string();
+    let dir = c.out.join(&name);
+    let inputs = vec![dump.display().to_string()];
+    if !c.force {
+        if let Some(done) = RunStats::completed(&dir, &inputs) {
+            return Ok(done);
+        }
+    }
+    let work = dir.join(".spill");
+    let mut spill = SpillWriter::new(&work, 0, o.partitions)?;
+    let mut titles = ShardWriter::new(&dir, "title_intro", c.compression, c.shard_bytes);
+    let mut stats = RunStats {
+        inputs,
+        ..Default::default()
+    };
+    let (counters, own) = c.counters();
+    let mut keep = |a: Article, _: &mut RunStats| -> Result<()> {
+        titles.write(&[&a.title, &a.intro])?;
+        for cat in &a.categories {
+            spill.put(
+                cat,
+                &Member {
+                    category: cat.clone(),
+                    title: a.title.clone(),
+                    intro: a.intro.clone(),
+                },
+            )?;
+        }
+        Ok(())
+    };
+    let index = o.index.clone().or_else(|| find_index(dump));
+    match index {
+        Some(index) if c.threads > 1 => {
+            let ranges = stream_ranges(dump, &index, c)?;
+            parallel_streams(dump, &ranges, o, c, &counters, &mut stats, &mut keep)?;
+        }
+        _ => {
+            let r = open_input(dump, counters.clone())?;
+            parse_pages(
+                dump,
+                r,
+                0,
+                c.policy,
+                &mut stats,
+                c.limit,
+                |p, st| match article(p, o, st) {
+                    Some(a) => keep(a, st),
+                    None => Ok(()),
+                },
+            )?;
+        }
+    }
+    spill.finish()?;
+    let (n, _) = titles.finish()?;
+    stats.rows_out.insert("title_intro".into(), n);
+    let mut pairs_out = ShardWriter::new(&dir, "same_category", c.compression, c.shard_bytes);
+    for part in 0..o.partitions {
+        let members: Vec<Member> = read_partition(&work, 1, part)?;
+        let mut by_cat: HashMap<String, Vec<Member>> = HashMap::new();
+        for m in members {
+            by_cat.entry(m.category.clone()).or_default().push(m);
+        }
+        let mut cats: Vec<String> = by_cat.keys().cloned().collect();
+        cats.sort();
+        for cat in cats {
+            let mut ms = by_cat.remove(&cat).unwrap_or_default();
+            if ms.len() < 2 {
+                stats.filter("category with one member");
+                continue;
+            }
+            if ms.len() > o.max_category_size {
+                stats.filter("category larger than the maximum");
+                continue;
+            }
+            ms.sort_by(|a, b| a.title.cmp(&b.title));
+            let seed = pairs::rng::mix(&[o.seed, pairs::dedup::hash_bytes(cat.as_bytes())]);
+            pairs::rng::shuffle(&mut ms, &mut pairs::rng::Rng::new(seed));
+            for pair in ms.chunks_exact(2).take(o.pairs_per_category) {
+                pairs_out.write(&serde_json::json!({
+                    "anchor": pair[0].intro,
+                    "positive": pair[1].intro,
+                    "category": cat,
+                    "titles": [pair[0].title, pair[1].title],
+                }))?;
+            }
+        }
+    }
+    let (n, _) = pairs_out.finish()?;
+    stats.rows_out.insert("same_category".into(), n);
+    std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
+    stats.bytes_in = own.load(std::sync::atomic::Ordering::Relaxed);
+    stats.finish(t0.elapsed().as_secs_f64());
+    stats.write(&dir)?;
+    Ok(stats)
+}
+
+/// Decompresses and parses groups of streams on `c.threads` threads, handing articles to `keep`
+/// in dump order.
+fn parallel_streams(
+    dump: &Path,
+    ranges: &[(u64, u64)],
+    o: &Options,
+    c: &Common,
+    counters: &crate::io::Counters,
+    stats: &mut RunStats,
+    keep: &mut dyn FnMut(Article, &mut RunStats) -> Result<()>,
+) -> Result<()> {
+    // About 10 streams (1,000 pages) per task.
+    let groups: Vec<(u64, u64)> = ranges
+        .chunks(10)
+        .map(|g| (g[0].0, g[g.len() - 1].1))
+        .collect();
+    for window in groups.chunks(c.threads * 4) {
+        let results = pairs::par::par_map(window, c.threads, |&(a, b)| {
+            let mut f = std::fs::File::open(dump).map_err(io_err(dump))?;
+            f.seek(std::io::SeekFrom::Start(a)).map_err(io_err(dump))?;
+            let piece = crate::io::Counting::new(f.take(b - a), counters.clone());
+            let dec = std::io::BufReader::new(bzip2::read::MultiBzDecoder::new(piece));
+            let mut st = RunStats::default();
+            let mut arts = Vec::new();
+            parse_pages(dump, dec, 0, c.policy, &mut st, None, |p, st| {
+                if let Some(a) = article(p, o, st) {
+                    arts.push(a);
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                MineError::Bad { path, at, msg } => MineError::Bad {
+                    path,
+                    at: format!("{at} of the bzip2 stream at byte {a}"),
+                    msg,
+                },
+                e => e,
+            })?;
+            Ok::<_, MineError>((arts, st))
+        });
+        for r in results {
+            let (arts, st) = r?;
+            stats.merge(&st);
+            for a in arts {
+                keep(a, stats)?;
+            }
+            if c.limit.is_some_and(|l| stats.rows_in >= l) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole decompressed dump (for tests and the benchmark).
+pub fn read_all(path: &Path) -> Result<String> {
+    let mut s = String::new();
+    open_input(path, Vec::new())?
+        .read_to_string(&mut s)
+        .map_err(io_err(path))?;
+    Ok(s)
+}
