@@ -160,9 +160,11 @@ impl ShardWriter {
         let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
         let buf = std::io::BufWriter::with_capacity(1 << 20, f);
         let w: Box<dyn Write + Send> = match self.compression {
+            // Level 1: the default level 6 spent 3/4 of StackExchange mining time in deflate,
+            // for files only ~10% smaller.
             Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
                 buf,
-                flate2::Compression::default(),
+                flate2::Compression::fast(),
             )),
             Compression::Zstd => Box::new(
                 zstd::stream::write::Encoder::new(buf, 3)

@@ -117,23 +117,11 @@ pub fn generate(
             jobs.push((d.clone(), ds, s, rows));
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let errors = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|sc| {
-        for _ in 0..threads.max(1) {
-            sc.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((d, ds, s, rows)) = jobs.get(i) else {
-                    break;
-                };
-                if let Err(e) = write_shard(d, ds, *s, *rows, words, seed) {
-                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                }
-            });
-        }
+    let results = crate::par::par_map(&jobs, threads, |(d, ds, s, rows)| {
+        write_shard(d, ds, *s, *rows, words, seed)
     });
-    if let Some(e) = errors.into_inner().unwrap_or_else(|e| e.into_inner()).pop() {
-        return Err(e);
+    for r in results {
+        r?;
     }
     Ok(datasets
         .iter()

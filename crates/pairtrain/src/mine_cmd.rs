@@ -123,10 +123,18 @@ fn common(a: &CommonArgs, bytes: Arc<AtomicU64>) -> Common {
         shard_bytes: a.shard_mib.max(1) << 20,
         limit: a.limit,
         policy: a.on_bad_record,
-        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        threads: threads(),
         force: a.force,
         bytes,
     }
+}
+
+/// `--threads` (which main passes on as RAYON_NUM_THREADS), else all cores.
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Runs `work` with a progress bar over the bytes of `inputs`.
@@ -274,10 +282,16 @@ pub fn run(cmd: &MineCmd) -> Result<()> {
             };
             let results = with_progress(&a.inputs, a.common.quiet, |bytes| {
                 let c = common(&a.common, bytes);
-                a.inputs
-                    .iter()
-                    .map(|p| (p.clone(), mine::wikipedia::mine_dump(p, &opts, &c)))
-                    .collect::<Vec<_>>()
+                // Several dumps at once, the threads shared out (a multistream dump uses its
+                // share to decompress in parallel).
+                let at_once = c.threads.min(a.inputs.len()).max(1);
+                let each = Common {
+                    threads: (c.threads / at_once).max(1),
+                    ..c.clone()
+                };
+                pairs::par::par_map(&a.inputs, at_once, |p| {
+                    (p.clone(), mine::wikipedia::mine_dump(p, &opts, &each))
+                })
             })?;
             for (p, r) in results {
                 report(&p.display().to_string(), &r?);
