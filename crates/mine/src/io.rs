@@ -75,7 +75,11 @@ pub fn open_input(path: &Path, counts: Counters) -> Result<Box<dyn BufRead + Sen
     let r: Box<dyn Read + Send> = if name.ends_with(".gz") {
         Box::new(flate2::bufread::MultiGzDecoder::new(raw))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(io_err(path))?)
+        let mut d = zstd::stream::read::Decoder::with_buffer(raw).map_err(io_err(path))?;
+        // Pushshift and arctic-shift dumps are compressed with --long=31; without this the
+        // decoder refuses them ("frame requires too much memory").
+        d.window_log_max(31).map_err(io_err(path))?;
+        Box::new(d)
     } else if name.ends_with(".bz2") {
         Box::new(bzip2::bufread::MultiBzDecoder::new(raw))
     } else if name.ends_with(".xz") {

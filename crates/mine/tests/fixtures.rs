@@ -343,6 +343,22 @@ fn reddit_bad_input_names_file_and_line_or_is_counted() {
     assert_eq!(s.skipped.by_reason["invalid comment"], 1);
     assert_eq!(s.rows_in, 28);
 
+    // A dump compressed as pushshift's are (zstd --long=31) reads like any other.
+    let long = d.path().join("long.ndjson.zst");
+    let mut e =
+        zstd::stream::write::Encoder::new(std::fs::File::create(&long).unwrap(), 3).unwrap();
+    e.long_distance_matching(true).unwrap();
+    e.window_log(31).unwrap();
+    std::io::Write::write_all(&mut e, src.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let s = mine(
+        &[long],
+        &Options::default(),
+        &common(&d.path().join("long")),
+    )
+    .unwrap();
+    assert_eq!(s.rows_in, 27);
+
     // A truncated .zst file (generated comments: varied enough to span many zstd blocks).
     let p = d.path().join("cut.ndjson.zst");
     generate(&p, 5000, 3).unwrap();

@@ -85,7 +85,10 @@ pub fn open_decoded(path: &Path) -> Result<Box<dyn Read + Send>, RowError> {
             file,
         )))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(io)?)
+        let mut d = zstd::stream::read::Decoder::new(file).map_err(io)?;
+        // Files made with `zstd --long=31` (as large dumps often are) need the larger window.
+        d.window_log_max(31).map_err(io)?;
+        Box::new(d)
     } else {
         Box::new(file)
     })
