@@ -18,7 +18,7 @@
 //! is bounded by the largest partition, not the month.
 
 use crate::io::{io_err, open_input, Common, MineError, Result, RunStats, ShardWriter};
-use crate::spill::{read_partition, SpillWriter};
+use crate::spill::{partitions_for, read_partition, SpillWriter};
 use md5::{Digest, Md5};
 use pairs::BadRowPolicy;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ pub struct Options {
     pub blocklist: HashSet<String>,
     pub allow_subreddits: Option<HashSet<String>>,
     pub deny_subreddits: HashSet<String>,
+    /// Spill partitions, at least (more for big inputs).
     pub partitions: usize,
 }
 
@@ -131,9 +132,8 @@ fn is_bot(author: &str, o: &Options) -> bool {
 }
 
 /// Reads one dump file into the spill. Returns its stats.
-fn spill_file(path: &Path, idx: usize, work: &Path, o: &Options, c: &Common) -> Result<RunStats> {
+fn spill_file(path: &Path, spill: &SpillWriter, o: &Options, c: &Common) -> Result<RunStats> {
     let mut stats = RunStats::default();
-    let mut spill = SpillWriter::new(work, idx, o.partitions)?;
     let (counters, own) = c.counters();
     let mut r = open_input(path, counters)?;
     let mut line = Vec::with_capacity(1 << 14);
@@ -198,7 +198,6 @@ fn spill_file(path: &Path, idx: usize, work: &Path, o: &Options, c: &Common) -> 
             break;
         }
     }
-    spill.finish()?;
     stats.bytes_in = own.load(std::sync::atomic::Ordering::Relaxed);
     Ok(stats)
 }
@@ -360,8 +359,14 @@ pub fn mine(inputs: &[PathBuf], o: &Options, c: &Common) -> Result<RunStats> {
         std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
     }
     // Phase 1: every input into the spill, several files at once.
-    let idx: Vec<usize> = (0..inputs.len()).collect();
-    let results = pairs::par::par_map(&idx, c.threads, |&i| spill_file(&inputs[i], i, &work, o, c));
+    let mut input_bytes = 0;
+    for p in inputs {
+        input_bytes += std::fs::metadata(p).map_err(io_err(p))?.len();
+    }
+    let spill = SpillWriter::new(&work, partitions_for(input_bytes, o.partitions))?;
+    let parts = spill.parts();
+    let results = pairs::par::par_map(inputs, c.threads, |p| spill_file(p, &spill, o, c));
+    spill.finish()?;
     let mut stats = RunStats {
         inputs: names,
         ..Default::default()
@@ -372,11 +377,11 @@ pub fn mine(inputs: &[PathBuf], o: &Options, c: &Common) -> Result<RunStats> {
     // Phase 2: partitions, `threads` at a time, written in partition order.
     let mut train = ShardWriter::new(&c.out, "train", c.compression, c.shard_bytes);
     let mut test = ShardWriter::new(&c.out, "test", c.compression, c.shard_bytes);
-    let parts: Vec<usize> = (0..o.partitions).collect();
+    let parts: Vec<usize> = (0..parts).collect();
     for chunk in parts.chunks(c.threads.max(1)) {
         let done = pairs::par::par_map(chunk, c.threads, |&p| -> Result<(Vec<_>, RunStats)> {
             let mut st = RunStats::default();
-            let comments: Vec<Comment> = read_partition(&work, inputs.len(), p)?;
+            let comments: Vec<Comment> = read_partition(&work, p)?;
             let mut threads: HashMap<String, Vec<Comment>> = HashMap::new();
             for cm in comments {
                 threads.entry(cm.thread.clone()).or_default().push(cm);

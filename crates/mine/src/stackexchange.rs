@@ -12,7 +12,7 @@
 
 use crate::html::html_to_text;
 use crate::io::{io_err, Common, MineError, Result, RunStats, ShardWriter};
-use crate::spill::{read_partition, SpillWriter};
+use crate::spill::{partitions_for, read_partition, SpillWriter};
 use pairs::BadRowPolicy;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::XmlVersion;
@@ -89,7 +89,8 @@ impl Site {
         let name = if path.is_dir() {
             file
         } else if let Some(stem) = file.strip_suffix(".7z") {
-            stem.to_string()
+            // StackOverflow comes as one archive per table: stackoverflow.com-Posts.7z.
+            stem.strip_suffix("-Posts").unwrap_or(stem).to_string()
         } else {
             // .../<site>/Posts.xml
             path.parent()
@@ -277,16 +278,40 @@ pub fn mine_site(site: &Site, opts: &Options, c: &Common) -> Result<RunStats> {
         inputs,
         ..Default::default()
     };
+    // An archive holds about a tenth of its XML.
+    let size = std::fs::metadata(&site.path).map_or(0, |m| m.len());
+    let size = if site.path.is_dir() {
+        std::fs::metadata(site.path.join("Posts.xml")).map_or(0, |m| m.len())
+    } else if site.path.to_string_lossy().ends_with(".7z") {
+        size * 10
+    } else {
+        size
+    };
     let mut miner = SiteMiner {
         opts,
         c,
-        spill: SpillWriter::new(&work, 0, opts.partitions)?,
+        spill: SpillWriter::new(&work, partitions_for(size, opts.partitions))?,
         links: Vec::new(),
         out: Writers::new(&dir, c),
     };
     let (counters, own) = c.counters();
     if site.path.to_string_lossy().ends_with(".7z") {
-        miner.read_7z(&site.path, counters, &mut stats)?;
+        // A split dump's links are in their own archive beside the posts.
+        let split_links = site
+            .path
+            .to_string_lossy()
+            .strip_suffix("-Posts.7z")
+            .map(|p| PathBuf::from(format!("{p}-PostLinks.7z")))
+            .filter(|p| p.is_file());
+        if let Some(links) = split_links {
+            miner.read_7z(&links, counters.clone(), &mut stats)?;
+        }
+        if !miner.read_7z(&site.path, counters, &mut stats)? {
+            return Err(MineError::Other(format!(
+                "{}: the archive has no Posts.xml",
+                site.path.display()
+            )));
+        }
     } else {
         let posts = if site.path.is_dir() {
             site.path.join("Posts.xml")
@@ -307,9 +332,10 @@ pub fn mine_site(site: &Site, opts: &Options, c: &Common) -> Result<RunStats> {
         mut out,
         ..
     } = miner;
+    let parts = spill.parts();
     spill.finish()?;
     let dup_ids: HashSet<u64> = links.iter().flat_map(|&(a, b)| [a, b]).collect();
-    let dup_texts = join_answers(&work, opts, &dup_ids, &mut out, &mut stats)?;
+    let dup_texts = join_answers(&work, parts, opts, &dup_ids, &mut out, &mut stats)?;
     for (dup, orig) in links {
         if let (Some(d), Some(o)) = (dup_texts.get(&dup), dup_texts.get(&orig)) {
             out.put(3, &d.0, &o.0)?;
@@ -343,12 +369,13 @@ impl SiteMiner<'_> {
         self.links = links;
     }
 
+    /// Reads PostLinks.xml and Posts.xml from a .7z; returns whether it had Posts.xml.
     fn read_7z(
         &mut self,
         path: &Path,
         counters: crate::io::Counters,
         stats: &mut RunStats,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let f = std::fs::File::open(path).map_err(io_err(path))?;
         let counted = crate::io::Counting::new(f, counters);
         let seekable = SeekCounting(counted);
@@ -391,13 +418,7 @@ impl SiteMiner<'_> {
             at: "archive".into(),
             msg: format!("cannot decompress: {e}"),
         })?;
-        if !saw_posts {
-            return Err(MineError::Other(format!(
-                "{}: the archive has no Posts.xml",
-                path.display()
-            )));
-        }
-        Ok(())
+        Ok(saw_posts)
     }
 
     fn posts(&mut self, path: &Path, input: impl BufRead, stats: &mut RunStats) -> Result<()> {
@@ -485,14 +506,15 @@ impl SiteMiner<'_> {
 /// of the questions in `dup_ids`.
 fn join_answers(
     work: &Path,
+    parts: usize,
     o: &Options,
     dup_ids: &HashSet<u64>,
     out: &mut Writers,
     stats: &mut RunStats,
 ) -> Result<HashMap<u64, (String, String)>> {
     let mut dup_texts = HashMap::new();
-    for part in 0..o.partitions {
-        let recs: Vec<Rec> = read_partition(work, 1, part)?;
+    for part in 0..parts {
+        let recs: Vec<Rec> = read_partition(work, part)?;
         let mut questions: HashMap<u64, (String, String, Option<u64>)> = HashMap::new();
         let mut answers: Vec<(u64, u64, i64, String)> = Vec::new();
         for r in recs {

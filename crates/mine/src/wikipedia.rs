@@ -6,13 +6,15 @@
 //! dump or given), the dump is cut at the bzip2 stream offsets the index lists and the pieces
 //! are decompressed and parsed on all threads; output order stays the dump's order.
 //!
-//! Same-category pairs: every (category, article) is spilled by category, then each category
+//! Same-category pairs: each kept article's (title, intro) is written once to a scratch file,
+//! and every (category, position in that file) is spilled by category (an article has ~10
+//! categories; spilling intros with each would multiply the disk by ten). Then each category
 //! with 2..=`max_category_size` members is shuffled with a seed from its name and its members
 //! are paired off in that order, at most `pairs_per_category` pairs: deterministic, and huge
-//! categories do not dominate.
+//! categories do not dominate. The intros of the chosen pairs are read back in file order.
 
 use crate::io::{io_err, open_input, Common, MineError, Result, RunStats, ShardWriter};
-use crate::spill::{read_partition, SpillWriter};
+use crate::spill::{partitions_for, read_partition, SpillWriter};
 use crate::wikitext;
 use pairs::BadRowPolicy;
 use quick_xml::events::Event;
@@ -58,8 +60,8 @@ struct Page {
 #[derive(Serialize, Deserialize)]
 struct Member {
     category: String,
-    title: String,
-    intro: String,
+    /// Byte offset of the article's line in the intros scratch file.
+    at: u64,
 }
 
 /// An article kept: title, clean intro, categories.
@@ -203,6 +205,46 @@ fn article(p: Page, o: &Options, stats: &mut RunStats) -> Option<Article> {
     })
 }
 
+/// The intros scratch file, read at given offsets.
+struct IntroFile {
+    path: PathBuf,
+    file: std::io::BufReader<std::fs::File>,
+}
+
+impl IntroFile {
+    fn open(path: &Path) -> Result<Self> {
+        let f = std::fs::File::open(path).map_err(io_err(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: std::io::BufReader::new(f),
+        })
+    }
+
+    /// (title, intro) at each offset, read in file order.
+    fn read(&mut self, at: impl Iterator<Item = u64>) -> Result<HashMap<u64, (String, String)>> {
+        let mut offsets: Vec<u64> = at.collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut out = HashMap::with_capacity(offsets.len());
+        let mut line = String::new();
+        for off in offsets {
+            self.file
+                .seek(std::io::SeekFrom::Start(off))
+                .map_err(io_err(&self.path))?;
+            line.clear();
+            self.file.read_line(&mut line).map_err(io_err(&self.path))?;
+            let (t, i): (String, String) =
+                serde_json::from_str(&line).map_err(|e| MineError::Bad {
+                    path: self.path.clone(),
+                    at: format!("byte {off}"),
+                    msg: format!("scratch file is corrupt: {e}"),
+                })?;
+            out.insert(off, (t, i));
+        }
+        Ok(out)
+    }
+}
+
 /// Byte ranges of the dump's bzip2 streams, from the multistream index.
 fn stream_ranges(dump: &Path, index: &Path, c: &Common) -> Result<Vec<(u64, u64)>> {
     let mut offsets: Vec<u64> = vec![0];
@@ -258,7 +300,13 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
         }
     }
     let work = dir.join(".spill");
-    let mut spill = SpillWriter::new(&work, 0, o.partitions)?;
+    // Categories spill a few dozen bytes per article: about 1/100 of the dump.
+    let size = std::fs::metadata(dump).map_err(io_err(dump))?.len();
+    let spill = SpillWriter::new(&work, partitions_for(size / 10, o.partitions))?;
+    let intros_path = work.join("intros.jsonl");
+    let mut intros =
+        std::io::BufWriter::new(std::fs::File::create(&intros_path).map_err(io_err(&intros_path))?);
+    let mut intros_at = 0u64;
     let mut titles = ShardWriter::new(&dir, "title_intro", c.compression, c.shard_bytes);
     let mut stats = RunStats {
         inputs,
@@ -267,16 +315,23 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
     let (counters, own) = c.counters();
     let mut keep = |a: Article, _: &mut RunStats| -> Result<()> {
         titles.write(&[&a.title, &a.intro])?;
+        if a.categories.is_empty() {
+            return Ok(());
+        }
+        let mut line = serde_json::to_vec(&[&a.title, &a.intro])
+            .map_err(|e| MineError::Other(e.to_string()))?;
+        line.push(b'\n');
+        std::io::Write::write_all(&mut intros, &line).map_err(io_err(&intros_path))?;
         for cat in &a.categories {
             spill.put(
                 cat,
                 &Member {
                     category: cat.clone(),
-                    title: a.title.clone(),
-                    intro: a.intro.clone(),
+                    at: intros_at,
                 },
             )?;
         }
+        intros_at += line.len() as u64;
         Ok(())
     };
     let index = o.index.clone().or_else(|| find_index(dump));
@@ -301,20 +356,27 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
             )?;
         }
     }
+    let parts = spill.parts();
     spill.finish()?;
+    std::io::Write::flush(&mut intros).map_err(io_err(&intros_path))?;
+    drop(intros);
     let (n, _) = titles.finish()?;
     stats.rows_out.insert("title_intro".into(), n);
     let mut pairs_out = ShardWriter::new(&dir, "same_category", c.compression, c.shard_bytes);
-    for part in 0..o.partitions {
-        let members: Vec<Member> = read_partition(&work, 1, part)?;
-        let mut by_cat: HashMap<String, Vec<Member>> = HashMap::new();
+    let mut lookup = IntroFile::open(&intros_path)?;
+    for part in 0..parts {
+        let members: Vec<Member> = read_partition(&work, part)?;
+        let mut by_cat: HashMap<String, Vec<u64>> = HashMap::new();
         for m in members {
-            by_cat.entry(m.category.clone()).or_default().push(m);
+            by_cat.entry(m.category).or_default().push(m.at);
         }
         let mut cats: Vec<String> = by_cat.keys().cloned().collect();
         cats.sort();
+        let mut chosen: Vec<(String, u64, u64)> = Vec::new();
         for cat in cats {
             let mut ms = by_cat.remove(&cat).unwrap_or_default();
+            ms.sort_unstable();
+            ms.dedup();
             if ms.len() < 2 {
                 stats.filter("category with one member");
                 continue;
@@ -323,17 +385,22 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
                 stats.filter("category larger than the maximum");
                 continue;
             }
-            ms.sort_by(|a, b| a.title.cmp(&b.title));
             let seed = pairs::rng::mix(&[o.seed, pairs::dedup::hash_bytes(cat.as_bytes())]);
             pairs::rng::shuffle(&mut ms, &mut pairs::rng::Rng::new(seed));
             for pair in ms.chunks_exact(2).take(o.pairs_per_category) {
-                pairs_out.write(&serde_json::json!({
-                    "anchor": pair[0].intro,
-                    "positive": pair[1].intro,
-                    "category": cat,
-                    "titles": [pair[0].title, pair[1].title],
-                }))?;
+                chosen.push((cat.clone(), pair[0], pair[1]));
             }
+        }
+        let texts = lookup.read(chosen.iter().flat_map(|(_, a, b)| [*a, *b]))?;
+        for (cat, a, b) in chosen {
+            let (ta, ia) = &texts[&a];
+            let (tb, ib) = &texts[&b];
+            pairs_out.write(&serde_json::json!({
+                "anchor": ia,
+                "positive": ib,
+                "category": cat,
+                "titles": [ta, tb],
+            }))?;
         }
     }
     let (n, _) = pairs_out.finish()?;

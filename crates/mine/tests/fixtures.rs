@@ -180,9 +180,31 @@ fn stackexchange_from_a_7z_archive_equals_the_folder() {
     assert_eq!(a.rows_out, f.rows_out);
     assert_eq!(a.filtered, f.filtered);
     let name = "cstheory.meta.stackexchange.com-2019";
+    // StackOverflow's layout: one archive per table, named <site>-Posts.7z, <site>-PostLinks.7z.
+    let split = d.path().join("split");
+    for table in ["Posts", "PostLinks"] {
+        let one = d.path().join(format!("only-{table}"));
+        std::fs::create_dir_all(&one).unwrap();
+        std::fs::copy(
+            src.join(format!("{table}.xml")),
+            one.join(format!("{table}.xml")),
+        )
+        .unwrap();
+        std::fs::create_dir_all(&split).unwrap();
+        sevenz_rust2::compress_to_path(&one, split.join(format!("{name}-{table}.7z"))).unwrap();
+    }
+    let sp = Site::from_path(&split.join(format!("{name}-Posts.7z")));
+    assert_eq!(sp.name, name);
+    let s = mine_site(&sp, &Options::default(), &common(&d.path().join("out3"))).unwrap();
+    assert_eq!(s.rows_out, f.rows_out);
     for o in OUTPUTS {
         assert_eq!(
             rows(&d.path().join("out").join(name), o),
+            rows(&d.path().join("out2").join(name), o),
+            "{o}"
+        );
+        assert_eq!(
+            rows(&d.path().join("out3").join(name), o),
             rows(&d.path().join("out2").join(name), o),
             "{o}"
         );
