@@ -50,6 +50,24 @@ fn sentence(words: &[String], n: usize, rng: &mut Rng, out: &mut String) {
     }
 }
 
+/// Words that make a text non-ASCII, as real data has them: accents, typographic quotes and
+/// dashes, other scripts.
+const NON_ASCII: &[&str] = &[
+    "café",
+    "naïve",
+    "l’été",
+    "“quoted”",
+    "Zürich",
+    "São Paulo",
+    "—",
+    "façade",
+    "Ελλάδα",
+    "東京",
+    "it’s",
+    "résumé",
+    "…",
+];
+
 /// Writes one shard of `rows` rows; returns its path. Shards alternate gzip and zstd.
 fn write_shard(
     dir: &Path,
@@ -58,6 +76,7 @@ fn write_shard(
     rows: u64,
     words: &[String],
     seed: u64,
+    non_ascii: f64,
 ) -> std::io::Result<PathBuf> {
     let gzip = shard.is_multiple_of(2);
     let ext = if gzip { "jsonl.gz" } else { "jsonl.zst" };
@@ -87,6 +106,12 @@ fn write_shard(
         }
         let n = 8 + rng.below(57) as usize;
         sentence(words, n, &mut rng, &mut p);
+        for t in [&mut a, &mut p] {
+            if rng.uniform() < non_ascii {
+                t.push(' ');
+                t.push_str(NON_ASCII[rng.below(NON_ASCII.len() as u64) as usize]);
+            }
+        }
         serde_json::to_writer(&mut w, &[&a, &p])?;
         w.write_all(b"\n")?;
     }
@@ -97,11 +122,13 @@ fn write_shard(
 }
 
 /// Writes every dataset under `dir/<name>/`, shards in parallel. Returns the glob of each.
+/// `non_ascii` is the share of texts given one non-ASCII word.
 pub fn generate(
     dir: &Path,
     datasets: &[GenDataset],
     words: &[String],
     seed: u64,
+    non_ascii: f64,
     threads: usize,
 ) -> std::io::Result<Vec<(String, String)>> {
     if words.is_empty() {
@@ -118,7 +145,7 @@ pub fn generate(
         }
     }
     let results = crate::par::par_map(&jobs, threads, |(d, ds, s, rows)| {
-        write_shard(d, ds, *s, *rows, words, seed)
+        write_shard(d, ds, *s, *rows, words, seed, non_ascii)
     });
     for r in results {
         r?;

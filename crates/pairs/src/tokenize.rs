@@ -62,17 +62,20 @@ pub struct BatchTokenizer {
     fast: Option<AsciiWordPiece>,
 }
 
-/// A shortcut for ASCII texts through BERT-style tokenizers (BertNormalizer with clean_text,
-/// BertPreTokenizer, WordPiece), which cover BERT, MiniLM and MPNet. For ASCII, cleaning,
-/// lowercasing and splitting on whitespace and punctuation are byte operations; the general
-/// path spends most of its time in Unicode category lookups and offset bookkeeping instead
-/// (measured: 3/4 of the loader's CPU time). The words still go through the tokenizer's own
-/// WordPiece model, and `tests/fast_tokenizer.rs` (crate `train`) checks the ids equal the
-/// general path's on real tokenizers.
+/// A shortcut through BERT-style tokenizers (BertNormalizer with clean_text, BertPreTokenizer,
+/// WordPiece), which cover BERT, MiniLM and MPNet. The general path spends most of its time on
+/// offset bookkeeping and Unicode category lookups (measured: 3/4 of the loader's CPU time);
+/// this one applies the same steps (clean, space out CJK, NFD and drop nonspacing marks,
+/// lowercase, split on whitespace and punctuation) with the same Unicode tables but keeps no
+/// offsets, and handles ASCII texts with byte operations. The words still go through the
+/// tokenizer's own WordPiece model, and `tests/fast_tokenizer.rs` (crate `train`) checks the ids
+/// equal the general path's on real tokenizers.
 #[derive(Clone)]
 struct AsciiWordPiece {
     wordpiece: WordPiece,
     lowercase: bool,
+    strip_accents: bool,
+    chinese: bool,
     /// Special tokens around the text, e.g. [CLS] … [SEP].
     prefix: Vec<u32>,
     suffix: Vec<u32>,
@@ -83,8 +86,12 @@ struct AsciiWordPiece {
 
 impl AsciiWordPiece {
     fn detect(tok: &Tokenizer) -> Option<Self> {
-        let lowercase = match tok.get_normalizer()? {
-            NormalizerWrapper::BertNormalizer(n) if n.clean_text => n.lowercase,
+        let (lowercase, strip_accents, chinese) = match tok.get_normalizer()? {
+            NormalizerWrapper::BertNormalizer(n) if n.clean_text => (
+                n.lowercase,
+                n.strip_accents.unwrap_or(n.lowercase),
+                n.handle_chinese_chars,
+            ),
             _ => return None,
         };
         if !matches!(
@@ -115,6 +122,8 @@ impl AsciiWordPiece {
         Some(Self {
             wordpiece: wp.clone(),
             lowercase,
+            strip_accents,
+            chinese,
             prefix,
             suffix,
             added_first_bytes,
@@ -124,8 +133,11 @@ impl AsciiWordPiece {
     /// The ids of `text`, or `None` when it must take the general path.
     fn encode(&self, text: &str, max_len: usize, word: &mut String) -> Option<Vec<u32>> {
         let b = text.as_bytes();
-        if !text.is_ascii() || b.iter().any(|c| self.added_first_bytes.contains(c)) {
+        if b.iter().any(|c| self.added_first_bytes.contains(c)) {
             return None;
+        }
+        if !text.is_ascii() {
+            return self.encode_unicode(text, max_len, word);
         }
         let room = max_len.checked_sub(self.prefix.len() + self.suffix.len())?;
         let mut ids = Vec::with_capacity(self.prefix.len() + b.len() / 3 + self.suffix.len());
@@ -165,6 +177,98 @@ impl AsciiWordPiece {
         ids.extend_from_slice(&self.suffix);
         Some(ids)
     }
+
+    /// BertNormalizer then BertPreTokenizer, character by character, in their order.
+    fn encode_unicode(&self, text: &str, max_len: usize, word: &mut String) -> Option<Vec<u32>> {
+        use unicode_categories::UnicodeCategories;
+        use unicode_normalization_alignments::UnicodeNormalization;
+        let mut clean = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            // clean_text: drop NUL, U+FFFD and control/format/private-use characters (tab and
+            // line breaks count as whitespace), whitespace becomes a space.
+            let control = !matches!(c, '\t' | '\n' | '\r') && c.is_other();
+            if c == '\0' || c == '\u{fffd}' || control {
+                continue;
+            }
+            if matches!(c, '\t' | '\n' | '\r') || c.is_whitespace() {
+                clean.push(' ');
+            } else if self.chinese && is_chinese_char(c) {
+                clean.push(' ');
+                clean.push(c);
+                clean.push(' ');
+            } else {
+                clean.push(c);
+            }
+        }
+        let normalized: String = if self.strip_accents {
+            clean
+                .nfd()
+                .map(|(c, _)| c)
+                .filter(|c| !c.is_mark_nonspacing())
+                .collect()
+        } else {
+            clean
+        };
+        let room = max_len.checked_sub(self.prefix.len() + self.suffix.len())?;
+        let limit = self.prefix.len() + room;
+        let mut ids = Vec::with_capacity(self.prefix.len() + text.len() / 3 + self.suffix.len());
+        ids.extend_from_slice(&self.prefix);
+        let flush = |word: &mut String, ids: &mut Vec<u32>| -> Option<()> {
+            if !word.is_empty() && ids.len() < limit {
+                for t in self.wordpiece.tokenize(word).ok()? {
+                    if ids.len() == limit {
+                        break;
+                    }
+                    ids.push(t.id);
+                }
+            }
+            word.clear();
+            Some(())
+        };
+        word.clear();
+        let one = |c: char, word: &mut String, ids: &mut Vec<u32>| -> Option<()> {
+            if c.is_whitespace() {
+                flush(word, ids)
+            } else if c.is_ascii_punctuation() || c.is_punctuation() {
+                flush(word, ids)?;
+                word.push(c);
+                flush(word, ids)
+            } else {
+                word.push(c);
+                Some(())
+            }
+        };
+        for c in normalized.chars() {
+            if self.lowercase {
+                for l in c.to_lowercase() {
+                    one(l, word, &mut ids)?;
+                }
+            } else {
+                one(c, word, &mut ids)?;
+            }
+            if ids.len() >= limit {
+                break;
+            }
+        }
+        flush(word, &mut ids)?;
+        ids.extend_from_slice(&self.suffix);
+        Some(ids)
+    }
+}
+
+/// The CJK blocks BertNormalizer puts spaces around.
+fn is_chinese_char(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x4E00..=0x9FFF
+            | 0x3400..=0x4DBF
+            | 0x20000..=0x2A6DF
+            | 0x2A700..=0x2B73F
+            | 0x2B740..=0x2B81F
+            | 0x2B920..=0x2CEAF
+            | 0xF900..=0xFAFF
+            | 0x2F800..=0x2FA1F
+    )
 }
 
 impl BatchTokenizer {

@@ -83,6 +83,9 @@ pub struct GenerateArgs {
     pub words: PathBuf,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Share of texts (0..1) given a non-ASCII word (accents, curly quotes, other scripts).
+    #[arg(long, default_value_t = 0.0)]
+    pub non_ascii: f64,
 }
 
 pub fn run(cmd: &DataCmd) -> Result<()> {
@@ -258,7 +261,7 @@ fn generate(a: &GenerateArgs) -> Result<()> {
         mix.len(),
         a.out.display()
     );
-    let globs = pairs::generate::generate(&a.out, &mix, &words, a.seed, threads())
+    let globs = pairs::generate::generate(&a.out, &mix, &words, a.seed, a.non_ascii, threads())
         .with_context(|| format!("{}: cannot write", a.out.display()))?;
     for ((name, glob), ds) in globs.iter().zip(&mix) {
         println!(

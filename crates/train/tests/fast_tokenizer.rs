@@ -1,6 +1,7 @@
-//! The loader's ASCII shortcut gives exactly the ids of the general tokenizer path, on the
-//! real all-MiniLM-L6-v2 and all-mpnet-base-v2 tokenizers, and the sentence-transformers
-//! golden ids where those apply.
+//! The loader's BERT shortcut gives exactly the ids of the general tokenizer path, on the real
+//! all-MiniLM-L6-v2 and all-mpnet-base-v2 tokenizers (and their normalizer switched to cased,
+//! accent-keeping and no-CJK variants), for ASCII and Unicode texts, and the
+//! sentence-transformers golden ids.
 
 use model::rng::Rng;
 use model::testing::{golden, minilm_dir, mpnet_dir, shared_dir};
@@ -42,6 +43,25 @@ fn probe_texts() -> Vec<String> {
             .collect();
         v.push(s);
     }
+    // Unicode: accents and combining marks, other scripts, CJK, emoji and joiners, format and
+    // control characters, odd whitespace, case mappings that change length, punctuation and
+    // symbols outside ASCII.
+    let pool: Vec<char> = "éñüÅçøßİıΣσςﬁ\u{301}\u{308}\u{93f}\u{94d}ΑλφαБукваשלוםمرحبا中文字日本語ひらがなカタカナ한국어ไทย😀👍🏽\u{200d}\u{200b}\u{ad}\u{fffd}\u{85}\u{a0}\u{2028}\u{3000}\u{e000}\u{1}\u{7f}“”‘’—–…¿¡«»€©™°±×÷∑√→♥"
+        .chars()
+        .collect();
+    for _ in 0..400 {
+        let n = rng.below(80) as usize;
+        let s: String = (0..n)
+            .map(|_| match rng.below(4) {
+                0 => pool[rng.below(pool.len() as u64) as usize],
+                1 => ' ',
+                _ => (b'a' + rng.below(26) as u8) as char,
+            })
+            .collect();
+        v.push(s);
+    }
+    v.push("Ünïcödé naïve café — “quoted” text… İstanbul ΣΊΣΥΦΟΣ straße ﬁne".into());
+    v.push("中文混合English文本，标点。".into());
     let sts = std::fs::read_to_string(shared_dir().join("data/stsb/sts-dev.tsv")).unwrap();
     v.extend(
         sts.lines()
@@ -56,22 +76,34 @@ fn check(dir: &std::path::Path, golden_file: &str) {
     for max_len in [8, 128, 384] {
         let (tok, pad) = model::load_tokenizer(dir, Some(max_len)).unwrap();
         let fast = train::data::tokenizer_for(&tok, pad, 1).unwrap();
-        assert!(fast.has_shortcut(), "{}: no shortcut", dir.display());
-        let general = fast.clone().without_shortcut();
-        let mut ascii = 0;
-        for t in probe_texts()
-            .into_iter()
-            .chain(golden(golden_file).into_iter().map(|g| g.text))
-        {
-            ascii += usize::from(t.is_ascii());
-            assert_eq!(
-                fast.encode(&t).unwrap(),
-                general.encode(&t).unwrap(),
-                "{} max_len {max_len}: {t:?}",
+        compare(
+            &fast,
+            golden_file,
+            &format!("{} max_len {max_len}", dir.display()),
+        );
+    }
+    // The other normalizer settings (cased models, no CJK spacing, accents kept), on the same
+    // vocabulary.
+    for (lowercase, strip, chinese) in [
+        (false, false, true),
+        (true, false, false),
+        (false, true, true),
+    ] {
+        let text = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();
+        let mut j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        j["normalizer"]["lowercase"] = lowercase.into();
+        j["normalizer"]["strip_accents"] = strip.into();
+        j["normalizer"]["handle_chinese_chars"] = chinese.into();
+        let tok: tokenizers::Tokenizer = j.to_string().parse().unwrap();
+        let fast = pairs::BatchTokenizer::new(tok, 128, 0, 1).unwrap();
+        compare(
+            &fast,
+            golden_file,
+            &format!(
+                "{} lowercase {lowercase} strip {strip} cjk {chinese}",
                 dir.display()
-            );
-        }
-        assert!(ascii > 1000);
+            ),
+        );
     }
     // And against sentence-transformers itself, at the model's own length.
     let (tok, pad) = model::load_tokenizer(dir, None).unwrap();
@@ -79,6 +111,25 @@ fn check(dir: &std::path::Path, golden_file: &str) {
     for g in golden(golden_file) {
         assert_eq!(fast.encode(&g.text).unwrap(), g.input_ids, "{:?}", g.text);
     }
+}
+
+fn compare(fast: &BatchTokenizer, golden_file: &str, what: &str) {
+    assert!(fast.has_shortcut(), "{what}: no shortcut");
+    let general = fast.clone().without_shortcut();
+    let (mut ascii, mut other) = (0, 0);
+    for t in probe_texts()
+        .into_iter()
+        .chain(golden(golden_file).into_iter().map(|g| g.text))
+    {
+        ascii += usize::from(t.is_ascii());
+        other += usize::from(!t.is_ascii());
+        assert_eq!(
+            fast.encode(&t).unwrap(),
+            general.encode(&t).unwrap(),
+            "{what}: {t:?}"
+        );
+    }
+    assert!(ascii > 1000 && other > 300, "{ascii} {other}");
 }
 
 #[test]
