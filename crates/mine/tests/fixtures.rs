@@ -273,6 +273,28 @@ fn reddit_fixture_and_threads_built_from_it() {
         27
     );
     assert_eq!(s.rows_out["train"] + s.rows_out["test"], 0);
+    // The other compressions of the dumps read the same.
+    let raw = std::fs::read(&src).unwrap();
+    let bz = d.path().join("c.ndjson.bz2");
+    let mut e = bzip2::write::BzEncoder::new(
+        std::fs::File::create(&bz).unwrap(),
+        bzip2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut e, &raw).unwrap();
+    e.finish().unwrap();
+    let xz = d.path().join("c.ndjson.xz");
+    let mut e = xz2::write::XzEncoder::new(std::fs::File::create(&xz).unwrap(), 1);
+    std::io::Write::write_all(&mut e, &raw).unwrap();
+    e.finish().unwrap();
+    for (i, p) in [bz, xz].into_iter().enumerate() {
+        let s = mine(
+            &[p],
+            &Options::default(),
+            &common(&d.path().join(format!("c{i}"))),
+        )
+        .unwrap();
+        assert_eq!(s.rows_in, 27);
+    }
 
     // The same comments chained into one thread (each replying to the one before, in file
     // order): every consecutive pair of usable comments is an example.

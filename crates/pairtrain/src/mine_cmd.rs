@@ -95,6 +95,10 @@ pub struct RedditArgs {
     /// Never these subreddits (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub exclude_subreddits: Vec<String>,
+    /// Comments before the response to keep: the context plus up to N-1 earlier ones as
+    /// context/0.. (PolyAI: 10).
+    #[arg(long, default_value_t = 10)]
+    pub parent_depth: usize,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -263,6 +267,7 @@ pub fn run(cmd: &MineCmd) -> Result<()> {
                 allow_subreddits: (!a.subreddits.is_empty())
                     .then(|| a.subreddits.iter().cloned().collect()),
                 deny_subreddits: a.exclude_subreddits.iter().cloned().collect(),
+                parent_depth: a.parent_depth.max(1),
                 partitions: a.common.partitions,
                 ..Default::default()
             };
