@@ -130,6 +130,29 @@ impl AsciiWordPiece {
         })
     }
 
+    /// The ids vector with the leading specials, and how long it may grow before the trailing
+    /// ones (truncation counts the specials, as the tokenizer's own does).
+    fn start(&self, max_len: usize, text_bytes: usize) -> Option<(Vec<u32>, usize)> {
+        let room = max_len.checked_sub(self.prefix.len() + self.suffix.len())?;
+        let mut ids = Vec::with_capacity(self.prefix.len() + text_bytes / 3 + self.suffix.len());
+        ids.extend_from_slice(&self.prefix);
+        Some((ids, self.prefix.len() + room))
+    }
+
+    /// Ends a word: its word pieces go to `ids`, up to `limit`.
+    fn flush(&self, word: &mut String, ids: &mut Vec<u32>, limit: usize) -> Option<()> {
+        if !word.is_empty() && ids.len() < limit {
+            for t in self.wordpiece.tokenize(word).ok()? {
+                if ids.len() == limit {
+                    break;
+                }
+                ids.push(t.id);
+            }
+        }
+        word.clear();
+        Some(())
+    }
+
     /// The ids of `text`, or `None` when it must take the general path.
     fn encode(&self, text: &str, max_len: usize, word: &mut String) -> Option<Vec<u32>> {
         let b = text.as_bytes();
@@ -139,22 +162,8 @@ impl AsciiWordPiece {
         if !text.is_ascii() {
             return self.encode_unicode(text, max_len, word);
         }
-        let room = max_len.checked_sub(self.prefix.len() + self.suffix.len())?;
-        let mut ids = Vec::with_capacity(self.prefix.len() + b.len() / 3 + self.suffix.len());
-        ids.extend_from_slice(&self.prefix);
-        let limit = self.prefix.len() + room;
-        let flush = |word: &mut String, ids: &mut Vec<u32>| -> Option<()> {
-            if !word.is_empty() && ids.len() < limit {
-                for t in self.wordpiece.tokenize(word).ok()? {
-                    if ids.len() == limit {
-                        break;
-                    }
-                    ids.push(t.id);
-                }
-            }
-            word.clear();
-            Some(())
-        };
+        let (mut ids, limit) = self.start(max_len, b.len())?;
+        let flush = |word: &mut String, ids: &mut Vec<u32>| self.flush(word, ids, limit);
         word.clear();
         for &c in b {
             match c {
@@ -209,22 +218,8 @@ impl AsciiWordPiece {
         } else {
             clean
         };
-        let room = max_len.checked_sub(self.prefix.len() + self.suffix.len())?;
-        let limit = self.prefix.len() + room;
-        let mut ids = Vec::with_capacity(self.prefix.len() + text.len() / 3 + self.suffix.len());
-        ids.extend_from_slice(&self.prefix);
-        let flush = |word: &mut String, ids: &mut Vec<u32>| -> Option<()> {
-            if !word.is_empty() && ids.len() < limit {
-                for t in self.wordpiece.tokenize(word).ok()? {
-                    if ids.len() == limit {
-                        break;
-                    }
-                    ids.push(t.id);
-                }
-            }
-            word.clear();
-            Some(())
-        };
+        let (mut ids, limit) = self.start(max_len, text.len())?;
+        let flush = |word: &mut String, ids: &mut Vec<u32>| self.flush(word, ids, limit);
         word.clear();
         let one = |c: char, word: &mut String, ids: &mut Vec<u32>| -> Option<()> {
             if c.is_whitespace() {
