@@ -46,6 +46,7 @@ pub struct Loader {
     tokenizer: BatchTokenizer,
     cfg: LoaderConfig,
     describe: String,
+    names: Vec<String>,
     failed: Option<String>,
 }
 
@@ -64,7 +65,13 @@ impl Loader {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        let names = sampler
+            .streams
+            .iter()
+            .map(|s| s.spec.name.clone())
+            .collect();
         let mut l = Self {
+            names,
             rx: None,
             pending: BTreeMap::new(),
             next: 0,
@@ -181,6 +188,11 @@ impl Loader {
 
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// Dataset names, indexed as `TokenBatch::dataset`.
+    pub fn dataset_names(&self) -> &[String] {
+        &self.names
     }
 }
 

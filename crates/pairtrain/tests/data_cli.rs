@@ -147,6 +147,13 @@ fn training_on_mixed_compressed_data_resumes_exactly() {
     );
     let want = losses(&trace);
     assert_eq!(want.len(), 24);
+    // The log says where each batch came from: two datasets, 4 rows each.
+    let log = std::fs::read_to_string(d.join("full/train_log.jsonl")).unwrap();
+    for l in log.lines().filter(|l| l.contains("\"loss\"")) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["data"]["a"], 4, "{l}");
+        assert_eq!(v["data"]["b"], 4, "{l}");
+    }
 
     // A second run resumes from the first one's step-10 checkpoint.
     let again = recipe(d, "again", "skip");

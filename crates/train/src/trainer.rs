@@ -30,6 +30,9 @@ pub struct StepRecord {
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
     pub pairs_per_s: f64,
+    /// Rows of the batch per dataset, to check the mix against the weights.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub data: std::collections::BTreeMap<String, usize>,
 }
 
 /// The results of the recipe's evaluations after a step: task → metric → value.
@@ -153,6 +156,12 @@ impl Trainer {
         let lr = linear_warmup_decay(t.lr, self.step, t.warmup_steps, t.steps);
         let tb = self.data.next_batch().map_err(anyhow::Error::msg)?;
         let rows = tb.rows();
+        let mut data = std::collections::BTreeMap::new();
+        for &d in &tb.dataset {
+            *data
+                .entry(self.data.dataset_names()[d].clone())
+                .or_insert(0) += 1;
+        }
         let batch = crate::data::to_train_batch(&self.model, tb)?;
         let out = self
             .loss
@@ -167,6 +176,7 @@ impl Trainer {
             lr,
             grad_norm,
             pairs_per_s: rows as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            data,
         };
         self.history.push(rec.clone());
         Ok(rec)
