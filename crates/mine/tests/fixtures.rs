@@ -625,3 +625,68 @@ fn wikipedia_multistream_equals_single_stream() {
         );
     }
 }
+
+/// Broken markup never panics the text cleaners (real dumps have every kind of it).
+#[test]
+fn cleaners_survive_random_markup() {
+    let pieces = [
+        "[[",
+        "]]",
+        "{{",
+        "}}",
+        "<ref",
+        "<ref name=a/>",
+        "</ref>",
+        "{|",
+        "|}",
+        "é",
+        "中",
+        "😀",
+        "[http://x",
+        "[https://y text]",
+        "]",
+        "(",
+        ")",
+        "'''",
+        "''",
+        "<!--",
+        "-->",
+        "|",
+        ":",
+        "File:",
+        "Category:",
+        "&amp;",
+        "&#x1F600;",
+        "&#99999999;",
+        "&",
+        ";",
+        "<",
+        ">",
+        "<p>",
+        "</p>",
+        "<pre>",
+        "<br/>",
+        "\n",
+        "== H ==\n",
+        " ",
+        "a",
+        "word",
+        "<gallery>",
+        "(; )",
+    ];
+    let mut rng = pairs::rng::Rng::new(11);
+    for _ in 0..3000 {
+        let n = rng.below(40) as usize;
+        let s: String = (0..n)
+            .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
+            .collect();
+        let w = mine::wikitext::clean(mine::wikitext::intro(&s));
+        // Never more text than went in (cleaning only removes and unwraps).
+        assert!(w.len() <= s.len() + 4, "{s:?} → {w:?}");
+        let _ = mine::wikitext::categories(&s);
+        let _ = mine::html::html_to_text(&s);
+        for max in [0, 1, 2, 9, 127] {
+            assert!(mine::reddit::trim(&s, max).chars().count() <= max);
+        }
+    }
+}
