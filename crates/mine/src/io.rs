@@ -72,20 +72,12 @@ pub fn open_input(path: &Path, counts: Counters) -> Result<Box<dyn BufRead + Sen
     let f = std::fs::File::open(path).map_err(io_err(path))?;
     let raw = BufReader::with_capacity(1 << 20, Counting::new(f, counts));
     let name = path.to_string_lossy();
-    let r: Box<dyn Read + Send> = if name.ends_with(".gz") {
-        Box::new(flate2::bufread::MultiGzDecoder::new(raw))
-    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        let mut d = zstd::stream::read::Decoder::with_buffer(raw).map_err(io_err(path))?;
-        // Pushshift and arctic-shift dumps are compressed with --long=31; without this the
-        // decoder refuses them ("frame requires too much memory").
-        d.window_log_max(31).map_err(io_err(path))?;
-        Box::new(d)
-    } else if name.ends_with(".bz2") {
+    let r: Box<dyn Read + Send> = if name.ends_with(".bz2") {
         Box::new(bzip2::bufread::MultiBzDecoder::new(raw))
     } else if name.ends_with(".xz") {
         Box::new(xz2::bufread::XzDecoder::new_multi_decoder(raw))
     } else {
-        Box::new(raw)
+        pairs::reader::decompressor(path, raw).map_err(io_err(path))?
     };
     // Small reads: a decoder that meets a truncated stream fails the whole read call, so the
     // data decoded in that call is lost; 64 KiB calls lose at most that.

@@ -175,7 +175,7 @@ fn spill_file(path: &Path, spill: &SpillWriter, o: &Options, c: &Common) -> Resu
         stats.rows_in += 1;
         match parse_comment(&line, o) {
             Ok(Some(cm)) => {
-                if is_bot(&cm.author, o) {
+                if cm.bot {
                     stats.filter("bot author (kept in threads, never a context or response)");
                 }
                 spill.put(&cm.thread, &cm)?
@@ -222,6 +222,7 @@ fn parse_comment(line: &[u8], o: &Options) -> std::result::Result<Option<Comment
     }
     let body = raw.body.unwrap_or_default();
     let trimmed_body = trim(&body, o.max_length);
+    let author = raw.author.unwrap_or_default().into_owned();
     Ok(Some(Comment {
         trimmed: matches!(trimmed_body, Cow::Owned(_)),
         body: trimmed_body.into_owned(),
@@ -229,13 +230,9 @@ fn parse_comment(line: &[u8], o: &Options) -> std::result::Result<Option<Comment
         parent_is_comment: parent.starts_with("t1_"),
         parent: strip_kind(&parent).to_string(),
         thread: strip_kind(&link).to_string(),
-        author: raw.author.unwrap_or_default().into_owned(),
+        bot: is_bot(&author, o),
+        author,
         subreddit,
-        bot: false,
-    })
-    .map(|mut c| {
-        c.bot = is_bot(&c.author, o);
-        c
     }))
 }
 

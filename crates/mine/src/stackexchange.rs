@@ -278,14 +278,14 @@ pub fn mine_site(site: &Site, opts: &Options, c: &Common) -> Result<RunStats> {
         inputs,
         ..Default::default()
     };
-    // An archive holds about a tenth of its XML.
-    let size = std::fs::metadata(&site.path).map_or(0, |m| m.len());
+    let size_of = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let size = if site.path.is_dir() {
-        std::fs::metadata(site.path.join("Posts.xml")).map_or(0, |m| m.len())
+        size_of(&site.path.join("Posts.xml"))
     } else if site.path.to_string_lossy().ends_with(".7z") {
-        size * 10
+        // An archive holds about a tenth of its XML.
+        size_of(&site.path) * 10
     } else {
-        size
+        size_of(&site.path)
     };
     let mut miner = SiteMiner {
         opts,
@@ -321,7 +321,7 @@ pub fn mine_site(site: &Site, opts: &Options, c: &Common) -> Result<RunStats> {
         let links = posts.with_file_name("PostLinks.xml");
         if links.is_file() {
             let r = crate::io::open_input(&links, counters.clone())?;
-            miner.set_links(read_links(&links, r, c, &mut stats)?);
+            miner.links = read_links(&links, r, c, &mut stats)?;
         }
         let r = crate::io::open_input(&posts, counters)?;
         miner.posts(&posts, r, &mut stats)?;
@@ -365,10 +365,6 @@ struct SiteMiner<'a> {
 }
 
 impl SiteMiner<'_> {
-    fn set_links(&mut self, links: Vec<(u64, u64)>) {
-        self.links = links;
-    }
-
     /// Reads PostLinks.xml and Posts.xml from a .7z; returns whether it had Posts.xml.
     fn read_7z(
         &mut self,
@@ -392,7 +388,7 @@ impl SiteMiner<'_> {
             let inner = path.join(&name);
             let r = std::io::BufReader::with_capacity(1 << 20, reader);
             let res = match name.as_str() {
-                "PostLinks.xml" => read_links(&inner, r, self.c, stats).map(|l| self.set_links(l)),
+                "PostLinks.xml" => read_links(&inner, r, self.c, stats).map(|l| self.links = l),
                 "Posts.xml" => {
                     saw_posts = true;
                     self.posts(&inner, r, stats)

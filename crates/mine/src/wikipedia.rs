@@ -75,7 +75,6 @@ pub struct Article {
 fn parse_pages(
     path: &Path,
     input: impl BufRead,
-    base: u64,
     policy: BadRowPolicy,
     stats: &mut RunStats,
     limit: Option<u64>,
@@ -93,7 +92,7 @@ fn parse_pages(
         let ev = match r.read_event_into(&mut buf) {
             Ok(ev) => ev,
             Err(e) => {
-                let at = base + r.error_position();
+                let at = r.error_position();
                 let msg = format!("malformed XML: {e}");
                 match policy {
                     BadRowPolicy::Error => {
@@ -345,7 +344,6 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
             parse_pages(
                 dump,
                 r,
-                0,
                 c.policy,
                 &mut stats,
                 c.limit,
@@ -436,7 +434,7 @@ fn parallel_streams(
             let dec = std::io::BufReader::new(bzip2::read::MultiBzDecoder::new(piece));
             let mut st = RunStats::default();
             let mut arts = Vec::new();
-            parse_pages(dump, dec, 0, c.policy, &mut st, None, |p, st| {
+            parse_pages(dump, dec, c.policy, &mut st, None, |p, st| {
                 if let Some(a) = article(p, o, st) {
                     arts.push(a);
                 }
@@ -464,13 +462,4 @@ fn parallel_streams(
         }
     }
     Ok(())
-}
-
-/// Reads the whole decompressed dump (for tests and the benchmark).
-pub fn read_all(path: &Path) -> Result<String> {
-    let mut s = String::new();
-    open_input(path, Vec::new())?
-        .read_to_string(&mut s)
-        .map_err(io_err(path))?;
-    Ok(s)
 }

@@ -577,9 +577,13 @@ fn wikipedia_multistream_equals_single_stream() {
     let d = tempfile::tempdir().unwrap();
     // Rebuild the fixture as a multistream dump: header, then 10 pages per bzip2 stream, with
     // its index.
-    let xml = read_all(&fixture(
-        "wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
-    ))
+    let mut xml = String::new();
+    mine::io::open_input(
+        &fixture("wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"),
+        Vec::new(),
+    )
+    .unwrap()
+    .read_to_string(&mut xml)
     .unwrap();
     let first = xml.find("  <page>").unwrap();
     let end = xml.rfind("</mediawiki>").unwrap();

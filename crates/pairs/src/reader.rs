@@ -71,27 +71,34 @@ impl SkipCounts {
     }
 }
 
+/// `raw` decompressed as `path`'s extension says: `.gz`, `.zst`/`.zstd`, else as it is (the
+/// miners add the dump formats on top).
+pub fn decompressor<R: BufRead + Send + 'static>(
+    path: &Path,
+    raw: R,
+) -> std::io::Result<Box<dyn Read + Send>> {
+    let name = path.to_string_lossy();
+    Ok(if name.ends_with(".gz") {
+        Box::new(flate2::bufread::MultiGzDecoder::new(raw))
+    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
+        let mut d = zstd::stream::read::Decoder::with_buffer(raw)?;
+        // Files made with `zstd --long=31` (pushshift's dumps, large pair files) need the larger
+        // window.
+        d.window_log_max(31)?;
+        Box::new(d)
+    } else {
+        Box::new(raw)
+    })
+}
+
 /// A decompressing reader for `path`, chosen by its extension.
 pub fn open_decoded(path: &Path) -> Result<Box<dyn Read + Send>, RowError> {
     let io = |cause| RowError::Io {
         path: path.to_path_buf(),
         cause,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let name = path.to_string_lossy();
-    Ok(if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            file,
-        )))
-    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        let mut d = zstd::stream::read::Decoder::new(file).map_err(io)?;
-        // Files made with `zstd --long=31` (as large dumps often are) need the larger window.
-        d.window_log_max(31).map_err(io)?;
-        Box::new(d)
-    } else {
-        Box::new(file)
-    })
+    let raw = BufReader::with_capacity(1 << 16, std::fs::File::open(path).map_err(io)?);
+    decompressor(path, raw).map_err(io)
 }
 
 /// The rows of one pair file, in order.
@@ -165,6 +172,20 @@ impl PairReader {
         }
     }
 
+    /// The next non-blank line parsed, with its line number; `None` at the end.
+    pub fn next_parsed(&mut self) -> Option<(u64, Result<Row, Problem>)> {
+        loop {
+            let line = self.line + 1;
+            let parsed = match self.next_line() {
+                Line::End => return None,
+                Line::Text(t) if t.trim().is_empty() => continue,
+                Line::Text(t) => parse_row(t),
+                Line::Bad(p) => Err(p),
+            };
+            return Some((line, parsed));
+        }
+    }
+
     /// The next usable row, or `None` at the end. Blank lines are passed over; bad rows follow
     /// `policy`.
     pub fn next_row(
@@ -172,16 +193,10 @@ impl PairReader {
         policy: BadRowPolicy,
         skips: &mut SkipCounts,
     ) -> Result<Option<Row>, RowError> {
-        loop {
-            let line = self.line + 1;
-            let problem = match self.next_line() {
-                Line::End => return Ok(None),
-                Line::Text(t) if t.trim().is_empty() => continue,
-                Line::Text(t) => match parse_row(t) {
-                    Ok(row) => return Ok(Some(row)),
-                    Err(p) => p,
-                },
-                Line::Bad(p) => p,
+        while let Some((line, parsed)) = self.next_parsed() {
+            let problem = match parsed {
+                Ok(row) => return Ok(Some(row)),
+                Err(p) => p,
             };
             match policy {
                 BadRowPolicy::Error => {
@@ -196,6 +211,7 @@ impl PairReader {
                 }
             }
         }
+        Ok(None)
     }
 
     /// Passes over `n` lines without parsing them (to reach a resume position).

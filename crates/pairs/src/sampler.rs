@@ -210,7 +210,6 @@ impl Sampler {
             ));
         }
         for (s, ss) in self.streams.iter_mut().zip(&st.streams) {
-            s.skips = SkipCounts::default();
             s.restore(ss)?;
         }
         // Counts found while re-reading the current blocks were counted before the save.

@@ -2,9 +2,9 @@
 
 use crate::dedup::text_key;
 use crate::par::par_map;
-use crate::reader::{BadRowPolicy, Line, PairReader, SkipCounts};
+use crate::reader::{BadRowPolicy, PairReader, SkipCounts};
 use crate::rng::Rng;
-use crate::row::{parse_row, RowError};
+use crate::row::RowError;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -215,29 +215,21 @@ pub fn validate(
             let mut good = 0;
             let mut bad = Vec::new();
             let file = p.display().to_string();
-            loop {
-                let line = r.line() + 1;
-                let problem = match r.next_line() {
-                    Line::End => break,
-                    Line::Text(t) if t.trim().is_empty() => continue,
-                    Line::Text(t) => match parse_row(t) {
-                        Ok(_) => {
-                            good += 1;
-                            if good % 65_536 == 0 {
-                                on_lines(65_536);
-                            }
-                            continue;
+            while let Some((line, parsed)) = r.next_parsed() {
+                match parsed {
+                    Ok(_) => {
+                        good += 1;
+                        if good % 65_536 == 0 {
+                            on_lines(65_536);
                         }
-                        Err(p) => p,
-                    },
-                    Line::Bad(p) => p,
-                };
-                bad.push(BadRow {
-                    file: file.clone(),
-                    line,
-                    reason: problem.reason.to_string(),
-                    msg: problem.msg,
-                });
+                    }
+                    Err(problem) => bad.push(BadRow {
+                        file: file.clone(),
+                        line,
+                        reason: problem.reason.to_string(),
+                        msg: problem.msg,
+                    }),
+                }
             }
             Ok((good, bad))
         },

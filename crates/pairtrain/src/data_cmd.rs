@@ -105,24 +105,14 @@ fn expand_all(patterns: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// `--threads` (main sizes rayon's pool with it), else all cores.
 fn threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-fn line_spinner(what: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(s) = indicatif::ProgressStyle::with_template(&format!(
-        "{what} {{spinner}} {{human_pos}} lines ({{per_sec}}) {{elapsed}}"
-    )) {
-        pb.set_style(s);
-    }
-    pb
+    rayon::current_num_threads()
 }
 
 fn stats(a: &StatsArgs) -> Result<()> {
     let files = expand_all(&a.files)?;
-    let pb = line_spinner("reading");
+    let pb = progress::line_spinner("reading");
     let st = pairs::stats::stats(&files, a.on_bad_row, threads(), &|n| pb.inc(n))?;
     pb.finish_and_clear();
     if a.json {
@@ -165,7 +155,7 @@ fn stats(a: &StatsArgs) -> Result<()> {
 
 fn validate(a: &ValidateArgs) -> Result<()> {
     let files = expand_all(&a.files)?;
-    let pb = line_spinner("validating");
+    let pb = progress::line_spinner("validating");
     let (good, bad) = pairs::stats::validate(&files, threads(), &|n| pb.inc(n))?;
     pb.finish_and_clear();
     for b in &bad {

@@ -127,18 +127,11 @@ fn common(a: &CommonArgs, bytes: Arc<AtomicU64>) -> Common {
         shard_bytes: a.shard_mib.max(1) << 20,
         limit: a.limit,
         policy: a.on_bad_record,
-        threads: threads(),
+        // `--threads` (main sizes rayon's pool with it), else all cores.
+        threads: rayon::current_num_threads(),
         force: a.force,
         bytes,
     }
-}
-
-/// `--threads` (which main passes on as RAYON_NUM_THREADS), else all cores.
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Runs `work` with a progress bar over the bytes of `inputs`.
@@ -157,20 +150,7 @@ where
             .len();
     }
     let bytes = Arc::new(AtomicU64::new(0));
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        if let Ok(s) = indicatif::ProgressStyle::with_template(
-            "mining [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, ETA {eta})",
-        ) {
-            b.set_style(s.progress_chars("=> "));
-        }
-        b
-    };
+    let bar = crate::progress::bytes_bar(total, "mining", quiet);
     let done = std::sync::atomic::AtomicBool::new(false);
     let out = std::thread::scope(|s| {
         s.spawn(|| {
