@@ -36,27 +36,13 @@ impl Bert {
     /// Declares every parameter, in transformers' order, and fills them from `src`.
     pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        src.take(
-            "embeddings.word_embeddings.weight",
-            &[cfg.vocab_size, h],
-            Init::Normal,
-        )?;
-        src.zero_row_if_random(
-            "embeddings.word_embeddings.weight",
-            cfg.pad_token_id as usize,
-        )?;
-        src.take(
-            "embeddings.position_embeddings.weight",
-            &[cfg.max_position_embeddings, h],
-            Init::Normal,
-        )?;
+        src.take_embeddings(cfg)?;
         src.take(
             "embeddings.token_type_embeddings.weight",
             &[cfg.type_vocab_size, h],
             Init::Normal,
         )?;
-        src.take("embeddings.LayerNorm.weight", &[h], Init::Ones)?;
-        src.take("embeddings.LayerNorm.bias", &[h], Init::Zeros)?;
+        src.take_norm("embeddings.LayerNorm", h)?;
         for l in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
             for (name, out, inp) in [
@@ -67,12 +53,10 @@ impl Bert {
                 ("intermediate.dense", i, h),
                 ("output.dense", h, i),
             ] {
-                src.take(&format!("{p}.{name}.weight"), &[out, inp], Init::Normal)?;
-                src.take(&format!("{p}.{name}.bias"), &[out], Init::Zeros)?;
+                src.take_linear(&format!("{p}.{name}"), out, inp)?;
                 if name == "attention.output.dense" || name == "output.dense" {
                     let ln = name.trim_end_matches("dense");
-                    src.take(&format!("{p}.{ln}LayerNorm.weight"), &[h], Init::Ones)?;
-                    src.take(&format!("{p}.{ln}LayerNorm.bias"), &[h], Init::Zeros)?;
+                    src.take_norm(&format!("{p}.{ln}LayerNorm"), h)?;
                 }
             }
         }
@@ -102,24 +86,7 @@ impl Bert {
 }
 
 impl Encoder for Bert {
-    fn config(&self) -> &ModelConfig {
-        &self.cfg
-    }
-
-    fn params(&self) -> &Params {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
-
-    fn detached(&self) -> Box<dyn Encoder> {
-        Box::new(Bert {
-            cfg: self.cfg.clone(),
-            params: self.params.detached(),
-        })
-    }
+    crate::encoder_state!(Bert);
 
     fn forward(
         &self,

@@ -9,7 +9,7 @@ use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::layers::{attention_dropout, dense, drop, norm};
 use crate::ops::{attention, gelu_erf};
-use crate::params::{Init, ParamSource, Params};
+use crate::params::{ParamSource, Params};
 use crate::Encoder;
 use candle_core::Tensor;
 
@@ -29,22 +29,8 @@ impl DistilBert {
             ));
         }
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        src.take(
-            "embeddings.word_embeddings.weight",
-            &[cfg.vocab_size, h],
-            Init::Normal,
-        )?;
-        src.zero_row_if_random(
-            "embeddings.word_embeddings.weight",
-            cfg.pad_token_id as usize,
-        )?;
-        src.take(
-            "embeddings.position_embeddings.weight",
-            &[cfg.max_position_embeddings, h],
-            Init::Normal,
-        )?;
-        src.take("embeddings.LayerNorm.weight", &[h], Init::Ones)?;
-        src.take("embeddings.LayerNorm.bias", &[h], Init::Zeros)?;
+        src.take_embeddings(cfg)?;
+        src.take_norm("embeddings.LayerNorm", h)?;
         for l in 0..cfg.num_hidden_layers {
             let p = format!("transformer.layer.{l}");
             for (name, out, inp) in [
@@ -55,12 +41,10 @@ impl DistilBert {
                 ("ffn.lin1", i, h),
                 ("ffn.lin2", h, i),
             ] {
-                src.take(&format!("{p}.{name}.weight"), &[out, inp], Init::Normal)?;
-                src.take(&format!("{p}.{name}.bias"), &[out], Init::Zeros)?;
+                src.take_linear(&format!("{p}.{name}"), out, inp)?;
             }
             for ln in ["sa_layer_norm", "output_layer_norm"] {
-                src.take(&format!("{p}.{ln}.weight"), &[h], Init::Ones)?;
-                src.take(&format!("{p}.{ln}.bias"), &[h], Init::Zeros)?;
+                src.take_norm(&format!("{p}.{ln}"), h)?;
             }
         }
         Ok(Self {
@@ -71,24 +55,7 @@ impl DistilBert {
 }
 
 impl Encoder for DistilBert {
-    fn config(&self) -> &ModelConfig {
-        &self.cfg
-    }
-
-    fn params(&self) -> &Params {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
-
-    fn detached(&self) -> Box<dyn Encoder> {
-        Box::new(DistilBert {
-            cfg: self.cfg.clone(),
-            params: self.params.detached(),
-        })
-    }
+    crate::encoder_state!(DistilBert);
 
     fn forward(
         &self,

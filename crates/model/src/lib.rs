@@ -31,6 +31,32 @@ pub use tokenize::TextTokenizer;
 
 use candle_core::Tensor;
 
+/// The `Encoder` methods that only hand out an architecture's `cfg` and `params` fields, the same
+/// in every architecture.
+macro_rules! encoder_state {
+    ($ty:ident) => {
+        fn config(&self) -> &ModelConfig {
+            &self.cfg
+        }
+
+        fn params(&self) -> &Params {
+            &self.params
+        }
+
+        fn params_mut(&mut self) -> &mut Params {
+            &mut self.params
+        }
+
+        fn detached(&self) -> Box<dyn Encoder> {
+            Box::new($ty {
+                cfg: self.cfg.clone(),
+                params: self.params.detached(),
+            })
+        }
+    };
+}
+pub(crate) use encoder_state;
+
 /// What every architecture provides.
 pub trait Encoder: Send + Sync {
     fn config(&self) -> &ModelConfig;

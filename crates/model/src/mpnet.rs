@@ -50,26 +50,12 @@ pub fn relative_position_bucket(relative: i64, num_buckets: usize) -> u32 {
 impl MPNet {
     pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        src.take(
-            "embeddings.word_embeddings.weight",
-            &[cfg.vocab_size, h],
-            Init::Normal,
-        )?;
-        src.zero_row_if_random(
-            "embeddings.word_embeddings.weight",
-            cfg.pad_token_id as usize,
-        )?;
-        src.take(
-            "embeddings.position_embeddings.weight",
-            &[cfg.max_position_embeddings, h],
-            Init::Normal,
-        )?;
+        src.take_embeddings(cfg)?;
         src.zero_row_if_random(
             "embeddings.position_embeddings.weight",
             cfg.pad_token_id as usize,
         )?;
-        src.take("embeddings.LayerNorm.weight", &[h], Init::Ones)?;
-        src.take("embeddings.LayerNorm.bias", &[h], Init::Zeros)?;
+        src.take_norm("embeddings.LayerNorm", h)?;
         for l in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
             for (name, out, inp) in [
@@ -80,12 +66,10 @@ impl MPNet {
                 ("intermediate.dense", i, h),
                 ("output.dense", h, i),
             ] {
-                src.take(&format!("{p}.{name}.weight"), &[out, inp], Init::Normal)?;
-                src.take(&format!("{p}.{name}.bias"), &[out], Init::Zeros)?;
+                src.take_linear(&format!("{p}.{name}"), out, inp)?;
             }
             for ln in ["attention.LayerNorm", "output.LayerNorm"] {
-                src.take(&format!("{p}.{ln}.weight"), &[h], Init::Ones)?;
-                src.take(&format!("{p}.{ln}.bias"), &[h], Init::Zeros)?;
+                src.take_norm(&format!("{p}.{ln}"), h)?;
             }
         }
         src.take(
@@ -126,24 +110,7 @@ impl MPNet {
 }
 
 impl Encoder for MPNet {
-    fn config(&self) -> &ModelConfig {
-        &self.cfg
-    }
-
-    fn params(&self) -> &Params {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
-
-    fn detached(&self) -> Box<dyn Encoder> {
-        Box::new(MPNet {
-            cfg: self.cfg.clone(),
-            params: self.params.detached(),
-        })
-    }
+    crate::encoder_state!(MPNet);
 
     fn forward(
         &self,

@@ -163,6 +163,32 @@ impl<'a> ParamSource<'a> {
         self.declare(name, shape, init, true, true)
     }
 
+    /// A linear layer: `name.weight` [out, inp] (normal init) and `name.bias` [out] (zeros).
+    pub fn take_linear(&mut self, name: &str, out: usize, inp: usize) -> Result<()> {
+        self.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?;
+        self.take(&format!("{name}.bias"), &[out], Init::Zeros)
+    }
+
+    /// A LayerNorm: `name.weight` (ones) and `name.bias` (zeros), both [dim].
+    pub fn take_norm(&mut self, name: &str, dim: usize) -> Result<()> {
+        self.take(&format!("{name}.weight"), &[dim], Init::Ones)?;
+        self.take(&format!("{name}.bias"), &[dim], Init::Zeros)
+    }
+
+    /// The word embeddings (the padding row zeroed when random, as transformers does) and the
+    /// absolute position table, which every architecture here starts with.
+    pub fn take_embeddings(&mut self, cfg: &crate::ModelConfig) -> Result<()> {
+        let h = cfg.hidden_size;
+        let word = "embeddings.word_embeddings.weight";
+        self.take(word, &[cfg.vocab_size, h], Init::Normal)?;
+        self.zero_row_if_random(word, cfg.pad_token_id as usize)?;
+        self.take(
+            "embeddings.position_embeddings.weight",
+            &[cfg.max_position_embeddings, h],
+            Init::Normal,
+        )
+    }
+
     /// Declares a parameter kept for saving but never trained (e.g. BERT's pooler), which may be
     /// absent from a file.
     pub fn take_frozen_optional(&mut self, name: &str, shape: &[usize], init: Init) -> Result<()> {
