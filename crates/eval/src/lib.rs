@@ -7,4 +7,4 @@ pub mod information_retrieval;
 pub mod metrics;
 pub mod suite;
 
-pub use suite::{run_task, Suite, TaskSpec};
+pub use suite::{run_task, Suite, TaskKind, TaskSpec};

@@ -1,10 +1,49 @@
 //! Evaluation tasks as a recipe or a suite file names them, and running them.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use model::SentenceModel;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// What an evaluation measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// STS: Spearman/Pearson of cosine against gold scores (EmbeddingSimilarityEvaluator).
+    Sts,
+    /// Retrieval on a BEIR folder (InformationRetrievalEvaluator).
+    Retrieval,
+}
+
+impl TaskKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Sts => "sts",
+            TaskKind::Retrieval => "retrieval",
+        }
+    }
+}
+
+impl std::str::FromStr for TaskKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "sts" => Ok(TaskKind::Sts),
+            "retrieval" => Ok(TaskKind::Retrieval),
+            _ => Err(format!(
+                "evaluation kind \"{s}\" is not one of sts, retrieval"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// One evaluation: `kind = "sts"` with a TSV file, or `kind = "retrieval"` with a BEIR folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -12,7 +51,7 @@ use std::path::{Path, PathBuf};
 pub struct TaskSpec {
     /// Key of the results (default: the file or folder name).
     pub name: Option<String>,
-    pub kind: String,
+    pub kind: TaskKind,
     pub path: String,
     /// Texts per forward pass.
     #[serde(default = "d_batch")]
@@ -30,10 +69,10 @@ fn d_chunk() -> usize {
 }
 
 impl TaskSpec {
-    pub fn new(kind: &str, path: &Path) -> Self {
+    pub fn new(kind: TaskKind, path: &Path) -> Self {
         Self {
             name: None,
-            kind: kind.to_string(),
+            kind,
             path: path.display().to_string(),
             batch_size: d_batch(),
             corpus_chunk_size: d_chunk(),
@@ -75,12 +114,12 @@ impl Suite {
 /// Loads a task's data and evaluates `model` on it.
 pub fn run_task(model: &SentenceModel, task: &TaskSpec) -> Result<BTreeMap<String, f64>> {
     let path = Path::new(&task.path);
-    match task.kind.as_str() {
-        "sts" => {
+    match task.kind {
+        TaskKind::Sts => {
             let data = crate::embedding_similarity::load_sts(path)?;
             crate::embedding_similarity::evaluate_sts(model, &data, task.batch_size)
         }
-        "retrieval" => {
+        TaskKind::Retrieval => {
             let data = crate::information_retrieval::load_beir(path)?;
             crate::information_retrieval::evaluate_retrieval(
                 model,
@@ -89,6 +128,5 @@ pub fn run_task(model: &SentenceModel, task: &TaskSpec) -> Result<BTreeMap<Strin
                 task.corpus_chunk_size,
             )
         }
-        other => bail!("unknown evaluation kind \"{other}\" (use \"sts\" or \"retrieval\")"),
     }
 }

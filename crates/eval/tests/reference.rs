@@ -2,9 +2,9 @@
 //! Cranfield (shared/reference/eval), reproduced within 1e-4.
 
 use eval::{run_task, TaskSpec};
-use model::testing::{minilm_dir, mpnet_dir, shared_dir};
 use model::{LoadOptions, SentenceModel};
 use std::collections::BTreeMap;
+use test_support::{minilm_dir, mpnet_dir, shared_dir};
 
 fn check(task: &str, got: &BTreeMap<String, f64>, want: &serde_json::Value) {
     let want = want.as_object().unwrap();
@@ -33,11 +33,15 @@ fn reproduces(name: &str, dir: &std::path::Path) {
     let data = shared_dir().join("data");
     let sts = run_task(
         &model,
-        &TaskSpec::new("sts", &data.join("stsb/sts-dev.tsv")),
+        &TaskSpec::new(eval::TaskKind::Sts, &data.join("stsb/sts-dev.tsv")),
     )
     .unwrap();
     check("stsb-dev", &sts, &reference["results"]["stsb-dev"]);
-    let ir = run_task(&model, &TaskSpec::new("retrieval", &data.join("cranfield"))).unwrap();
+    let ir = run_task(
+        &model,
+        &TaskSpec::new(eval::TaskKind::Retrieval, &data.join("cranfield")),
+    )
+    .unwrap();
     check("cranfield", &ir, &reference["results"]["cranfield"]);
 }
 

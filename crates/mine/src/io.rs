@@ -203,7 +203,18 @@ impl ShardWriter {
     /// Completes the last shard; returns the files written.
     pub fn finish(mut self) -> Result<(u64, Vec<PathBuf>)> {
         self.close()?;
-        Ok((self.rows, self.files))
+        Ok((self.rows, std::mem::take(&mut self.files)))
+    }
+}
+
+/// A shard still open when its writer goes away (the run failed) is incomplete: remove it
+/// rather than leave a `.partial` file behind.
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        if let Some((path, w)) = self.out.take() {
+            drop(w);
+            let _ = std::fs::remove_file(partial(&path));
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 //! is bounded by the largest partition, not the month.
 
 use crate::io::{io_err, open_input, Common, MineError, Result, RunStats, ShardWriter};
-use crate::spill::{partitions_for, read_partition, SpillWriter};
+use crate::spill::{partitions_for, read_partition, ScratchDir, SpillWriter};
 use md5::{Digest, Md5};
 use pairs::BadRowPolicy;
 use serde::{Deserialize, Serialize};
@@ -351,10 +351,7 @@ pub fn mine(inputs: &[PathBuf], o: &Options, c: &Common) -> Result<RunStats> {
             return Ok(done);
         }
     }
-    let work = c.out.join(".spill");
-    if work.exists() {
-        std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
-    }
+    let work = ScratchDir::new(c.out.join(".spill"))?;
     // Phase 1: every input into the spill, several files at once.
     let mut input_bytes = 0;
     for p in inputs {
@@ -409,7 +406,7 @@ pub fn mine(inputs: &[PathBuf], o: &Options, c: &Common) -> Result<RunStats> {
     let (n_test, _) = test.finish()?;
     stats.rows_out.insert("train".into(), n_train);
     stats.rows_out.insert("test".into(), n_test);
-    std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
+    drop(work);
     stats.finish(t0.elapsed().as_secs_f64());
     stats.write(&c.out)?;
     Ok(stats)

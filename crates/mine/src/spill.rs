@@ -21,6 +21,33 @@ pub fn partitions_for(input_bytes: u64, min: usize) -> usize {
     want.clamp(min.max(1), MAX_PARTS.max(min))
 }
 
+/// A miner's scratch folder (the spill), removed when the run ends, whether it succeeded or
+/// failed: a failed run must not leave dozens of partition files behind.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Takes `path` as scratch, clearing what an earlier (killed) run may have left there.
+    pub fn new(path: PathBuf) -> Result<Self> {
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        }
+        Ok(Self(path))
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub struct SpillWriter {
     files: Vec<Mutex<(PathBuf, BufWriter<std::fs::File>)>>,
 }
@@ -87,6 +114,27 @@ pub fn read_partition<T: DeserializeOwned>(dir: &Path, part: usize) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_is_removed_on_failure_too() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(".spill");
+        let run = |fail: bool| -> Result<()> {
+            let work = ScratchDir::new(path.clone())?;
+            let s = SpillWriter::new(&work, 3)?;
+            s.put("k", &1u32)?;
+            s.finish()?;
+            assert!(path.join("p0000.jsonl").is_file());
+            if fail {
+                return Err(MineError::Other("bad record".into()));
+            }
+            Ok(())
+        };
+        assert!(run(true).is_err());
+        assert!(!path.exists(), "a failed run left its spill");
+        run(false).unwrap();
+        assert!(!path.exists());
+    }
 
     #[test]
     fn partitions_grow_with_input_and_records_group_back() {

@@ -12,7 +12,7 @@
 
 use crate::html::html_to_text;
 use crate::io::{io_err, Common, MineError, Result, RunStats, ShardWriter};
-use crate::spill::{partitions_for, read_partition, SpillWriter};
+use crate::spill::{partitions_for, read_partition, ScratchDir, SpillWriter};
 use pairs::BadRowPolicy;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::XmlVersion;
@@ -273,7 +273,7 @@ pub fn mine_site(site: &Site, opts: &Options, c: &Common) -> Result<RunStats> {
             return Ok(done);
         }
     }
-    let work = dir.join(".spill");
+    let work = ScratchDir::new(dir.join(".spill"))?;
     let mut stats = RunStats {
         inputs,
         ..Default::default()
@@ -349,7 +349,7 @@ pub fn mine_site(site: &Site, opts: &Options, c: &Common) -> Result<RunStats> {
         let (rows, _) = w.finish()?;
         stats.rows_out.insert(name.to_string(), rows);
     }
-    std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
+    drop(work);
     stats.bytes_in = own.load(std::sync::atomic::Ordering::Relaxed);
     stats.finish(t0.elapsed().as_secs_f64());
     stats.write(&dir)?;

@@ -14,7 +14,7 @@
 //! categories do not dominate. The intros of the chosen pairs are read back in file order.
 
 use crate::io::{io_err, open_input, Common, MineError, Result, RunStats, ShardWriter};
-use crate::spill::{partitions_for, read_partition, SpillWriter};
+use crate::spill::{partitions_for, read_partition, ScratchDir, SpillWriter};
 use crate::wikitext;
 use pairs::BadRowPolicy;
 use quick_xml::events::Event;
@@ -298,7 +298,7 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
             return Ok(done);
         }
     }
-    let work = dir.join(".spill");
+    let work = ScratchDir::new(dir.join(".spill"))?;
     // Categories spill a few dozen bytes per article: about 1/100 of the dump.
     let size = std::fs::metadata(dump).map_err(io_err(dump))?.len();
     let spill = SpillWriter::new(&work, partitions_for(size / 10, o.partitions))?;
@@ -403,7 +403,7 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
     }
     let (n, _) = pairs_out.finish()?;
     stats.rows_out.insert("same_category".into(), n);
-    std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
+    drop(work);
     stats.bytes_in = own.load(std::sync::atomic::Ordering::Relaxed);
     stats.finish(t0.elapsed().as_secs_f64());
     stats.write(&dir)?;

@@ -8,10 +8,22 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 fn shared() -> PathBuf {
-    match std::env::var_os("PAIRTRAIN_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    test_support::shared_dir()
+}
+
+/// Every file and folder under `dir`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.display().to_string());
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+        }
     }
+    out
 }
 
 fn fixture(p: &str) -> PathBuf {
@@ -244,6 +256,12 @@ fn stackexchange_malformed_xml_names_the_offset_or_is_counted() {
         .parse()
         .unwrap();
     assert!(off.abs_diff(row_start) <= 4, "{off} vs {row_start}");
+    // The failed run leaves no scratch: no spill folder, no half-written shard.
+    let left: Vec<String> = walk(&d.path().join("o"))
+        .into_iter()
+        .filter(|p| p.contains(".spill") || p.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "a failed run left {left:?}");
 
     let mut c = common(&d.path().join("o2"));
     c.policy = BadRowPolicy::Skip;

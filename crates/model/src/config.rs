@@ -51,6 +51,10 @@ pub struct ModelConfig {
     /// MPNet: buckets of the relative position bias.
     #[serde(default = "d_buckets")]
     pub relative_attention_num_buckets: usize,
+    /// The dtype activations run in when it differs from the weights' (bf16 compute over f32
+    /// master weights); set by the loader, never read from or written to config.json.
+    #[serde(skip)]
+    pub compute_dtype: Option<candle_core::DType>,
 }
 
 fn d_vocab() -> usize {
@@ -110,6 +114,7 @@ impl ModelConfig {
             position_embedding_type: d_postype(),
             relative_attention_num_buckets: d_buckets(),
             sinusoidal_pos_embds: false,
+            compute_dtype: None,
         }
     }
 

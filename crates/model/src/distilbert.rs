@@ -5,94 +5,60 @@
 //! aliases in `ModelConfig`).
 
 use crate::config::ModelConfig;
-use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::layers::{attention_dropout, dense, drop, norm};
-use crate::ops::{attention, gelu_erf};
-use crate::params::{ParamSource, Params};
-use crate::Encoder;
+use crate::params::{ParamId, ParamSource, Params};
+use crate::transformer::{take_layers, Embeddings, LayerNames, Transformer};
 use candle_core::Tensor;
 
-pub struct DistilBert {
-    cfg: ModelConfig,
-    params: Params,
+/// DistilBERT's embeddings: word + absolute position.
+#[derive(Clone)]
+pub struct DistilBertEmbeddings {
+    word: ParamId,
+    position: ParamId,
 }
+
+pub type DistilBert = Transformer<DistilBertEmbeddings>;
 
 /// Key prefixes of DistilBERT checkpoints (`DistilBertForMaskedLM` and friends).
 pub const PREFIXES: &[&str] = &["distilbert."];
 
-impl DistilBert {
-    pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<Self> {
-        if cfg.sinusoidal_pos_embds {
-            return Err(Error::Unsupported(
-                "DistilBERT with sinusoidal_pos_embds".into(),
-            ));
-        }
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        src.take_embeddings(cfg)?;
-        src.take_norm("embeddings.LayerNorm", h)?;
-        for l in 0..cfg.num_hidden_layers {
-            let p = format!("transformer.layer.{l}");
-            for (name, out, inp) in [
-                ("attention.q_lin", h, h),
-                ("attention.k_lin", h, h),
-                ("attention.v_lin", h, h),
-                ("attention.out_lin", h, h),
-                ("ffn.lin1", i, h),
-                ("ffn.lin2", h, i),
-            ] {
-                src.take_linear(&format!("{p}.{name}"), out, inp)?;
-            }
-            for ln in ["sa_layer_norm", "output_layer_norm"] {
-                src.take_norm(&format!("{p}.{ln}"), h)?;
-            }
-        }
-        Ok(Self {
-            cfg: cfg.clone(),
-            params: src.params,
-        })
+const LAYER: LayerNames = LayerNames {
+    query: "attention.q_lin",
+    key: "attention.k_lin",
+    value: "attention.v_lin",
+    attention_out: "attention.out_lin",
+    attention_norm: "sa_layer_norm",
+    ffn_in: "ffn.lin1",
+    ffn_out: "ffn.lin2",
+    output_norm: "output_layer_norm",
+    norms_last: true,
+};
+
+pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<DistilBert> {
+    if cfg.sinusoidal_pos_embds {
+        return Err(Error::Unsupported(
+            "DistilBERT with sinusoidal_pos_embds".into(),
+        ));
     }
+    let (word, position) = src.take_embeddings(cfg)?;
+    let embedding_norm = src.take_norm("embeddings.LayerNorm", cfg.hidden_size)?;
+    let layers = take_layers(&mut src, cfg, "transformer.layer", &LAYER)?;
+    Ok(Transformer {
+        cfg: cfg.clone(),
+        params: src.params,
+        embeddings: DistilBertEmbeddings { word, position },
+        embedding_norm,
+        layers,
+    })
 }
 
-impl Encoder for DistilBert {
-    crate::encoder_state!(DistilBert);
-
-    fn forward(
-        &self,
-        ids: &Tensor,
-        mask: &Tensor,
-        mut dropout: Option<&mut Dropout>,
-    ) -> Result<Tensor> {
-        let cfg = &self.cfg;
-        let p = &self.params;
-        let eps = cfg.layer_norm_eps;
+impl Embeddings for DistilBertEmbeddings {
+    fn embed(&self, p: &Params, cfg: &ModelConfig, ids: &Tensor) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
-        let (h, nh, dh) = (cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim());
         let word = p
-            .get("embeddings.word_embeddings.weight")
+            .at(self.word)
             .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, l, h))?;
-        let pos = p
-            .get("embeddings.position_embeddings.weight")
-            .narrow(0, 0, l)?;
-        let x = norm(p, &word.broadcast_add(&pos)?, "embeddings.LayerNorm", eps)?;
-        let mut x = drop(x, cfg.hidden_dropout_prob, &mut dropout)?;
-        let scale = 1.0 / (dh as f64).sqrt();
-        for layer in 0..cfg.num_hidden_layers {
-            let pre = format!("transformer.layer.{layer}");
-            let q = dense(p, &x, &format!("{pre}.attention.q_lin"))?;
-            let k = dense(p, &x, &format!("{pre}.attention.k_lin"))?;
-            let v = dense(p, &x, &format!("{pre}.attention.v_lin"))?;
-            let attn_drop = attention_dropout(cfg.attention_probs_dropout_prob, &mut dropout);
-            let ctx = attention(&q, &k, &v, mask, nh, scale, attn_drop)?;
-            let a = dense(p, &ctx, &format!("{pre}.attention.out_lin"))?;
-            let a = drop(a, cfg.hidden_dropout_prob, &mut dropout)?;
-            let x1 = norm(p, &(a + &x)?, &format!("{pre}.sa_layer_norm"), eps)?;
-            let f = gelu_erf(&dense(p, &x1, &format!("{pre}.ffn.lin1"))?)?;
-            let f = dense(p, &f, &format!("{pre}.ffn.lin2"))?;
-            let f = drop(f, cfg.hidden_dropout_prob, &mut dropout)?;
-            x = norm(p, &(f + &x1)?, &format!("{pre}.output_layer_norm"), eps)?;
-        }
-        Ok(x)
+            .reshape((b, l, cfg.hidden_size))?;
+        Ok(word.broadcast_add(&p.at(self.position).narrow(0, 0, l)?)?)
     }
 }

@@ -7,10 +7,10 @@
 
 pub mod bert;
 pub mod config;
+pub mod device;
 pub mod distilbert;
 pub mod dropout;
 pub mod error;
-pub mod layers;
 pub mod mpnet;
 pub mod ops;
 pub mod params;
@@ -18,48 +18,23 @@ pub mod pooling;
 pub mod rng;
 pub mod save;
 pub mod sentence_model;
-pub mod testing;
 pub mod tokenize;
+pub mod transformer;
 
 pub use config::ModelConfig;
 pub use dropout::Dropout;
 pub use error::{Error, Result};
-pub use params::{ParamSource, Params};
+pub use params::{ParamId, ParamSource, Params};
 pub use pooling::Pooling;
 pub use sentence_model::{load_tokenizer, LoadOptions, SentenceModel};
 pub use tokenize::TextTokenizer;
 
 use candle_core::Tensor;
 
-/// The `Encoder` methods that only hand out an architecture's `cfg` and `params` fields, the same
-/// in every architecture.
-macro_rules! encoder_state {
-    ($ty:ident) => {
-        fn config(&self) -> &ModelConfig {
-            &self.cfg
-        }
-
-        fn params(&self) -> &Params {
-            &self.params
-        }
-
-        fn params_mut(&mut self) -> &mut Params {
-            &mut self.params
-        }
-
-        fn detached(&self) -> Box<dyn Encoder> {
-            Box::new($ty {
-                cfg: self.cfg.clone(),
-                params: self.params.detached(),
-            })
-        }
-    };
-}
-pub(crate) use encoder_state;
-
 /// What every architecture provides.
 pub trait Encoder: Send + Sync {
     fn config(&self) -> &ModelConfig;
+    fn config_mut(&mut self) -> &mut ModelConfig;
     fn params(&self) -> &Params;
     fn params_mut(&mut self) -> &mut Params;
     /// The same encoder over the same storage, recording no gradients.
@@ -73,11 +48,9 @@ pub trait Encoder: Send + Sync {
 /// Builds the encoder `cfg.model_type` names, with parameters from `src`.
 pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Encoder>> {
     match cfg.model_type.as_str() {
-        "bert" | "roberta" | "xlm-roberta" | "camembert" => {
-            Ok(Box::new(bert::Bert::build(cfg, src)?))
-        }
-        "mpnet" => Ok(Box::new(mpnet::MPNet::build(cfg, src)?)),
-        "distilbert" => Ok(Box::new(distilbert::DistilBert::build(cfg, src)?)),
+        "bert" | "roberta" | "xlm-roberta" | "camembert" => Ok(Box::new(bert::build(cfg, src)?)),
+        "mpnet" => Ok(Box::new(mpnet::build(cfg, src)?)),
+        "distilbert" => Ok(Box::new(distilbert::build(cfg, src)?)),
         other => Err(Error::Unsupported(format!("model_type \"{other}\""))),
     }
 }

@@ -3,9 +3,15 @@
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::transformer::{Dense, Norm};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// A parameter resolved by name when the model loads: forwards index by it instead of looking
+/// names up, so a wrong name fails at load, not in the middle of a forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamId(usize);
 
 /// The parameters of one encoder, in a fixed order (the order they are declared in).
 #[derive(Clone, Debug, Default)]
@@ -18,20 +24,24 @@ pub struct Params {
 }
 
 impl Params {
-    pub fn insert(&mut self, name: &str, t: Tensor, trainable: bool) {
-        self.index.insert(name.to_string(), self.names.len());
+    pub fn insert(&mut self, name: &str, t: Tensor, trainable: bool) -> ParamId {
+        let id = ParamId(self.names.len());
+        self.index.insert(name.to_string(), id.0);
         self.names.push(name.to_string());
         self.tensors.push(t);
         self.trainable.push(trainable);
         self.vars.push(None);
+        id
     }
 
-    /// The tensor called `name`. Encoders only ask for names they declared, so a miss is a bug.
-    pub fn get(&self, name: &str) -> &Tensor {
-        match self.index.get(name) {
-            Some(&i) => &self.tensors[i],
-            None => panic!("encoder asked for undeclared parameter {name}"),
-        }
+    /// The tensor of a handle this set handed out.
+    pub fn at(&self, id: ParamId) -> &Tensor {
+        &self.tensors[id.0]
+    }
+
+    /// The tensor called `name`, if declared.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.index.get(name).map(|&i| &self.tensors[i])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
@@ -159,39 +169,51 @@ impl<'a> ParamSource<'a> {
     }
 
     /// Declares a required parameter of the given shape.
-    pub fn take(&mut self, name: &str, shape: &[usize], init: Init) -> Result<()> {
-        self.declare(name, shape, init, true, true)
+    pub fn take(&mut self, name: &str, shape: &[usize], init: Init) -> Result<ParamId> {
+        Ok(self
+            .declare(name, shape, init, true, true)?
+            .expect("a required parameter is always declared"))
     }
 
     /// A linear layer: `name.weight` [out, inp] (normal init) and `name.bias` [out] (zeros).
-    pub fn take_linear(&mut self, name: &str, out: usize, inp: usize) -> Result<()> {
-        self.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?;
-        self.take(&format!("{name}.bias"), &[out], Init::Zeros)
+    pub fn take_linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Dense> {
+        Ok(Dense {
+            weight: self.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?,
+            bias: self.take(&format!("{name}.bias"), &[out], Init::Zeros)?,
+        })
     }
 
     /// A LayerNorm: `name.weight` (ones) and `name.bias` (zeros), both [dim].
-    pub fn take_norm(&mut self, name: &str, dim: usize) -> Result<()> {
-        self.take(&format!("{name}.weight"), &[dim], Init::Ones)?;
-        self.take(&format!("{name}.bias"), &[dim], Init::Zeros)
+    pub fn take_norm(&mut self, name: &str, dim: usize) -> Result<Norm> {
+        Ok(Norm {
+            weight: self.take(&format!("{name}.weight"), &[dim], Init::Ones)?,
+            bias: self.take(&format!("{name}.bias"), &[dim], Init::Zeros)?,
+        })
     }
 
     /// The word embeddings (the padding row zeroed when random, as transformers does) and the
-    /// absolute position table, which every architecture here starts with.
-    pub fn take_embeddings(&mut self, cfg: &crate::ModelConfig) -> Result<()> {
+    /// absolute position table, which every architecture here starts with: (word, position).
+    pub fn take_embeddings(&mut self, cfg: &crate::ModelConfig) -> Result<(ParamId, ParamId)> {
         let h = cfg.hidden_size;
         let word = "embeddings.word_embeddings.weight";
-        self.take(word, &[cfg.vocab_size, h], Init::Normal)?;
+        let w = self.take(word, &[cfg.vocab_size, h], Init::Normal)?;
         self.zero_row_if_random(word, cfg.pad_token_id as usize)?;
-        self.take(
+        let p = self.take(
             "embeddings.position_embeddings.weight",
             &[cfg.max_position_embeddings, h],
             Init::Normal,
-        )
+        )?;
+        Ok((w, p))
     }
 
     /// Declares a parameter kept for saving but never trained (e.g. BERT's pooler), which may be
     /// absent from a file.
-    pub fn take_frozen_optional(&mut self, name: &str, shape: &[usize], init: Init) -> Result<()> {
+    pub fn take_frozen_optional(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+    ) -> Result<Option<ParamId>> {
         self.declare(name, shape, init, false, false)
     }
 
@@ -202,7 +224,7 @@ impl<'a> ParamSource<'a> {
         init: Init,
         required: bool,
         trainable: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<ParamId>> {
         let t = match &mut self.kind {
             SourceKind::File {
                 path,
@@ -219,7 +241,7 @@ impl<'a> ParamSource<'a> {
                             msg: format!("missing tensor {name}"),
                         });
                     }
-                    return Ok(());
+                    return Ok(None);
                 };
                 if t.dims() != shape {
                     return Err(Error::Weights {
@@ -239,8 +261,7 @@ impl<'a> ParamSource<'a> {
                 Tensor::from_vec(v, shape, &self.device)?.to_dtype(self.dtype)?
             }
         };
-        self.params.insert(name, t, trainable);
-        Ok(())
+        Ok(Some(self.params.insert(name, t, trainable)))
     }
 
     /// Zeroes one row of a random-initialised embedding (transformers zeroes the padding row).

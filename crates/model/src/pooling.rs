@@ -18,6 +18,15 @@ pub enum Pooling {
     MeanSqrtLen,
 }
 
+impl<'de> Deserialize<'de> for Pooling {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Pooling::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("pooling \"{s}\" is not one of {}", Pooling::NAMES))
+        })
+    }
+}
+
 impl Pooling {
     pub fn parse(s: &str) -> Option<Pooling> {
         Some(match s {
@@ -28,6 +37,9 @@ impl Pooling {
             _ => return None,
         })
     }
+
+    /// The modes a user can name, for error messages.
+    pub const NAMES: &'static str = "mean, cls, max, mean_sqrt_len_tokens";
 
     pub fn name(self) -> &'static str {
         match self {

@@ -21,7 +21,11 @@ pub struct LoadOptions {
     pub normalize: Option<bool>,
     /// Overrides the pooling mode.
     pub pooling: Option<Pooling>,
+    /// The dtype the weights are stored in (default f32).
     pub dtype: Option<DType>,
+    /// The dtype activations run in, when it differs from the weights' (bf16 over f32 master
+    /// weights for mixed-precision training).
+    pub compute_dtype: Option<DType>,
 }
 
 pub struct SentenceModel {
@@ -183,7 +187,8 @@ impl SentenceModel {
         let tensors = load_safetensors(&weights_path, device)?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let src = ParamSource::from_file(&weights_path, tensors, crate::prefixes(&cfg), dtype);
-        let encoder = build_encoder(&cfg, src)?;
+        let mut encoder = build_encoder(&cfg, src)?;
+        encoder.config_mut().compute_dtype = opts.compute_dtype.filter(|&d| d != dtype);
         let tokenizer = TextTokenizer::load(&tdir.join("tokenizer.json"), max_seq_length)?;
         Ok(Self {
             encoder,
@@ -235,7 +240,8 @@ impl SentenceModel {
         mask: &Tensor,
         dropout: Option<&mut crate::Dropout>,
     ) -> Result<Tensor> {
-        let tokens = encoder.forward(ids, mask, dropout)?;
+        // Pooling, normalisation and everything after (losses, scores) run in f32.
+        let tokens = encoder.forward(ids, mask, dropout)?.to_dtype(DType::F32)?;
         let pooled = self.pooling.apply(&tokens, mask)?;
         if self.normalize {
             l2_normalize(&pooled)

@@ -4,8 +4,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use model::pooling::{l2_normalize, pad_batch};
-use model::testing::{check_gradients, spread};
 use model::{build_encoder, Dropout, Encoder, ModelConfig, ParamSource, Pooling};
+use test_support::{check_gradients, spread};
 
 const ARCHITECTURES: [&str; 4] = ["bert", "mpnet", "roberta", "distilbert"];
 

@@ -1,7 +1,7 @@
 //! all-MiniLM-L6-v2 against sentence-transformers' own output for 64 tricky texts.
 
-use model::testing::{golden, max_abs_diff, minilm_dir};
 use model::{LoadOptions, SentenceModel};
+use test_support::{golden, max_abs_diff, minilm_dir};
 
 #[test]
 fn token_ids_match_exactly() {

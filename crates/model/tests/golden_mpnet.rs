@@ -1,7 +1,7 @@
 //! all-mpnet-base-v2 against sentence-transformers' own output for the 64 golden texts.
 
-use model::testing::{golden, max_abs_diff, mpnet_dir};
 use model::{LoadOptions, SentenceModel};
+use test_support::{golden, max_abs_diff, mpnet_dir};
 
 #[test]
 fn mpnet_token_ids_and_embeddings_match() {

@@ -3,10 +3,10 @@
 //! parameter names.
 
 use candle_core::{DType, Device};
-use model::layers::positions_from_ids;
-use model::testing::{max_abs_diff, save_tiny_model};
+use model::transformer::positions_from_ids;
 use model::{build_encoder, LoadOptions, ModelConfig, ParamSource, SentenceModel};
 use std::path::Path;
+use test_support::{max_abs_diff, save_tiny_model};
 
 fn tiny_config(model_type: &str) -> ModelConfig {
     let mut cfg = ModelConfig::bert(8, 2, 2, 16);

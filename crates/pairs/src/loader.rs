@@ -7,10 +7,12 @@
 //! what is still queued: saving it and restarting gives the identical next batches.
 
 use crate::reader::SkipCounts;
+use crate::row::RowError;
 use crate::sampler::{Sampler, SamplerState};
-use crate::tokenize::{BatchTokenizer, TokenBatch};
+use crate::tokenize::{BatchTokenizer, TokenBatch, TokenizeError};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 #[derive(Clone, Debug)]
@@ -32,13 +34,13 @@ impl Default for LoaderConfig {
 
 type Work = (
     u64,
-    Result<(crate::sampler::RawBatch, SamplerState), String>,
+    Result<(crate::sampler::RawBatch, SamplerState), LoaderError>,
 );
-type Done = (u64, Result<(TokenBatch, SamplerState), String>);
+type Done = (u64, Result<(TokenBatch, SamplerState), LoaderError>);
 
 pub struct Loader {
     rx: Option<Receiver<Done>>,
-    pending: BTreeMap<u64, Result<(TokenBatch, SamplerState), String>>,
+    pending: BTreeMap<u64, Result<(TokenBatch, SamplerState), LoaderError>>,
     next: u64,
     state: SamplerState,
     producer: Option<JoinHandle<Sampler>>,
@@ -47,7 +49,7 @@ pub struct Loader {
     cfg: LoaderConfig,
     describe: String,
     names: Vec<String>,
-    failed: Option<String>,
+    failed: Option<LoaderError>,
 }
 
 impl Loader {
@@ -96,7 +98,7 @@ impl Loader {
                 let item = sampler
                     .next_batch()
                     .map(|b| (b, sampler.state()))
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| LoaderError::Data(Arc::new(e)));
                 let failed = item.is_err();
                 if work_tx.send((seq, item)).is_err() || failed {
                     break;
@@ -113,6 +115,7 @@ impl Loader {
                     let out = item.and_then(|(raw, state)| {
                         tok.tokenize(raw.rows, raw.dataset, raw.duplicates_skipped)
                             .map(|b| (b, state))
+                            .map_err(LoaderError::from)
                     });
                     if tx.send((seq, out)).is_err() {
                         break;
@@ -136,7 +139,7 @@ impl Loader {
     }
 
     /// The next batch, in order.
-    pub fn next_batch(&mut self) -> Result<TokenBatch, String> {
+    pub fn next_batch(&mut self) -> Result<TokenBatch, LoaderError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -154,12 +157,12 @@ impl Loader {
                     }
                 };
             }
-            let rx = self.rx.as_ref().ok_or("the data loader is stopped")?;
+            let rx = self.rx.as_ref().ok_or(LoaderError::Stopped)?;
             match rx.recv() {
                 Ok((seq, item)) => {
                     self.pending.insert(seq, item);
                 }
-                Err(_) => return Err("the data loader's threads stopped unexpectedly".into()),
+                Err(_) => return Err(LoaderError::ThreadsDied),
             }
         }
     }
@@ -175,11 +178,11 @@ impl Loader {
     }
 
     /// Continues from `state` (saved by `state()`), discarding what was prefetched.
-    pub fn restore(&mut self, state: &SamplerState) -> Result<(), String> {
-        let mut sampler = self
-            .stop()
-            .ok_or("the data loader's sampler thread failed")?;
-        sampler.restore(state).map_err(|e| e.to_string())?;
+    pub fn restore(&mut self, state: &SamplerState) -> Result<(), LoaderError> {
+        let mut sampler = self.stop().ok_or(LoaderError::ThreadsDied)?;
+        sampler
+            .restore(state)
+            .map_err(|e| LoaderError::Data(Arc::new(e)))?;
         self.state = sampler.state();
         self.failed = None;
         self.spawn(sampler);
@@ -200,4 +203,19 @@ impl Drop for Loader {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Why the loader could not hand out a batch. Clone, because a failure is kept and returned
+/// again to every later call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoaderError {
+    /// A bad row, an unreadable file, or a saved position that does not fit the data.
+    #[error(transparent)]
+    Data(Arc<RowError>),
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    #[error("the data loader is stopped")]
+    Stopped,
+    #[error("the data loader's threads stopped unexpectedly")]
+    ThreadsDied,
 }

@@ -274,13 +274,13 @@ impl BatchTokenizer {
         max_len: usize,
         pad_id: u32,
         multiple_of: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TokenizeError> {
         tok.with_padding(None);
         tok.with_truncation(Some(TruncationParams {
             max_length: max_len,
             ..Default::default()
         }))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TokenizeError::Setup(e.to_string()))?;
         Ok(Self {
             fast: AsciiWordPiece::detect(&tok),
             tok,
@@ -301,7 +301,7 @@ impl BatchTokenizer {
         self.fast.is_some()
     }
 
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
         if let Some(f) = &self.fast {
             if let Some(ids) = f.encode(text, self.max_len, &mut String::new()) {
                 return Ok(ids);
@@ -310,7 +310,10 @@ impl BatchTokenizer {
         let enc = self
             .tok
             .encode_fast(text, true)
-            .map_err(|e| format!("cannot tokenize {:?}: {e}", preview(text)))?;
+            .map_err(|e| TokenizeError::Text {
+                text: preview(text),
+                msg: e.to_string(),
+            })?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -321,7 +324,7 @@ impl BatchTokenizer {
         rows: Vec<Row>,
         dataset: Vec<usize>,
         duplicates_skipped: u64,
-    ) -> Result<TokenBatch, String> {
+    ) -> Result<TokenBatch, TokenizeError> {
         let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
         let mut texts: Vec<Vec<String>> = (0..k).map(|_| Vec::with_capacity(rows.len())).collect();
         for row in rows {
@@ -365,4 +368,13 @@ impl BatchTokenizer {
 
 fn preview(t: &str) -> String {
     t.chars().take(60).collect()
+}
+
+/// What the tokenizer can fail at.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenizeError {
+    #[error("cannot set up the tokenizer: {0}")]
+    Setup(String),
+    #[error("cannot tokenize {text:?}: {msg}")]
+    Text { text: String, msg: String },
 }

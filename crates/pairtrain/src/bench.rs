@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use model::rng::Rng;
-use model::{LoadOptions, SentenceModel};
+use model::LoadOptions;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -43,6 +43,9 @@ pub struct BenchTrainArgs {
     /// Print a JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// `--dtype bf16` here is mixed precision: f32 master weights and AdamW, bf16 compute.
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +68,8 @@ pub struct BenchEncodeArgs {
     /// Print a JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 pub fn run(cmd: &BenchCmd) -> Result<()> {
@@ -173,7 +178,7 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
         eprintln!("wrote {} texts to {}", texts.len(), p.display());
         return Ok(());
     }
-    let model = SentenceModel::load(&a.model, &LoadOptions::default())?;
+    let model = a.run_on.load(&a.model, LoadOptions::default())?;
     let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
     // Warm-up: first-touch page faults and thread-pool start-up are not throughput.
     model.encode(&refs[..refs.len().min(a.batch_size)], a.batch_size, |_| {})?;
@@ -212,19 +217,22 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 fn train_step(a: &BenchTrainArgs) -> Result<()> {
-    use candle_core::{DType, Device, Tensor};
+    use candle_core::{DType, Tensor};
     use model::{build_encoder, ModelConfig, ParamSource, Pooling};
-    use train::losses::{
-        CachedMultipleNegativesRankingLoss, Column, Loss, MultipleNegativesRankingLoss, TrainBatch,
-    };
-    use train::optim::{clip_grad_norm, AdamW, AdamWConfig};
+    use train::losses::MultipleNegativesRankingLoss;
+    use train::optim::{AdamW, AdamWConfig};
+    use train::process_group::SingleProcess;
+    use train::step::{Column, Embedding, TrainBatch};
 
     let mut cfg = ModelConfig::bert(a.hidden, a.layers, a.heads, a.intermediate);
     cfg.max_position_embeddings = cfg.max_position_embeddings.max(a.seq);
     cfg.hidden_dropout_prob = a.dropout;
     cfg.attention_probs_dropout_prob = a.dropout;
     cfg.validate().map_err(anyhow::Error::msg)?;
-    let encoder = build_encoder(&cfg, ParamSource::random(1, 0.02, DType::F32, &Device::Cpu))?;
+    let device = a.run_on.device()?;
+    let compute = a.run_on.dtype()?;
+    cfg.compute_dtype = (compute != DType::F32).then_some(compute);
+    let encoder = build_encoder(&cfg, ParamSource::random(1, 0.02, DType::F32, &device))?;
     let mut m = model::SentenceModel {
         encoder,
         tokenizer: model::tokenize::TextTokenizer::placeholder(a.seq),
@@ -233,40 +241,50 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         max_seq_length: a.seq,
         dir: PathBuf::from("<random>"),
         transformer_dir: PathBuf::from("<random>"),
-        device: Device::Cpu,
+        device: device.clone(),
     };
     let vars = m.encoder.params_mut().make_trainable()?;
-    let mut opt = AdamW::new(vars, AdamWConfig::default());
-    let loss: Box<dyn Loss> = match a.mini_batch {
-        Some(mb) => Box::new(CachedMultipleNegativesRankingLoss {
-            scale: 20.0,
+    let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+    let loss = MultipleNegativesRankingLoss { scale: 20.0 };
+    let embedding = match a.mini_batch {
+        Some(mb) => Embedding::GradCache {
             mini_batch_size: mb,
-            symmetric: false,
-        }),
-        None => Box::new(MultipleNegativesRankingLoss { scale: 20.0 }),
+        },
+        None => Embedding::Direct,
     };
     let mut rng = Rng::new(7);
-    let mut column = |tag: &str| -> Result<Column> {
+    let mut column = || -> Result<Column> {
         let ids: Vec<u32> = (0..a.batch * a.seq)
             .map(|_| 1000 + rng.below(29_000) as u32)
             .collect();
         Ok(Column {
-            ids: Tensor::from_vec(ids, (a.batch, a.seq), &Device::Cpu)?,
-            mask: Tensor::ones((a.batch, a.seq), DType::F32, &Device::Cpu)?,
-            texts: (0..a.batch).map(|i| format!("{tag}{i}")).collect(),
+            ids: Tensor::from_vec(ids, (a.batch, a.seq), &device)?,
+            mask: Tensor::ones((a.batch, a.seq), DType::F32, &device)?,
         })
     };
+    let texts = |tag: &str| (0..a.batch).map(|i| format!("{tag}{i}")).collect();
     let batch = TrainBatch {
-        columns: vec![column("a")?, column("p")?],
+        columns: vec![column()?, column()?],
+        texts: vec![texts("a"), texts("p")],
+        offset: 0,
     };
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();
     for i in 0..=a.steps.max(1) {
+        sync(&device)?;
         let t = Instant::now();
-        let out = loss.compute(&m, &opt.vars, &batch, &mut dropout)?;
-        let mut grads = out.grads;
-        clip_grad_norm(&mut grads, 1.0)?;
-        opt.step(&grads, 2e-5)?;
+        train::step::step(
+            &m,
+            &mut opt,
+            &batch,
+            &loss,
+            embedding,
+            &mut dropout,
+            &SingleProcess,
+            2e-5,
+            1.0,
+        )?;
+        sync(&device)?;
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -275,14 +293,16 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let median = times[times.len() / 2];
     let rss = peak_rss_mib();
     println!(
-        "train step: {} layers × {} hidden, batch {}{}, seq {}, {} threads: median {:.4} s/step, \
-         peak RSS {:.0} MiB",
+        "train step: {} layers × {} hidden, batch {}{}, seq {}, {} on {} ({} threads): median \
+         {:.4} s/step, peak RSS {:.0} MiB",
         a.layers,
         a.hidden,
         a.batch,
         a.mini_batch
             .map_or(String::new(), |mb| format!(" (GradCache mini-batch {mb})")),
         a.seq,
+        a.run_on.dtype,
+        a.run_on.device,
         rayon::current_num_threads(),
         median,
         rss
@@ -294,4 +314,9 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits for the device's queued work, so a timer measures it (a no-op on the CPU).
+pub fn sync(device: &candle_core::Device) -> Result<()> {
+    Ok(device.synchronize()?)
 }

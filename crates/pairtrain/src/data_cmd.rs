@@ -177,7 +177,7 @@ fn validate(a: &ValidateArgs) -> Result<()> {
 }
 
 fn bench(a: &DataBenchArgs) -> Result<()> {
-    let mut recipe = train::Recipe::load(&a.config)?;
+    let mut recipe = train::Recipe::load_data_only(&a.config)?;
     if let Some(w) = a.workers {
         recipe.train.tokenize_workers = w;
     }

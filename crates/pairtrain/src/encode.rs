@@ -4,7 +4,7 @@ use crate::progress;
 use crate::texts::{read_texts, EmbeddingWriter};
 use anyhow::Result;
 use clap::Args;
-use model::{LoadOptions, SentenceModel};
+use model::LoadOptions;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -35,6 +35,8 @@ pub struct EncodeArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 /// Texts are embedded this many at a time (sorted by length within the chunk), so the output
@@ -47,7 +49,7 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
         normalize: args.no_normalize.then_some(false),
         ..Default::default()
     };
-    let model = SentenceModel::load(&args.model, &opts)?;
+    let model = args.run_on.load(&args.model, opts)?;
     let texts = read_texts(&args.input, &args.field)?;
     let mut out = EmbeddingWriter::create(&args.output, model.dim())?;
     let bar = progress::bar(texts.len() as u64, "encoding", "texts", args.quiet);

@@ -4,7 +4,7 @@ use crate::texts::{read_texts, AtomicFile};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use eval::{run_task, Suite, TaskSpec};
-use model::{LoadOptions, SentenceModel};
+use model::LoadOptions;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,15 +31,22 @@ pub struct EvalArgs {
     pub output: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 pub fn run_eval(a: &EvalArgs) -> Result<()> {
     let tasks: Vec<TaskSpec> = match (&a.task, &a.data, &a.suite) {
-        (Some(kind), Some(data), None) => vec![TaskSpec::new(kind, data)],
+        (Some(kind), Some(data), None) => {
+            vec![TaskSpec::new(
+                kind.parse().map_err(anyhow::Error::msg)?,
+                data,
+            )]
+        }
         (None, None, Some(suite)) => Suite::load(suite)?.task,
         _ => bail!("give either --task and --data, or --suite"),
     };
-    let model = SentenceModel::load(&a.model, &LoadOptions::default())?;
+    let model = a.run_on.load(&a.model, LoadOptions::default())?;
     let mut all: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for mut t in tasks {
         t.batch_size = a.batch_size;
@@ -83,10 +90,12 @@ pub struct SearchArgs {
     pub top_k: usize,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 pub fn run_search(a: &SearchArgs) -> Result<()> {
-    let model = SentenceModel::load(&a.model, &LoadOptions::default())?;
+    let model = a.run_on.load(&a.model, LoadOptions::default())?;
     let docs = read_texts(&a.corpus, &a.field)?;
     let refs: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
     let emb = model.encode(&refs, a.batch_size, |_| {})?;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod data_cmd;
+mod device_args;
 mod encode;
 mod eval_cmd;
 mod mine_cmd;

@@ -25,10 +25,28 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Overrides the recipe's `[train] device` (cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Overrides the recipe's `[train] dtype` (f32, or bf16 for mixed precision).
+    #[arg(long)]
+    pub dtype: Option<String>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let recipe = Recipe::load(&args.config)?;
+    let mut recipe = Recipe::load(&args.config)?;
+    if let Some(d) = &args.device {
+        recipe.train.device = d.clone();
+    }
+    if let Some(d) = &args.dtype {
+        recipe.train.dtype = d.clone();
+    }
+    recipe.check().with_context(|| {
+        format!(
+            "{} with the command line's overrides",
+            args.config.display()
+        )
+    })?;
     let mut tr = Trainer::new(recipe, args.resume.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     {

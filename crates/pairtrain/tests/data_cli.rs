@@ -2,10 +2,10 @@
 //! report real rows, bad rows are errors or counted skips, and a resumed run over two datasets
 //! (gzip + a glob of zstd shards, two datasets per batch) continues with the exact losses.
 
-use model::testing::shared_dir;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
+use test_support::shared_dir;
 
 fn pairtrain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pairtrain"))

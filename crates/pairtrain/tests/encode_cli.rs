@@ -1,15 +1,12 @@
 //! `pairtrain encode` end to end: golden embeddings through the binary, and bad inputs that must
 //! fail cleanly (a message naming the file, a non-zero exit, no panic).
 
-use model::testing::{golden, max_abs_diff, minilm_dir};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+use test_support::{golden, max_abs_diff, minilm_dir};
 
 fn pairtrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairtrain"))
-        .args(args)
-        .output()
-        .expect("run pairtrain")
+    test_support::run_cli(env!("CARGO_BIN_EXE_pairtrain"), args)
 }
 
 fn stderr(o: &Output) -> String {
@@ -58,7 +55,7 @@ fn encode_reproduces_golden_embeddings_in_input_order() {
     let dir = tempfile::tempdir().unwrap();
     let rows = golden("all-MiniLM-L6-v2.jsonl");
     // The golden file itself is the input: its `text` field, one object per line.
-    let input = model::testing::shared_dir().join("golden/all-MiniLM-L6-v2.jsonl");
+    let input = test_support::shared_dir().join("golden/all-MiniLM-L6-v2.jsonl");
     let out_jsonl = dir.path().join("emb.jsonl");
     let out_npy = dir.path().join("emb.npy");
     for out in [&out_jsonl, &out_npy] {

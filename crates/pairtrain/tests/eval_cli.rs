@@ -1,14 +1,10 @@
 //! `pairtrain eval` (one task, a suite, JSON output with sentence-transformers' keys) and
 //! `pairtrain search`.
 
-use model::testing::{minilm_dir, shared_dir};
-use std::process::Command;
+use test_support::{minilm_dir, shared_dir};
 
 fn pairtrain(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pairtrain"))
-        .args(args)
-        .output()
-        .unwrap()
+    test_support::run_cli(env!("CARGO_BIN_EXE_pairtrain"), args)
 }
 
 #[test]

@@ -1,14 +1,10 @@
 //! `pairtrain mine …` end to end on the fixtures: outputs and stats.json, `--limit`, a re-run
 //! that skips complete work, and mined pairs that the trainer's loader reads.
 
-use model::testing::shared_dir;
-use std::process::Command;
+use test_support::shared_dir;
 
 fn pairtrain(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pairtrain"))
-        .args(args)
-        .output()
-        .unwrap()
+    test_support::run_cli(env!("CARGO_BIN_EXE_pairtrain"), args)
 }
 
 #[test]

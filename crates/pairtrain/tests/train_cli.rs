@@ -1,10 +1,10 @@
 //! `pairtrain train` end to end: a run killed with SIGKILL and resumed from its last checkpoint
 //! continues with exactly the losses of an uninterrupted run.
 
-use model::testing::shared_dir;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use test_support::shared_dir;
 
 const STEPS: usize = 400;
 

@@ -57,7 +57,7 @@ pub fn model_card(tr: &Trainer) -> String {
         data = tr.data_description(),
         loss = tr.loss_name(),
         scale = r.loss.scale,
-        mini = if r.loss.kind.starts_with("cached") {
+        mini = if r.loss.kind.cached() {
             format!(", mini-batch {}", r.loss.mini_batch_size)
         } else {
             String::new()

@@ -22,22 +22,6 @@ struct TrainerState {
     evals: Vec<crate::trainer::EvalRecord>,
 }
 
-fn write_tensors(path: &Path, tensors: Vec<(String, Vec<f32>, Vec<usize>)>) -> Result<()> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .into_iter()
-        .map(|(n, v, s)| (n, v.iter().flat_map(|x| x.to_le_bytes()).collect(), s))
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(n, b, s)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    safetensors::serialize_to_file(views, None, path)
-        .with_context(|| format!("{}: write failed", path.display()))
-}
-
 /// Saves a checkpoint of the current step; returns its folder.
 pub fn save(tr: &Trainer) -> Result<PathBuf> {
     let root = tr.output_dir().join("checkpoints");
@@ -48,13 +32,10 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
     model::save::write_safetensors(&tr.model, &tmp.join("model.safetensors"))?;
-    let mut moments = Vec::new();
-    for (i, (name, var)) in tr.opt.vars.iter().enumerate() {
-        let shape = var.dims().to_vec();
-        moments.push((format!("m.{name}"), tr.opt.m[i].clone(), shape.clone()));
-        moments.push((format!("v.{name}"), tr.opt.v[i].clone(), shape));
-    }
-    write_tensors(&tmp.join("optimizer.safetensors"), moments)?;
+    let opt_path = tmp.join("optimizer.safetensors");
+    let moments: HashMap<String, Tensor> = tr.opt.state().into_iter().collect();
+    candle_core::safetensors::save(&moments, &opt_path)
+        .with_context(|| format!("{}: write failed", opt_path.display()))?;
     let state = TrainerState {
         step: tr.step,
         adam_t: tr.opt.t,
@@ -115,16 +96,16 @@ pub fn load(tr: &mut Trainer, dir: &Path) -> Result<()> {
             .cloned()
             .with_context(|| format!("{}: checkpoint has no tensor {k}", dir.display()))
     };
-    for (i, (name, var)) in tr.opt.vars.iter().enumerate() {
-        var.set(&get(&weights, name)?.to_dtype(var.dtype())?)?;
-        tr.opt.m[i] = get(&moments, &format!("m.{name}"))?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        tr.opt.v[i] = get(&moments, &format!("v.{name}"))?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+    for (name, var) in &tr.opt.vars {
+        var.set(
+            &get(&weights, name)?
+                .to_dtype(var.dtype())?
+                .to_device(var.device())?,
+        )?;
     }
-    tr.opt.t = state.adam_t;
+    tr.opt
+        .load_state(&moments, state.adam_t)
+        .map_err(|e| anyhow::anyhow!("{}: optimizer state: {e}", dir.display()))?;
     tr.step = state.step;
     tr.dropout = model::Dropout {
         rng: model::rng::Rng::new(state.dropout_rng),

@@ -1,8 +1,8 @@
 //! The recipe's `[[data]]` entries turned into the streaming pipeline of crate `pairs`, and its
 //! token batches turned into tensors.
 
-use crate::losses::{Column, TrainBatch};
 use crate::recipe::Recipe;
+use crate::step::{Column, TrainBatch};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use model::SentenceModel;
@@ -89,23 +89,22 @@ pub fn tokenizer_for(
         .with_context(|| format!("{}: cannot set up the tokenizer", tok.path().display()))
 }
 
-/// Tensors for a token batch, on the model's device.
+/// Tensors for a token batch, on the model's device (one process: its rows are the whole batch).
 pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<TrainBatch> {
     let rows = b.rows();
-    let columns = b
-        .columns
-        .into_iter()
-        .map(|c| -> Result<Column> {
-            let mask = Tensor::from_vec(c.mask(), (rows, c.len), &model.device)?;
-            let ids = Tensor::from_vec(c.ids, (rows, c.len), &model.device)?;
-            Ok(Column {
-                ids,
-                mask,
-                texts: c.texts,
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok(TrainBatch { columns })
+    let mut columns = Vec::with_capacity(b.columns.len());
+    let mut texts = Vec::with_capacity(b.columns.len());
+    for c in b.columns {
+        let mask = Tensor::from_vec(c.mask(), (rows, c.len), &model.device)?;
+        let ids = Tensor::from_vec(c.ids, (rows, c.len), &model.device)?;
+        columns.push(Column { ids, mask });
+        texts.push(c.texts);
+    }
+    Ok(TrainBatch {
+        columns,
+        texts,
+        offset: 0,
+    })
 }
 
 #[cfg(test)]

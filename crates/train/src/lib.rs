@@ -1,14 +1,18 @@
-//! Training: the losses (one file each, named as sentence-transformers names them), AdamW with
+//! Training: the losses over embeddings (one file each, named as sentence-transformers names
+//! them), the explicit training step with its gather and all-reduce hooks, GradCache, AdamW with
 //! warmup/decay and clipping, the training loop, checkpoints and exact resume.
 
 pub mod card;
 pub mod checkpoint;
 pub mod data;
+pub mod gradcache;
 pub mod losses;
 pub mod optim;
 pub mod plot;
+pub mod process_group;
 pub mod recipe;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use recipe::Recipe;

@@ -32,67 +32,110 @@ pub fn decays(name: &str) -> bool {
 pub struct AdamW {
     pub cfg: AdamWConfig,
     pub vars: Vec<(String, Var)>,
-    /// First and second moments, per variable, in its element order.
-    pub m: Vec<Vec<f32>>,
-    pub v: Vec<Vec<f32>>,
+    /// First and second moments, per variable: f32 tensors of its shape on its device.
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
     /// Steps taken (Adam's t); the first step uses t = 1.
     pub t: u64,
 }
 
 impl AdamW {
-    pub fn new(vars: Vec<(String, Var)>, cfg: AdamWConfig) -> Self {
+    pub fn new(vars: Vec<(String, Var)>, cfg: AdamWConfig) -> candle_core::Result<Self> {
+        let zeros = |v: &Var| Tensor::zeros(v.shape(), DType::F32, v.device());
         let m = vars
             .iter()
-            .map(|(_, v)| vec![0f32; v.elem_count()])
-            .collect();
+            .map(|(_, v)| zeros(v))
+            .collect::<Result<_, _>>()?;
         let v2 = vars
             .iter()
-            .map(|(_, v)| vec![0f32; v.elem_count()])
-            .collect();
-        Self {
+            .map(|(_, v)| zeros(v))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
             cfg,
             vars,
             m,
             v: v2,
             t: 0,
-        }
+        })
     }
 
     /// One update with learning rate `lr`; `grads[i]` belongs to `vars[i]` (None: zero gradient,
-    /// the update still applies decay and momentum, as PyTorch's dense update does).
+    /// the update still applies decay and momentum, as PyTorch's dense update does). Runs on the
+    /// parameters' device in f32, each operation rounding as PyTorch's single-tensor loop does.
     pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64) -> candle_core::Result<()> {
         self.t += 1;
         let c = &self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        let step_size = (lr / bc1) as f32;
+        let step_size = (lr / bc1) as f32 as f64;
         let bc2_sqrt = bc2.sqrt() as f32;
-        let (b1w, b2, omb2, eps) = (
-            (1.0 - c.beta1) as f32,
-            c.beta2 as f32,
-            (1.0 - c.beta2) as f32,
-            c.eps as f32,
-        );
+        let b1w = (1.0 - c.beta1) as f32 as f64;
+        let b2 = c.beta2 as f32 as f64;
+        let omb2 = (1.0 - c.beta2) as f32 as f64;
+        let eps = c.eps as f32 as f64;
         for (i, (name, var)) in self.vars.iter().enumerate() {
-            let shape = var.shape().clone();
-            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            let p = var.as_tensor().detach().to_dtype(DType::F32)?;
             let g = match &grads[i] {
-                Some(g) => g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
-                None => vec![0f32; p.len()],
+                Some(g) => g.detach().to_dtype(DType::F32)?,
+                None => p.zeros_like()?,
             };
             let wd = if decays(name) { c.weight_decay } else { 0.0 };
-            let keep = (1.0 - lr * wd) as f32;
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            for j in 0..p.len() {
-                p[j] *= keep;
-                // torch.lerp for weight < 0.5: m + w·(g − m)
-                m[j] += b1w * (g[j] - m[j]);
-                v[j] = v[j] * b2 + omb2 * g[j] * g[j];
-                let denom = v[j].sqrt() / bc2_sqrt + eps;
-                p[j] += -step_size * m[j] / denom;
-            }
-            var.set(&Tensor::from_vec(p, shape, var.device())?)?;
+            let keep = (1.0 - lr * wd) as f32 as f64;
+            let p = p.affine(keep, 0.0)?;
+            // torch.lerp for weight < 0.5: m + w·(g − m)
+            let m = ((&g - &self.m[i])?.affine(b1w, 0.0)? + &self.m[i])?;
+            // addcmul_(g, g, value = 1 − β2): v·β2 + ((1 − β2)·g)·g
+            let v = (self.v[i].affine(b2, 0.0)? + (g.affine(omb2, 0.0)? * &g)?)?;
+            // A true division by √bc2 (not a multiply by its inverse), as PyTorch rounds.
+            let bc2_t = Tensor::new(bc2_sqrt, var.device())?;
+            let denom = v.sqrt()?.broadcast_div(&bc2_t)?.affine(1.0, eps)?;
+            let p = (p + (m.affine(-step_size, 0.0)? / &denom)?)?;
+            var.set(&p.to_dtype(var.dtype())?)?;
+            self.m[i] = m;
+            self.v[i] = v;
         }
+        Ok(())
+    }
+
+    /// The moments by name (`m.{param}`, `v.{param}`) for a checkpoint's optimizer.safetensors.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.vars.len());
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            out.push((format!("m.{name}"), self.m[i].clone()));
+            out.push((format!("v.{name}"), self.v[i].clone()));
+        }
+        out
+    }
+
+    /// Restores the moments from what `state` saved (any device; moved to the parameters') and
+    /// the step count `t`. Every parameter's moments must be there with its shape.
+    pub fn load_state(
+        &mut self,
+        state: &std::collections::HashMap<String, Tensor>,
+        t: u64,
+    ) -> Result<(), String> {
+        let mut m = Vec::with_capacity(self.vars.len());
+        let mut v = Vec::with_capacity(self.vars.len());
+        for (name, var) in &self.vars {
+            for (dst, key) in [(&mut m, format!("m.{name}")), (&mut v, format!("v.{name}"))] {
+                let t = state.get(&key).ok_or_else(|| format!("no tensor {key}"))?;
+                if t.dims() != var.dims() {
+                    return Err(format!(
+                        "{key} has shape {:?}, the parameter {:?}",
+                        t.dims(),
+                        var.dims()
+                    ));
+                }
+                let t = t
+                    .to_dtype(DType::F32)
+                    .and_then(|t| t.to_device(var.device()))
+                    .map_err(|e| format!("{key}: {e}"))?;
+                dst.push(t);
+            }
+        }
+        self.m = m;
+        self.v = v;
+        self.t = t;
         Ok(())
     }
 }
@@ -136,7 +179,7 @@ mod tests {
     #[test]
     fn adamw_update_by_hand() -> candle_core::Result<()> {
         let w = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu)?)?;
-        let mut opt = AdamW::new(vec![("x.weight".into(), w.clone())], AdamWConfig::default());
+        let mut opt = AdamW::new(vec![("x.weight".into(), w.clone())], AdamWConfig::default())?;
         let g = Tensor::new(&[0.5f32, -1.0], &Device::Cpu)?;
         opt.step(&[Some(g.clone())], 0.0)?;
         assert_eq!(w.as_tensor().to_vec1::<f32>()?, vec![1.0, -2.0]);

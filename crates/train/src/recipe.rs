@@ -24,8 +24,8 @@ pub struct Recipe {
 pub struct ModelSection {
     /// A sentence-transformers or plain Hugging Face model folder.
     pub base: String,
-    /// mean | cls | max (default: the folder's, else mean).
-    pub pooling: Option<String>,
+    /// mean | cls | max | mean_sqrt_len_tokens (default: the folder's, else mean).
+    pub pooling: Option<model::Pooling>,
     /// L2-normalise embeddings (default: the folder's modules.json).
     pub normalize: Option<bool>,
     pub max_seq_length: Option<usize>,
@@ -34,9 +34,8 @@ pub struct ModelSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossSection {
-    /// mnrl | mnrl-symmetric | cached-mnrl | cached-mnrl-symmetric
-    #[serde(default = "d_kind")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: LossKind,
     #[serde(default = "d_scale")]
     pub scale: f64,
     /// cached-*: rows embedded at once (memory), while negatives come from the whole batch.
@@ -47,7 +46,7 @@ pub struct LossSection {
 impl Default for LossSection {
     fn default() -> Self {
         Self {
-            kind: d_kind(),
+            kind: LossKind::default(),
             scale: d_scale(),
             mini_batch_size: d_mini(),
         }
@@ -58,6 +57,8 @@ impl Default for LossSection {
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
     pub batch_size: usize,
+    /// Required to train; a data-only recipe (`pairtrain data bench`) may leave it out.
+    #[serde(default)]
     pub steps: usize,
     #[serde(default = "d_lr")]
     pub lr: f64,
@@ -98,7 +99,16 @@ pub struct TrainSection {
     pub save_every: usize,
     #[serde(default)]
     pub eval_every: usize,
+    /// The run's folder; required to train.
+    #[serde(default)]
     pub output: String,
+    /// cpu | cuda | cuda:N (cuda needs a binary built with `--features cuda`).
+    #[serde(default = "d_device")]
+    pub device: String,
+    /// f32 | bf16: the dtype of matrix multiplies and activations. bf16 keeps f32 master
+    /// weights, AdamW moments, LayerNorm statistics, softmax and the loss.
+    #[serde(default = "d_dtype")]
+    pub dtype: String,
     /// Shuffle rows each pass (false: file order, as the parity runs need).
     #[serde(default = "d_true")]
     pub shuffle: bool,
@@ -124,9 +134,6 @@ pub struct DataSection {
     pub shuffle_buffer: Option<usize>,
 }
 
-fn d_kind() -> String {
-    "mnrl".into()
-}
 fn d_scale() -> f64 {
     20.0
 }
@@ -160,6 +167,12 @@ fn d_beta2() -> f64 {
 fn d_eps() -> f64 {
     1e-6
 }
+fn d_device() -> String {
+    "cpu".into()
+}
+fn d_dtype() -> String {
+    "f32".into()
+}
 fn d_on_bad_row() -> String {
     "error".into()
 }
@@ -173,37 +186,94 @@ fn d_prefetch() -> usize {
     4
 }
 
-pub const LOSS_KINDS: &[&str] = &[
-    "mnrl",
-    "mnrl-symmetric",
-    "cached-mnrl",
-    "cached-mnrl-symmetric",
-];
+/// The losses a recipe can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LossKind {
+    #[default]
+    Mnrl,
+    MnrlSymmetric,
+    CachedMnrl,
+    CachedMnrlSymmetric,
+}
+
+impl LossKind {
+    pub const ALL: [LossKind; 4] = [
+        LossKind::Mnrl,
+        LossKind::MnrlSymmetric,
+        LossKind::CachedMnrl,
+        LossKind::CachedMnrlSymmetric,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Mnrl => "mnrl",
+            LossKind::MnrlSymmetric => "mnrl-symmetric",
+            LossKind::CachedMnrl => "cached-mnrl",
+            LossKind::CachedMnrlSymmetric => "cached-mnrl-symmetric",
+        }
+    }
+
+    /// GradCache: embeddings in mini-batches, negatives from the whole batch.
+    pub fn cached(self) -> bool {
+        matches!(self, LossKind::CachedMnrl | LossKind::CachedMnrlSymmetric)
+    }
+
+    pub fn symmetric(self) -> bool {
+        matches!(
+            self,
+            LossKind::MnrlSymmetric | LossKind::CachedMnrlSymmetric
+        )
+    }
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        LossKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = LossKind::ALL.iter().map(|k| k.name()).collect();
+                format!("[loss] kind \"{s}\" is not one of {}", names.join(", "))
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for LossKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 impl Recipe {
+    /// A recipe to train from: everything is checked.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let r: Recipe =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let r = Self::parse(path)?;
         r.check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(r)
     }
 
-    pub fn check(&self) -> Result<()> {
-        if !LOSS_KINDS.contains(&self.loss.kind.as_str()) {
-            bail!(
-                "[loss] kind \"{}\" is not one of {}",
-                self.loss.kind,
-                LOSS_KINDS.join(", ")
-            );
-        }
+    /// A recipe whose data is all that will be read (`pairtrain data bench`): only what the
+    /// loader uses is checked, so `[train] steps` and `output` may be missing.
+    pub fn load_data_only(path: &Path) -> Result<Self> {
+        let r = Self::parse(path)?;
+        r.check_data()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(r)
+    }
+
+    fn parse(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    fn check_data(&self) -> Result<()> {
         if self.train.batch_size < 2 {
             bail!("[train] batch_size must be at least 2 (in-batch negatives need company)");
-        }
-        if self.train.steps == 0 {
-            bail!("[train] steps must be at least 1");
         }
         if self.data.is_empty() {
             bail!("no [[data]] entries");
@@ -211,16 +281,41 @@ impl Recipe {
         if let Err(e) = self.train.on_bad_row.parse::<pairs::BadRowPolicy>() {
             bail!("[train] on_bad_row: {e}");
         }
-        for e in &self.eval {
-            if !matches!(e.kind.as_str(), "sts" | "retrieval") {
-                bail!("[[eval]] kind \"{}\" is not one of sts, retrieval", e.kind);
-            }
+        Ok(())
+    }
+
+    /// Rejects what a user can type but cannot mean.
+    pub fn check(&self) -> Result<()> {
+        self.check_data()?;
+        let (t, l) = (&self.train, &self.loss);
+        if t.steps == 0 {
+            bail!("[train] steps must be at least 1");
         }
-        if let Some(p) = &self.model.pooling {
-            if model::Pooling::parse(p).is_none() {
-                bail!("[model] pooling \"{p}\" is not one of mean, cls, max");
-            }
+        if t.output.is_empty() {
+            bail!("[train] output (the run's folder) is required");
         }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            bail!("[train] lr must be above 0 (got {})", t.lr);
+        }
+        if t.warmup_steps > t.steps {
+            bail!(
+                "[train] warmup_steps ({}) is more than steps ({})",
+                t.warmup_steps,
+                t.steps
+            );
+        }
+        if !(l.scale.is_finite() && l.scale > 0.0) {
+            bail!("[loss] scale must be above 0 (got {})", l.scale);
+        }
+        if l.kind.cached() && (l.mini_batch_size == 0 || l.mini_batch_size > t.batch_size) {
+            bail!(
+                "[loss] mini_batch_size ({}) must be between 1 and [train] batch_size ({})",
+                l.mini_batch_size,
+                t.batch_size
+            );
+        }
+        model::device::check_device(&t.device).map_err(|e| anyhow::anyhow!("[train] {e}"))?;
+        model::device::parse_dtype(&t.dtype).map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         Ok(())
     }
 

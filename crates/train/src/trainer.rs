@@ -1,18 +1,17 @@
-//! The training loop, top to bottom: batch → tokenize each column → loss and gradients → clip →
-//! AdamW with the scheduled learning rate → log; checkpoints every N steps, on request (Ctrl-C)
-//! and at the end; the final model in sentence-transformers layout.
+//! The training loop: batch → the step (`crate::step`) with the scheduled learning rate → log;
+//! evaluations and checkpoints every N steps, on request (Ctrl-C) and at the end; the final model
+//! in sentence-transformers layout.
 
 use crate::checkpoint;
-use crate::losses::{
-    CachedMultipleNegativesRankingLoss, Loss, MultipleNegativesRankingLoss,
-    MultipleNegativesSymmetricRankingLoss, TrainBatch,
-};
-use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::losses::{Loss, MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::process_group::{ProcessGroup, SingleProcess};
 use crate::recipe::Recipe;
 use crate::schedule::linear_warmup_decay;
+use crate::step::{Embedding, TrainBatch};
 use anyhow::{Context, Result};
 use candle_core::Var;
-use model::{Dropout, LoadOptions, Pooling, SentenceModel};
+use model::{Dropout, LoadOptions, SentenceModel};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +46,8 @@ pub struct Trainer {
     pub model: SentenceModel,
     pub opt: AdamW,
     loss: Box<dyn Loss>,
+    embedding: Embedding,
+    group: Box<dyn ProcessGroup>,
     data: pairs::Loader,
     pub dropout: Dropout,
     /// Steps completed.
@@ -56,18 +57,22 @@ pub struct Trainer {
     out: PathBuf,
 }
 
-/// Builds the loss a recipe names.
-pub fn make_loss(recipe: &Recipe) -> Box<dyn Loss> {
+/// The loss a recipe names, and how its embeddings are computed (GradCache for `cached-*`).
+pub fn make_loss(recipe: &Recipe) -> (Box<dyn Loss>, Embedding) {
     let l = &recipe.loss;
-    match l.kind.as_str() {
-        "mnrl-symmetric" => Box::new(MultipleNegativesSymmetricRankingLoss { scale: l.scale }),
-        "cached-mnrl" | "cached-mnrl-symmetric" => Box::new(CachedMultipleNegativesRankingLoss {
-            scale: l.scale,
+    let loss: Box<dyn Loss> = if l.kind.symmetric() {
+        Box::new(MultipleNegativesSymmetricRankingLoss { scale: l.scale })
+    } else {
+        Box::new(MultipleNegativesRankingLoss { scale: l.scale })
+    };
+    let embedding = if l.kind.cached() {
+        Embedding::GradCache {
             mini_batch_size: l.mini_batch_size,
-            symmetric: l.kind == "cached-mnrl-symmetric",
-        }),
-        _ => Box::new(MultipleNegativesRankingLoss { scale: l.scale }),
-    }
+        }
+    } else {
+        Embedding::Direct
+    };
+    (loss, embedding)
 }
 
 /// Tokenizes rows as the training loop does (each column padded to its longest row).
@@ -82,13 +87,19 @@ impl Trainer {
     /// Loads the base model and data of `recipe`; with `resume`, continues from that checkpoint
     /// folder (or the newest checkpoint under that output folder).
     pub fn new(recipe: Recipe, resume: Option<&Path>) -> Result<Self> {
+        let device = model::device::parse_device(&recipe.train.device)
+            .map_err(|e| anyhow::anyhow!("[train] {e}"))?;
+        let compute = model::device::parse_dtype(&recipe.train.dtype)
+            .map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         let opts = LoadOptions {
             max_seq_length: recipe.model.max_seq_length,
             normalize: recipe.model.normalize,
-            pooling: recipe.model.pooling.as_deref().and_then(Pooling::parse),
+            pooling: recipe.model.pooling,
+            // Master weights stay f32; bf16 is the compute dtype only.
             dtype: None,
+            compute_dtype: Some(compute),
         };
-        let mut model = SentenceModel::load(Path::new(&recipe.model.base), &opts)
+        let mut model = SentenceModel::load_on(Path::new(&recipe.model.base), &opts, &device)
             .with_context(|| format!("loading base model {}", recipe.model.base))?;
         let vars: Vec<(String, Var)> = model.encoder.params_mut().make_trainable()?;
         let t = &recipe.train;
@@ -100,11 +111,14 @@ impl Trainer {
                 eps: t.adam_eps,
                 weight_decay: t.weight_decay,
             },
-        );
+        )?;
         let tokenizer = crate::data::batch_tokenizer(&model, t.pad_to_multiple_of)?;
         let data = crate::data::start_loader(&recipe, tokenizer)?;
+        let (loss, embedding) = make_loss(&recipe);
         let mut tr = Self {
-            loss: make_loss(&recipe),
+            loss,
+            embedding,
+            group: Box::new(SingleProcess),
             out: recipe.output_dir(),
             dropout: Dropout::new(t.seed),
             model,
@@ -145,8 +159,12 @@ impl Trainer {
         self.data.skipped()
     }
 
-    pub fn loss_name(&self) -> &'static str {
-        self.loss.name()
+    /// The loss as sentence-transformers names it (`Cached…` under GradCache).
+    pub fn loss_name(&self) -> String {
+        match self.embedding {
+            Embedding::GradCache { .. } => format!("Cached{}", self.loss.name()),
+            Embedding::Direct => self.loss.name().to_string(),
+        }
     }
 
     /// One optimizer step.
@@ -163,18 +181,23 @@ impl Trainer {
                 .or_insert(0) += 1;
         }
         let batch = crate::data::to_train_batch(&self.model, tb)?;
-        let out = self
-            .loss
-            .compute(&self.model, &self.opt.vars, &batch, &mut self.dropout)?;
-        let mut grads = out.grads;
-        let grad_norm = clip_grad_norm(&mut grads, t.max_grad_norm)?;
-        self.opt.step(&grads, lr)?;
+        let out = crate::step::step(
+            &self.model,
+            &mut self.opt,
+            &batch,
+            self.loss.as_ref(),
+            self.embedding,
+            &mut self.dropout,
+            self.group.as_ref(),
+            lr,
+            t.max_grad_norm,
+        )?;
         self.step += 1;
         let rec = StepRecord {
             step: self.step,
             loss: out.loss,
             lr,
-            grad_norm,
+            grad_norm: out.grad_norm,
             pairs_per_s: rows as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             data,
         };

@@ -1,9 +1,9 @@
 //! `train` works with every architecture: a few steps on tiny random models saved in Hugging
 //! Face layout, then the saved model loads back.
 
-use model::testing::{save_tiny_model, shared_dir};
 use model::ModelConfig;
 use std::sync::atomic::AtomicBool;
+use test_support::{save_tiny_model, shared_dir};
 use train::{Recipe, Trainer};
 
 #[test]

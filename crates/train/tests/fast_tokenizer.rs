@@ -4,8 +4,8 @@
 //! sentence-transformers golden ids.
 
 use model::rng::Rng;
-use model::testing::{golden, minilm_dir, mpnet_dir, shared_dir};
 use pairs::BatchTokenizer;
+use test_support::{golden, minilm_dir, mpnet_dir, shared_dir};
 
 /// ASCII texts that probe every branch: control characters, all whitespace kinds, every
 /// punctuation mark, long words ([UNK] past 100 characters), bracketed text near special

@@ -1,12 +1,25 @@
 //! GradCache gives the gradients of the uncached loss, and replays dropout masks exactly.
 
 use candle_core::{DType, Tensor, Var};
-use model::testing::shared_dir;
 use model::{Dropout, SentenceModel};
-use train::losses::{
-    CachedMultipleNegativesRankingLoss, Loss, MultipleNegativesRankingLoss, TrainBatch,
-};
+use test_support::shared_dir;
+use train::losses::{Embedded, Loss, MultipleNegativesRankingLoss};
+use train::process_group::SingleProcess;
+use train::step::{gradients, Embedding, Gradients, TrainBatch};
 use train::trainer::tokenize_batch;
+
+const MNRL: MultipleNegativesRankingLoss = MultipleNegativesRankingLoss { scale: 20.0 };
+
+fn grads(
+    m: &SentenceModel,
+    vars: &[(String, Var)],
+    batch: &TrainBatch,
+    embedding: Embedding,
+    seed: u64,
+) -> Gradients {
+    let mut d = Dropout::new(seed);
+    gradients(m, vars, batch, &MNRL, embedding, &mut d, &SingleProcess).unwrap()
+}
 
 fn setup(
     data: &str,
@@ -66,18 +79,9 @@ fn parity_model() -> std::path::PathBuf {
 fn cached_equals_uncached_for_pairs_and_hard_negatives() {
     for data in ["pairs.jsonl", "data.jsonl"] {
         let (m, vars, batch) = setup(data, &parity_model());
-        let plain = MultipleNegativesRankingLoss { scale: 20.0 };
-        let cached = CachedMultipleNegativesRankingLoss {
-            scale: 20.0,
-            mini_batch_size: 4,
-            symmetric: false,
-        };
-        let a = plain
-            .compute(&m, &vars, &batch, &mut Dropout::new(1))
-            .unwrap();
-        let b = cached
-            .compute(&m, &vars, &batch, &mut Dropout::new(1))
-            .unwrap();
+        let a = grads(&m, &vars, &batch, Embedding::Direct, 1);
+        let cached = Embedding::GradCache { mini_batch_size: 4 };
+        let b = grads(&m, &vars, &batch, cached, 1);
         assert!(
             (a.loss - b.loss).abs() <= 1e-5 * a.loss.abs(),
             "{data}: {} vs {}",
@@ -123,14 +127,10 @@ fn cached_replays_dropout_masks() {
 
     let (m, vars, batch) = setup("pairs.jsonl", dir.path());
     let mb = 4;
-    let cached = CachedMultipleNegativesRankingLoss {
-        scale: 20.0,
+    let cached = Embedding::GradCache {
         mini_batch_size: mb,
-        symmetric: false,
     };
-    let got = cached
-        .compute(&m, &vars, &batch, &mut Dropout::new(7))
-        .unwrap();
+    let got = grads(&m, &vars, &batch, cached, 7);
 
     let mut d = Dropout::new(7);
     let mut embs = Vec::new();
@@ -146,8 +146,7 @@ fn cached_replays_dropout_masks() {
         }
         embs.push(Tensor::cat(&parts, 0).unwrap());
     }
-    let texts: Vec<&[String]> = batch.columns.iter().map(|c| c.texts.as_slice()).collect();
-    let loss = train::losses::ranking_loss(&embs, &texts, 20.0).unwrap();
+    let loss = MNRL.forward(&Embedded::all(&embs, &batch.texts)).unwrap();
     let store = loss.backward().unwrap();
     let want: Vec<Option<Tensor>> = vars
         .iter()
@@ -163,8 +162,6 @@ fn cached_replays_dropout_masks() {
 
     // And dropout really is on: without it the loss differs.
     let (m0, vars0, batch0) = setup("pairs.jsonl", &parity_model());
-    let off = cached
-        .compute(&m0, &vars0, &batch0, &mut Dropout::new(7))
-        .unwrap();
+    let off = grads(&m0, &vars0, &batch0, cached, 7);
     assert!((off.loss - got.loss).abs() > 1e-4, "dropout had no effect");
 }

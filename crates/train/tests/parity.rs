@@ -1,105 +1,12 @@
 //! Step-for-step parity with the PyTorch reference runs in shared/reference/train-parity, with
 //! the tolerances its README recommends for an independent float32 implementation.
 
-use model::testing::{repo_root, shared_dir};
-use serde_json::Value;
+mod common;
+
+use common::{check_run, trained};
 use std::sync::atomic::AtomicBool;
+use test_support::{repo_root, shared_dir};
 use train::{Recipe, Trainer};
-
-fn reference(run: &str) -> Value {
-    let p = shared_dir()
-        .join("reference/train-parity")
-        .join(format!("{run}.json"));
-    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
-}
-
-fn close(got: f64, want: f64, rtol: f64, atol: f64) -> bool {
-    (got - want).abs() <= atol + rtol * want.abs()
-}
-
-fn trained(run: &str) -> (Trainer, tempfile::TempDir) {
-    let root = repo_root();
-    let mut recipe = Recipe::load(&root.join(format!("recipes/parity/{run}.toml"))).unwrap();
-    recipe.rebase(&root);
-    let out = tempfile::tempdir().unwrap();
-    recipe.train.output = out.path().display().to_string();
-    let mut tr = Trainer::new(recipe, None).unwrap();
-    let finished = tr.run(&AtomicBool::new(false), |_| {}).unwrap();
-    assert!(finished);
-    (tr, out)
-}
-
-fn check_run(run: &str) {
-    let (tr, _out) = trained(run);
-    let want = reference(run);
-    let steps = want["steps"].as_array().unwrap();
-    assert_eq!(tr.history.len(), steps.len());
-    let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
-    for (got, w) in tr.history.iter().zip(steps) {
-        let (loss, lr, gn) = (
-            w["loss"].as_f64().unwrap(),
-            w["lr"].as_f64().unwrap(),
-            w["grad_norm_before_clip"].as_f64().unwrap(),
-        );
-        assert!(
-            close(got.lr, lr, 1e-12, 0.0),
-            "{run} step {}: lr {} vs {lr}",
-            got.step,
-            got.lr
-        );
-        assert!(
-            close(got.loss, loss, 1e-5, 0.0),
-            "{run} step {}: loss {} vs {loss}",
-            got.step,
-            got.loss
-        );
-        worst_loss = worst_loss.max((got.loss - loss).abs() / loss.abs());
-        worst_gn = worst_gn.max((got.grad_norm - gn).abs() / gn.abs());
-        assert!(
-            close(got.grad_norm, gn, 1e-5, 0.0),
-            "{run} step {}: grad norm {} vs {gn}",
-            got.step,
-            got.grad_norm
-        );
-    }
-    eprintln!("{run}: max relative difference: loss {worst_loss:.2e}, grad norm {worst_gn:.2e}");
-    // Final parameter norms, in f64 from the f32 tensors.
-    let norms = want["final"]["param_l2_norms"].as_object().unwrap();
-    let params = tr.model.encoder.params();
-    for (name, w) in norms {
-        let t = params.iter().find(|(n, _)| n == name).unwrap().1;
-        let got = t
-            .to_dtype(candle_core::DType::F64)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-            .sqrt();
-        let w = w.as_f64().unwrap();
-        assert!(
-            close(got, w, 1e-5, 1e-6),
-            "{run}: norm of {name} {got} vs {w}"
-        );
-    }
-    // Probe embeddings (first 8 dims) of the trained model.
-    let probes: Vec<String> = serde_json::from_value(want["final"]["probe_texts"].clone()).unwrap();
-    let probe_refs: Vec<&str> = probes.iter().map(|s| s.as_str()).collect();
-    let detached = tr.model.detached();
-    let emb = detached.encode(&probe_refs, 32, |_| {}).unwrap();
-    let want_emb: Vec<Vec<f64>> =
-        serde_json::from_value(want["final"]["probe_embeddings_first8"].clone()).unwrap();
-    for (e, w) in emb.iter().zip(&want_emb) {
-        for (a, b) in e.iter().zip(w) {
-            assert!(
-                (*a as f64 - b).abs() <= 1e-5,
-                "{run}: probe embedding {a} vs {b}"
-            );
-        }
-    }
-}
 
 /// The final weights against `<run>.final.safetensors`: normwise relative over all weights
 /// ≤ 1e-5 and elementwise ≤ 1e-4 (the README's bar).
@@ -140,26 +47,26 @@ fn check_final_weights(run: &str, tr: &Trainer) {
 
 #[test]
 fn mnrl_pairs_matches_pytorch() {
-    check_run("mnrl_pairs");
     let (tr, _out) = trained("mnrl_pairs");
+    check_run("mnrl_pairs", &tr);
     check_final_weights("mnrl_pairs", &tr);
 }
 
 #[test]
 fn mnrl_symmetric_matches_pytorch() {
-    check_run("mnrl_symmetric");
+    check_run("mnrl_symmetric", &trained("mnrl_symmetric").0);
 }
 
 #[test]
 fn mnrl_hardneg_matches_pytorch() {
-    check_run("mnrl_hardneg");
     let (tr, _out) = trained("mnrl_hardneg");
+    check_run("mnrl_hardneg", &tr);
     check_final_weights("mnrl_hardneg", &tr);
 }
 
 #[test]
 fn gradcache_equivalence_matches_pytorch() {
-    check_run("gradcache_equivalence");
+    check_run("gradcache_equivalence", &trained("gradcache_equivalence").0);
 }
 
 /// The saved folder loads back (sentence-transformers layout) and embeds exactly as the model in
@@ -219,7 +126,7 @@ fn evaluations_during_training_reach_log_and_card() {
          How to brew tea?\tA man plays guitar.\t0.5\n",
     )
     .unwrap();
-    recipe.eval = vec![eval::TaskSpec::new("sts", &sts)];
+    recipe.eval = vec![eval::TaskSpec::new(eval::TaskKind::Sts, &sts)];
     let mut tr = Trainer::new(recipe, None).unwrap();
     assert!(tr.run(&AtomicBool::new(false), |_| {}).unwrap());
     let steps: Vec<usize> = tr.evals.iter().map(|e| e.step).collect();
@@ -236,4 +143,20 @@ fn evaluations_during_training_reach_log_and_card() {
     let card = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(card.contains("Evaluation after step 12"), "{card}");
     assert!(card.contains("| tiny-sts | spearman_cosine |"), "{card}");
+}
+
+/// The model card names the loss as sentence-transformers does, GradCache included.
+#[test]
+fn model_card_names_the_cached_symmetric_loss() {
+    let (tr, _out) = common::trained_with("gradcache_equivalence", |r| {
+        r.loss.kind = train::recipe::LossKind::CachedMnrlSymmetric;
+        r.train.steps = 2;
+        r.train.warmup_steps = 1;
+    });
+    let dir = tr.save_final().unwrap();
+    let card = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        card.contains("Loss: CachedMultipleNegativesSymmetricRankingLoss (scale 20, mini-batch 4)"),
+        "{card}"
+    );
 }

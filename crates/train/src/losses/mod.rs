@@ -1,113 +1,81 @@
-//! The contrastive losses, one file each, named as sentence-transformers names them.
+//! The contrastive losses, one file each, named as sentence-transformers names them. A loss is
+//! only maths over embeddings: the training step (`crate::step`) embeds the batch, gathers it
+//! across ranks and backpropagates; GradCache (`crate::gradcache`) is a way of computing the
+//! embeddings that wraps any of them.
 //!
-//! All of them score anchors against candidates with `scale · cos(a, c)` and apply cross-entropy
-//! with the row's own positive as the target. **Duplicates inside a batch:** a candidate whose text
-//! equals the text of row i's own positive (other than that positive itself, e.g. the same answer
-//! in two rows) is removed from row i's softmax instead of counting as a negative; in the reverse
-//! direction of the symmetric loss, the same holds for anchors equal to row i's anchor.
+//! All of them score anchors against candidates with `scale · cos(a, c)` (embeddings arrive
+//! L2-normalised when the model normalises) and apply cross-entropy with the row's own positive as
+//! the target. **Duplicates inside a batch:** a candidate whose text equals the text of row i's own
+//! positive (other than that positive itself, e.g. the same answer in two rows) is removed from
+//! row i's softmax instead of counting as a negative; in the reverse direction of the symmetric
+//! loss, the same holds for anchors equal to row i's anchor.
 
-mod cached_multiple_negatives_ranking;
 mod multiple_negatives_ranking;
 mod multiple_negatives_symmetric_ranking;
 
-pub use cached_multiple_negatives_ranking::CachedMultipleNegativesRankingLoss;
 pub use multiple_negatives_ranking::MultipleNegativesRankingLoss;
 pub use multiple_negatives_symmetric_ranking::MultipleNegativesSymmetricRankingLoss;
 
-use anyhow::Result;
-use candle_core::{Tensor, Var, D};
-use model::{Dropout, SentenceModel};
+use anyhow::{ensure, Result};
+use candle_core::{Tensor, D};
+use std::ops::Range;
 
-/// One column of a batch (anchors, positives, or one hard-negative column), tokenized and padded
-/// on its own to its longest row.
-pub struct Column {
-    pub ids: Tensor,
-    pub mask: Tensor,
-    pub texts: Vec<String>,
+/// The embedded batch a loss sees: column 0 anchors, column 1 positives, columns 2.. hard
+/// negatives, each [G, D] over the whole (global) batch of G rows, with their texts for the
+/// duplicate masking; `anchors` are the rows whose loss to compute (all of them in the training
+/// step; a rank's own rows for a loss that only scores its anchors against the global
+/// candidates — their targets are then offset by `anchors.start`).
+pub struct Embedded<'a> {
+    pub columns: &'a [Tensor],
+    pub texts: &'a [Vec<String>],
+    pub anchors: Range<usize>,
 }
 
-/// A training batch: column 0 anchors, column 1 positives, columns 2.. hard negatives.
-pub struct TrainBatch {
-    pub columns: Vec<Column>,
-}
+impl<'a> Embedded<'a> {
+    /// Every row of the batch as an anchor.
+    pub fn all(columns: &'a [Tensor], texts: &'a [Vec<String>]) -> Self {
+        let rows = texts.first().map_or(0, |t| t.len());
+        Self {
+            columns,
+            texts,
+            anchors: 0..rows,
+        }
+    }
 
-impl TrainBatch {
-    pub fn rows(&self) -> usize {
-        self.columns.first().map_or(0, |c| c.texts.len())
+    fn check(&self) -> Result<()> {
+        ensure!(
+            self.columns.len() >= 2 && self.columns.len() == self.texts.len(),
+            "a contrastive loss needs anchors and positives: got {} embedded columns for {} text \
+             columns",
+            self.columns.len(),
+            self.texts.len()
+        );
+        Ok(())
     }
 }
 
-pub struct LossOutput {
-    pub loss: f64,
-    /// Gradient of the loss for each trainable variable, in the order of `vars`.
-    pub grads: Vec<Option<Tensor>>,
-}
-
-pub trait Loss: Send {
+pub trait Loss: Send + Sync {
+    /// The name sentence-transformers gives it (model cards).
     fn name(&self) -> &'static str;
-    /// The loss of `batch` and its gradients with respect to `vars` (the model's trainable
-    /// parameters). Dropout masks come from `dropout`.
-    fn compute(
-        &self,
-        model: &SentenceModel,
-        vars: &[(String, Var)],
-        batch: &TrainBatch,
-        dropout: &mut Dropout,
-    ) -> Result<LossOutput>;
-}
-
-/// The whole batch in one graph: embed every column, apply `loss_fn` to the embeddings and the
-/// columns' texts, backpropagate.
-fn uncached(
-    model: &SentenceModel,
-    vars: &[(String, Var)],
-    batch: &TrainBatch,
-    dropout: &mut Dropout,
-    loss_fn: impl Fn(&[Tensor], &[&[String]]) -> Result<Tensor>,
-) -> Result<LossOutput> {
-    let embs = batch
-        .columns
-        .iter()
-        .map(|c| Ok(model.embed_padded(model.encoder.as_ref(), &c.ids, &c.mask, Some(dropout))?))
-        .collect::<Result<Vec<_>>>()?;
-    let texts: Vec<&[String]> = batch.columns.iter().map(|c| c.texts.as_slice()).collect();
-    let loss = loss_fn(&embs, &texts)?;
-    Ok(LossOutput {
-        loss: scalar(&loss)?,
-        grads: grads_of(&loss, vars)?,
-    })
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
-}
-
-/// Runs backward from `loss` and collects the gradients of `vars`, detached: a gradient that
-/// candle computed from tracked tensors still references the forward graph, and holding it
-/// would keep every activation alive (GradCache accumulates over many mini-batches).
-fn grads_of(loss: &Tensor, vars: &[(String, Var)]) -> Result<Vec<Option<Tensor>>> {
-    let store = loss.backward()?;
-    Ok(vars
-        .iter()
-        .map(|(_, v)| store.get(v.as_tensor()).map(|g| g.detach()))
-        .collect())
+    /// The mean loss over the anchors `e.anchors`.
+    fn forward(&self, e: &Embedded) -> Result<Tensor>;
 }
 
 /// A finite stand-in for −∞: large enough that exp() of it is exactly 0 next to any real score.
 const MASKED: f32 = -1e30;
 
-/// Additive mask [B, C] that removes candidate j from row i when `candidates[j] == targets[i]`
-/// and j is not row i's own target (column i). None when nothing is masked.
+/// Additive mask [A, C] that removes candidate j from row i when `candidates[j] == targets[i]`
+/// and j is not row i's own target (column `offset + i`). None when nothing is masked.
 fn duplicate_bias(
     targets: &[String],
     candidates: &[&String],
+    offset: usize,
     device: &candle_core::Device,
 ) -> Result<Option<Tensor>> {
-    let b = targets.len();
-    let c = candidates.len();
+    let (a, c) = (targets.len(), candidates.len());
     let mut any = false;
-    let mut bias = vec![0f32; b * c];
-    // Index candidates by text so this stays O(B + C) per batch, not O(B·C) comparisons.
+    let mut bias = vec![0f32; a * c];
+    // Index candidates by text so this stays O(A + C) per batch, not O(A·C) comparisons.
     let mut by_text: std::collections::HashMap<&str, Vec<usize>> = Default::default();
     for (j, t) in candidates.iter().enumerate() {
         by_text.entry(t.as_str()).or_default().push(j);
@@ -115,7 +83,7 @@ fn duplicate_bias(
     for (i, t) in targets.iter().enumerate() {
         if let Some(js) = by_text.get(t.as_str()) {
             for &j in js {
-                if j != i {
+                if j != offset + i {
                     bias[i * c + j] = MASKED;
                     any = true;
                 }
@@ -123,19 +91,20 @@ fn duplicate_bias(
         }
     }
     Ok(if any {
-        Some(Tensor::from_vec(bias, (b, c), device)?)
+        Some(Tensor::from_vec(bias, (a, c), device)?)
     } else {
         None
     })
 }
 
-/// Mean over rows of cross-entropy of `scores` [B, C] with target column i for row i.
-fn cross_entropy_diagonal(scores: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+/// Mean over rows of the cross-entropy of `scores` [A, C] with target column `offset + i` for
+/// row i.
+fn cross_entropy(scores: &Tensor, bias: Option<&Tensor>, offset: usize) -> Result<Tensor> {
     let s = match bias {
         Some(b) => scores.broadcast_add(&b.to_dtype(scores.dtype())?)?,
         None => scores.clone(),
     };
-    let b = s.dim(0)?;
+    let a = s.dim(0)?;
     let max = s.max_keepdim(D::Minus1)?.detach();
     let lse = (s
         .broadcast_sub(&max)?
@@ -143,30 +112,27 @@ fn cross_entropy_diagonal(scores: &Tensor, bias: Option<&Tensor>) -> Result<Tens
         .sum_keepdim(D::Minus1)?
         .log()?
         + &max)?;
-    let idx = Tensor::arange(0u32, b as u32, s.device())?.reshape((b, 1))?;
+    let idx = Tensor::arange(offset as u32, (offset + a) as u32, s.device())?.reshape((a, 1))?;
     let target = s.gather(&idx, 1)?;
     Ok((lse - target)?.mean_all()?)
 }
 
-/// One-way MNRL from embeddings: anchors `embs[0]` against the candidates `embs[1..]` stacked
-/// (positives first, then each hard-negative column), targets on the diagonal.
-pub fn ranking_loss(embs: &[Tensor], texts: &[&[String]], scale: f64) -> Result<Tensor> {
-    let cands = Tensor::cat(&embs[1..], 0)?;
-    let scores = (embs[0].matmul(&cands.t()?)? * scale)?;
-    let cand_texts: Vec<&String> = texts[1..].iter().flat_map(|c| c.iter()).collect();
-    let bias = duplicate_bias(texts[1], &cand_texts, embs[0].device())?;
-    cross_entropy_diagonal(&scores, bias.as_ref())
-}
-
-/// Symmetric MNRL from embeddings: the one-way loss, plus the positives scored against the
-/// anchors (CE of the transposed anchor/positive block), averaged.
-pub fn symmetric_ranking_loss(embs: &[Tensor], texts: &[&[String]], scale: f64) -> Result<Tensor> {
-    let forward = ranking_loss(embs, texts, scale)?;
-    let scores = (embs[1].matmul(&embs[0].t()?)? * scale)?;
-    let anchors: Vec<&String> = texts[0].iter().collect();
-    let bias = duplicate_bias(texts[0], &anchors, embs[0].device())?;
-    let backward = cross_entropy_diagonal(&scores, bias.as_ref())?;
-    Ok(((forward + backward)? / 2.0)?)
+/// One-way ranking loss: anchors `rows` of `query` against `candidates` [C, D], row i's target
+/// at candidate `rows.start + i`; duplicates of the target's text among `candidate_texts`
+/// masked.
+fn ranking(
+    query: &Tensor,
+    rows: &Range<usize>,
+    candidates: &Tensor,
+    target_texts: &[String],
+    candidate_texts: &[&String],
+    scale: f64,
+) -> Result<Tensor> {
+    let q = query.narrow(0, rows.start, rows.len())?;
+    let scores = (q.matmul(&candidates.t()?)? * scale)?;
+    let targets = &target_texts[rows.clone()];
+    let bias = duplicate_bias(targets, candidate_texts, rows.start, q.device())?;
+    cross_entropy(&scores, bias.as_ref(), rows.start)
 }
 
 #[cfg(test)]
@@ -180,18 +146,27 @@ mod tests {
         model::pooling::l2_normalize(&t).unwrap()
     }
 
+    fn texts(v: &[&[&str]]) -> Vec<Vec<String>> {
+        v.iter()
+            .map(|c| c.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    fn mnrl(cols: &[Tensor], t: &[Vec<String>]) -> f32 {
+        MultipleNegativesRankingLoss { scale: 20.0 }
+            .forward(&Embedded::all(cols, t))
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn ranking_loss_by_hand() {
         // Two rows, orthogonal unit vectors: S = 20·I, loss = ln(1 + e^-20) per row.
         let a = unit_rows(&[[1.0, 0.0], [0.0, 1.0]]);
-        let texts: Vec<Vec<String>> = vec![
-            vec!["q1".into(), "q2".into()],
-            vec!["p1".into(), "p2".into()],
-        ];
-        let t: Vec<&[String]> = texts.iter().map(|v| v.as_slice()).collect();
-        let l = ranking_loss(&[a.clone(), a.clone()], &t, 20.0).unwrap();
+        let t = texts(&[&["q1", "q2"], &["p1", "p2"]]);
         let want = (1.0f64 + (-20.0f64).exp()).ln();
-        assert!((l.to_scalar::<f32>().unwrap() as f64 - want).abs() < 1e-7);
+        assert!((mnrl(&[a.clone(), a], &t) as f64 - want).abs() < 1e-7);
     }
 
     #[test]
@@ -200,19 +175,46 @@ mod tests {
         // negative with the same score as the target: loss ln 2. Masked, both rows see only
         // themselves: loss 0.
         let a = unit_rows(&[[1.0, 0.0], [1.0, 0.0]]);
-        let texts: Vec<Vec<String>> = vec![
-            vec!["how to brew?".into(), "brewing how?".into()],
-            vec!["same answer".into(), "same answer".into()],
-        ];
-        let t: Vec<&[String]> = texts.iter().map(|v| v.as_slice()).collect();
-        let l = ranking_loss(&[a.clone(), a.clone()], &t, 20.0).unwrap();
-        assert!(l.to_scalar::<f32>().unwrap().abs() < 1e-6);
-        let distinct: Vec<Vec<String>> = vec![
-            texts[0].clone(),
-            vec!["answer one".into(), "answer two".into()],
-        ];
-        let t: Vec<&[String]> = distinct.iter().map(|v| v.as_slice()).collect();
-        let l = ranking_loss(&[a.clone(), a], &t, 20.0).unwrap();
-        assert!((l.to_scalar::<f32>().unwrap() - std::f32::consts::LN_2).abs() < 1e-6);
+        let t = texts(&[
+            &["how to brew?", "brewing how?"],
+            &["same answer", "same answer"],
+        ]);
+        assert!(mnrl(&[a.clone(), a.clone()], &t).abs() < 1e-6);
+        let t = texts(&[
+            &["how to brew?", "brewing how?"],
+            &["answer one", "answer two"],
+        ]);
+        assert!((mnrl(&[a.clone(), a], &t) - std::f32::consts::LN_2).abs() < 1e-6);
+    }
+
+    /// The loss of a subset of anchors (a rank's rows) scored against every candidate is the
+    /// same as those rows' share of the whole batch's loss: targets offset by the first row.
+    #[test]
+    fn anchor_rows_with_offset_sum_to_the_whole_batch() {
+        let a = unit_rows(&[[1.0, 0.2], [0.3, 1.0], [0.7, 0.7], [1.0, -0.5]]);
+        let p = unit_rows(&[[0.9, 0.1], [0.2, 1.0], [0.6, 0.8], [0.8, -0.6]]);
+        let t = texts(&[&["a", "b", "c", "d"], &["w", "x", "y", "z"]]);
+        let cols = [a, p];
+        for loss in [
+            &MultipleNegativesRankingLoss { scale: 20.0 } as &dyn Loss,
+            &MultipleNegativesSymmetricRankingLoss { scale: 20.0 },
+        ] {
+            let whole = loss.forward(&Embedded::all(&cols, &t)).unwrap();
+            let part = |r: Range<usize>| {
+                let e = Embedded {
+                    columns: &cols,
+                    texts: &t,
+                    anchors: r,
+                };
+                loss.forward(&e).unwrap().to_scalar::<f32>().unwrap()
+            };
+            let halves = (part(0..2) + part(2..4)) / 2.0;
+            let whole = whole.to_scalar::<f32>().unwrap();
+            assert!(
+                (whole - halves).abs() < 1e-6,
+                "{}: {whole} vs {halves}",
+                loss.name()
+            );
+        }
     }
 }

@@ -2,10 +2,9 @@
 //! Suggestion for Smart Reply"): in-batch negatives. Each anchor is scored against every positive
 //! of the batch, then every hard-negative column; cross-entropy targets its own positive.
 
-use super::{ranking_loss, uncached, Loss, LossOutput, TrainBatch};
+use super::{ranking, Embedded, Loss};
 use anyhow::Result;
-use candle_core::Var;
-use model::{Dropout, SentenceModel};
+use candle_core::Tensor;
 
 pub struct MultipleNegativesRankingLoss {
     /// Multiplies the cosine similarities (sentence-transformers' default: 20).
@@ -17,15 +16,17 @@ impl Loss for MultipleNegativesRankingLoss {
         "MultipleNegativesRankingLoss"
     }
 
-    fn compute(
-        &self,
-        model: &SentenceModel,
-        vars: &[(String, Var)],
-        batch: &TrainBatch,
-        dropout: &mut Dropout,
-    ) -> Result<LossOutput> {
-        uncached(model, vars, batch, dropout, |e, t| {
-            ranking_loss(e, t, self.scale)
-        })
+    fn forward(&self, e: &Embedded) -> Result<Tensor> {
+        e.check()?;
+        let candidates = Tensor::cat(&e.columns[1..], 0)?;
+        let candidate_texts: Vec<&String> = e.texts[1..].iter().flatten().collect();
+        ranking(
+            &e.columns[0],
+            &e.anchors,
+            &candidates,
+            &e.texts[1],
+            &candidate_texts,
+            self.scale,
+        )
     }
 }

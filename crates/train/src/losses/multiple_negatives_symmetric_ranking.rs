@@ -3,10 +3,9 @@
 //! chooses its anchor among the batch's anchors. The 2021 sentence-transformers models were trained
 //! with it on pairs.
 
-use super::{symmetric_ranking_loss, uncached, Loss, LossOutput, TrainBatch};
+use super::{ranking, Embedded, Loss, MultipleNegativesRankingLoss};
 use anyhow::Result;
-use candle_core::Var;
-use model::{Dropout, SentenceModel};
+use candle_core::Tensor;
 
 pub struct MultipleNegativesSymmetricRankingLoss {
     pub scale: f64,
@@ -17,15 +16,17 @@ impl Loss for MultipleNegativesSymmetricRankingLoss {
         "MultipleNegativesSymmetricRankingLoss"
     }
 
-    fn compute(
-        &self,
-        model: &SentenceModel,
-        vars: &[(String, Var)],
-        batch: &TrainBatch,
-        dropout: &mut Dropout,
-    ) -> Result<LossOutput> {
-        uncached(model, vars, batch, dropout, |e, t| {
-            symmetric_ranking_loss(e, t, self.scale)
-        })
+    fn forward(&self, e: &Embedded) -> Result<Tensor> {
+        let forward = MultipleNegativesRankingLoss { scale: self.scale }.forward(e)?;
+        let anchor_texts: Vec<&String> = e.texts[0].iter().collect();
+        let backward = ranking(
+            &e.columns[1],
+            &e.anchors,
+            &e.columns[0],
+            &e.texts[0],
+            &anchor_texts,
+            self.scale,
+        )?;
+        Ok(((forward + backward)? / 2.0)?)
     }
 }

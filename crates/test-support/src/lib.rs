@@ -1,12 +1,14 @@
-//! Locating the references tests compare against: the read-only `shared/` folder beside the
-//! repository, and real model weights fetched by `scripts/fetch-test-models`.
+//! What pairtrain's tests share: the read-only `shared/` folder beside the repository, real model
+//! weights fetched by `scripts/fetch-test-models`, the golden embeddings, finite-difference
+//! gradient checks, tiny random models and the built `pairtrain` binary. A dev-dependency only:
+//! nothing here ships in the library crates.
 
-use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
+use model::rng::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository root (two levels above a crate's manifest).
+/// The repository root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -158,16 +160,16 @@ pub fn spread(n: usize, k: usize) -> Vec<usize> {
 /// the encoder that was saved.
 pub fn save_tiny_model(
     dir: &Path,
-    cfg: &crate::ModelConfig,
+    cfg: &model::ModelConfig,
     prefix: &str,
     seed: u64,
-) -> Box<dyn crate::Encoder> {
-    let src = crate::ParamSource::random(seed, 0.3, DType::F32, &Device::Cpu);
-    let enc = crate::build_encoder(cfg, src).expect("random encoder");
+) -> Box<dyn model::Encoder> {
+    let src = model::ParamSource::random(seed, 0.3, DType::F32, &Device::Cpu);
+    let enc = model::build_encoder(cfg, src).expect("random encoder");
     std::fs::create_dir_all(dir).expect("model folder");
     let json = serde_json::to_string_pretty(cfg).expect("config");
     std::fs::write(dir.join("config.json"), json).expect("config.json");
-    crate::save::write_params(enc.params(), &dir.join("model.safetensors"), prefix)
+    model::save::write_params(enc.params(), &dir.join("model.safetensors"), prefix)
         .expect("model.safetensors");
     std::fs::copy(
         minilm_dir().join("tokenizer.json"),
@@ -175,4 +177,13 @@ pub fn save_tiny_model(
     )
     .expect("tokenizer.json");
     enc
+}
+
+/// Runs a built binary (`env!("CARGO_BIN_EXE_pairtrain")` in the CLI's tests) with `args` and
+/// returns its output.
+pub fn run_cli(bin: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
 }

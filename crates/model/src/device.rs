@@ -1,0 +1,77 @@
+//! Choosing where a model runs and in what precision, from what a user types (`--device`,
+//! `--dtype`, `[train] device`/`dtype`).
+
+use candle_core::{DType, Device};
+
+/// `cpu`, `cuda` (GPU 0) or `cuda:N`. CUDA needs a binary built with the `cuda` feature
+/// (`scripts/build-cuda`); the default build says so instead of failing later.
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    let s = s.trim();
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| format!("device \"{s}\" is not one of cpu, cuda, cuda:N"))?,
+        None => return Err(format!("device \"{s}\" is not one of cpu, cuda, cuda:N")),
+    };
+    cuda_device(ordinal, s)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(ordinal: usize, s: &str) -> Result<Device, String> {
+    Device::new_cuda(ordinal).map_err(|e| format!("device \"{s}\": cannot open the GPU: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_ordinal: usize, s: &str) -> Result<Device, String> {
+    Err(format!(
+        "device \"{s}\": this pairtrain was built without CUDA support; build it with \
+         scripts/build-cuda (cargo build --release --features cuda)"
+    ))
+}
+
+/// Whether `s` names a device, without opening it (recipes are checked before a run starts,
+/// possibly on a machine other than the one that trains).
+pub fn check_device(s: &str) -> Result<(), String> {
+    match parse_device(s) {
+        Ok(_) => Ok(()),
+        Err(e) if cfg!(feature = "cuda") && e.contains("cannot open") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `f32` (default), `bf16` or `f16`.
+pub fn parse_dtype(s: &str) -> Result<DType, String> {
+    match s.trim() {
+        "f32" | "float32" => Ok(DType::F32),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        "f16" | "float16" => Ok(DType::F16),
+        other => Err(format!("dtype \"{other}\" is not one of f32, bf16, f16")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_dtypes_parse_or_explain() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(parse_device("gpu")
+            .unwrap_err()
+            .contains("not one of cpu, cuda"));
+        assert!(parse_device("cuda:x").unwrap_err().contains("not one of"));
+        if !cfg!(feature = "cuda") {
+            let e = parse_device("cuda:1").unwrap_err();
+            assert!(e.contains("built without CUDA"), "{e}");
+        }
+        assert_eq!(parse_dtype("bf16").unwrap(), DType::BF16);
+        assert!(parse_dtype("fp8")
+            .unwrap_err()
+            .contains("not one of f32, bf16"));
+    }
+}

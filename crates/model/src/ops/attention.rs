@@ -1,0 +1,207 @@
+//! Multi-head scaled dot-product attention (Vaswani et al., 2017) per (batch, head) block:
+//! softmax(scale · Q·Kᵀ + bias + mask)·V without materialising the [B, heads, L, L] scores or
+//! transposing Q, K and V; keys past the padding are skipped.
+
+use super::kernel::{cpu_fwd3, simd, softmax_row, Elem, SharedMut};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Multi-head attention: softmax(scale · Q·Kᵀ + mask bias)·V per head, without materialising the
+// [B, heads, L, L] score tensor or transposing Q, K and V.
+
+pub(super) struct Attention {
+    pub(super) heads: usize,
+    pub(super) scale: f64,
+    /// Added to the scaled scores: [heads, L, L], the same for every batch element (MPNet's
+    /// relative position bias). Treated as a constant: no gradient flows to it.
+    pub(super) bias: Option<Vec<f32>>,
+    /// Dropout on the attention probabilities: (p, mask seed). The mask of element
+    /// [b, head, i, j] is `super::dropout::mask_tensor`'s for the full [B, heads, L, L] shape.
+    pub(super) dropout: Option<(f64, u64)>,
+    /// [B, L] attention mask (1 = real token), the same for queries and keys.
+    pub(super) mask: Vec<f32>,
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "pt-attention"
+    }
+
+    cpu_fwd3!(Attention, attention_fwd);
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, l, h) = q.dims3()?;
+        let (nh, dh) = (self.heads, h / self.heads);
+        let heads = |t: &Tensor| {
+            t.detach()
+                .reshape((b, l, nh, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let back = |t: Tensor| t.transpose(1, 2)?.contiguous()?.reshape((b, l, h));
+        let (qh, kh, vh, go) = (heads(q)?, heads(k)?, heads(v)?, heads(grad)?);
+        let mask = Tensor::from_vec(self.mask.clone(), (b, l), q.device())?;
+        let p = match &self.bias {
+            None => super::masked_softmax(&qh.matmul(&kh.t()?)?, &mask, self.scale)?,
+            Some(bias) => {
+                let bias = Tensor::from_vec(bias.clone(), (1, nh, l, l), q.device())?;
+                let s = (qh.matmul(&kh.t()?)? * self.scale)?
+                    .broadcast_add(&bias.to_dtype(q.dtype())?)?;
+                super::masked_softmax(&s, &mask, 1.0)?
+            }
+        };
+        // With dropout, the output used P·M (M the scaled keep-mask); dP = (dO·Vᵀ)·M.
+        let drop = match self.dropout {
+            Some((dp, seed)) => Some(
+                super::dropout::mask_tensor(seed, dp, p.shape(), p.device())?
+                    .to_dtype(p.dtype())?,
+            ),
+            None => None,
+        };
+        let pd = match &drop {
+            Some(m) => (&p * m)?,
+            None => p.clone(),
+        };
+        let dv = pd.t()?.matmul(&go)?;
+        let dp = go.matmul(&vh.t()?)?;
+        let dp = match &drop {
+            Some(m) => (dp * m)?,
+            None => dp,
+        };
+        let dot = (&dp * &p)?.sum_keepdim(D::Minus1)?;
+        let ds = ((p * dp.broadcast_sub(&dot)?)? * self.scale)?;
+        let dq = ds.matmul(&kh)?;
+        let dk = ds.t()?.matmul(&qh)?;
+        Ok((Some(back(dq)?), Some(back(dk)?), Some(back(dv)?)))
+    }
+}
+
+/// The forward kernel of `Attention`.
+fn attention_fwd<T: Elem>(
+    op: &Attention,
+    (q, l1): (&[T], &Layout),
+    (k, l2): (&[T], &Layout),
+    (v, l3): (&[T], &Layout),
+) -> Result<(CpuStorage, Shape)> {
+    let (b, l, h) = l1.shape().dims3()?;
+    if l2.dims() != l1.dims() || l3.dims() != l1.dims() || op.mask.len() != b * l {
+        return Err(candle_core::Error::Msg(format!(
+            "attention: q {:?}, k {:?}, v {:?}, mask of {} values",
+            l1.dims(),
+            l2.dims(),
+            l3.dims(),
+            op.mask.len()
+        )));
+    }
+    let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
+    let dh = h / nh;
+    let mut out = vec![T::zero(); b * l * h];
+    let out_ptr = SharedMut(out.as_mut_ptr());
+    (0..b * nh).into_par_iter().for_each(|task| {
+        let (bi, hi) = (task / nh, task % nh);
+        let mask = &op.mask[bi * l..(bi + 1) * l];
+        // With right padding (the usual case) only the first `kl` keys are real: the
+        // padded ones would get probability 0, so they are skipped outright.
+        let real = mask.iter().filter(|&&m| m != 0.0).count();
+        let prefix = real > 0 && mask[..real].iter().all(|&m| m != 0.0);
+        let kl = if prefix { real } else { l };
+        let mut p = vec![T::zero(); l * kl];
+        let base = bi * l * h + hi * dh;
+        // SAFETY: all blocks lie inside q/k/v/out ([b, l, h] row-major); this task is
+        // the only writer of out's (bi, hi) block.
+        unsafe {
+            gemm::gemm(
+                l,
+                kl,
+                dh,
+                p.as_mut_ptr(),
+                1,
+                kl as isize,
+                false,
+                q.as_ptr().add(base),
+                1,
+                h as isize,
+                k.as_ptr().add(base),
+                h as isize,
+                1,
+                T::zero(),
+                T::one(),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        simd(|| {
+            let mut row = vec![T::zero(); kl];
+            for (i, r) in p.chunks_mut(kl).enumerate() {
+                row.copy_from_slice(r);
+                let brow = op.bias.as_ref().map(|bias| {
+                    let start = (hi * l + i) * l;
+                    &bias[start..start + kl]
+                });
+                softmax_row(&row, r, &mask[..kl], scale, brow);
+                if let Some((dp, seed)) = op.dropout {
+                    // The scale as ops::dropout rounds it (f32), in every dtype.
+                    let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
+                    let base = ((task * l + i) * l) as u64;
+                    for (j, v) in r.iter_mut().enumerate() {
+                        let u = crate::rng::hash_uniform(seed, base + j as u64);
+                        *v = if u >= dp as f32 { *v * keep } else { T::zero() };
+                    }
+                }
+            }
+        });
+        unsafe {
+            gemm::gemm(
+                l,
+                dh,
+                kl,
+                out_ptr.get().add(base),
+                1,
+                h as isize,
+                false,
+                p.as_ptr(),
+                1,
+                kl as isize,
+                v.as_ptr().add(base),
+                1,
+                h as isize,
+                T::zero(),
+                T::one(),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+    Ok((T::wrap(out), l1.shape().clone()))
+}
+
+/// The kernel on CPU tensors.
+pub(super) fn apply(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spec: &super::AttentionSpec,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+    let op = Attention {
+        heads: spec.heads,
+        scale: spec.scale,
+        mask: host(spec.mask)?,
+        bias: spec.bias.map(host).transpose()?,
+        dropout: spec.dropout,
+    };
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}

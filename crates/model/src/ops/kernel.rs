@@ -1,0 +1,316 @@
+//! What the fused CPU kernels share: the float types they run in, vectorisable maths
+//! (exp, erf, lane-parallel reductions), row-parallel maps and the AVX2 dispatch.
+
+use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result};
+use num_traits::Float;
+use rayon::prelude::*;
+
+pub(super) const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+// 1 / sqrt(2 pi)
+pub(super) const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// Rows smaller than this many total elements are processed on one thread: spawning costs more.
+pub(super) const PAR_MIN_ELEMS: usize = 1 << 14;
+
+/// The float types the CPU kernels run in: f32 for real work, f64 for exact gradient checks.
+pub(super) trait Elem: Float + Send + Sync + 'static {
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// x·Φ(x)
+    fn gelu(self) -> Self;
+    /// Φ(x) + x·φ(x), the derivative of `gelu`.
+    fn gelu_grad(self) -> Self;
+    /// e^x; in f32 an inlinable polynomial so that loops over it vectorise.
+    fn exp_fast(self) -> Self;
+}
+
+impl Elem for f32 {
+    fn slice(s: &CpuStorage) -> Option<&[f32]> {
+        match s {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f32>) -> CpuStorage {
+        CpuStorage::F32(v)
+    }
+    fn gelu(self) -> f32 {
+        0.5 * self * (1.0 + erf_f32(self * std::f32::consts::FRAC_1_SQRT_2))
+    }
+    fn gelu_grad(self) -> f32 {
+        let cdf = 0.5 * (1.0 + erf_f32(self * std::f32::consts::FRAC_1_SQRT_2));
+        cdf + self * FRAC_1_SQRT_2PI as f32 * exp_f32(-0.5 * self * self)
+    }
+    fn exp_fast(self) -> f32 {
+        exp_f32(self)
+    }
+}
+
+impl Elem for f64 {
+    fn slice(s: &CpuStorage) -> Option<&[f64]> {
+        match s {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f64>) -> CpuStorage {
+        CpuStorage::F64(v)
+    }
+    fn gelu(self) -> f64 {
+        0.5 * self * (1.0 + candle_core::cpu::erf::erf_f64(self * FRAC_1_SQRT_2))
+    }
+    fn gelu_grad(self) -> f64 {
+        let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(self * FRAC_1_SQRT_2));
+        cdf + self * FRAC_1_SQRT_2PI * (-0.5 * self * self).exp()
+    }
+    fn exp_fast(self) -> f64 {
+        self.exp()
+    }
+}
+
+/// e^x in f32 within ~2 ulp (Cephes' expf: range reduction by ln 2, degree-6 polynomial, 2^n
+/// built in the exponent bits). Branch-free: inputs below -87.3 give 0, above 88.7 give +inf.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    let xc = x.clamp(-87.336_55, 88.722_83);
+    // Round to nearest by the 1.5·2²³ trick: `round()` is a libm call that stops vectorisation.
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (xc * LOG2E + MAGIC) - MAGIC;
+    let r = xc - n * C1 - n * C2;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let pow2n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let v = y * pow2n;
+    if x < -87.336_55 {
+        0.0
+    } else if x > 88.722_83 {
+        f32::INFINITY
+    } else {
+        v
+    }
+}
+
+/// erf in f32 by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), the formula PyTorch's
+/// vectorised CPU `erf` uses; branch-free so the loop vectorises.
+#[inline(always)]
+pub(super) fn erf_f32(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A1: f32 = 0.254_829_6;
+    const A2: f32 = -0.284_496_74;
+    const A3: f32 = 1.421_413_8;
+    const A4: f32 = -1.453_152_1;
+    const A5: f32 = 1.061_405_4;
+    let a = x.abs();
+    let t = 1.0 / (1.0 + P * a);
+    let poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
+    let r = 1.0 - poly * exp_f32(-a * a);
+    r.copysign(x)
+}
+
+pub(super) fn contiguous<'a, T: Elem>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &'static str,
+) -> Result<&'a [T]> {
+    let data = T::slice(s).ok_or(candle_core::Error::UnsupportedDTypeForOp(s.dtype(), op))?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => Err(candle_core::Error::RequiresContiguous { op }),
+    }
+}
+
+/// Runs a row kernel in the storage's dtype.
+macro_rules! dispatch {
+    ($s:expr, $kernel:ident $(::<$c:ident>)? ( $($arg:expr),* )) => {
+        match candle_core::backend::BackendStorage::dtype($s) {
+            candle_core::DType::F32 => $kernel::<f32 $(, $c)?>($($arg),*),
+            candle_core::DType::F64 => $kernel::<f64 $(, $c)?>($($arg),*),
+            dt => Err(candle_core::Error::UnsupportedDTypeForOp(dt, "pairtrain fused op")),
+        }
+    };
+}
+pub(super) use dispatch;
+
+/// The `cpu_fwd` of a three-input op whose inputs all have the kernel's float type: each input
+/// as a contiguous slice with its layout, `$kernel::<T>(self, a, b, c)` in the storage's dtype.
+macro_rules! cpu_fwd3 {
+    ($op:ty, $kernel:ident) => {
+        fn cpu_fwd(
+            &self,
+            s1: &candle_core::CpuStorage,
+            l1: &candle_core::Layout,
+            s2: &candle_core::CpuStorage,
+            l2: &candle_core::Layout,
+            s3: &candle_core::CpuStorage,
+            l3: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            fn run<T: $crate::ops::kernel::Elem>(
+                op: &$op,
+                (s1, l1): (&candle_core::CpuStorage, &candle_core::Layout),
+                (s2, l2): (&candle_core::CpuStorage, &candle_core::Layout),
+                (s3, l3): (&candle_core::CpuStorage, &candle_core::Layout),
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                use $crate::ops::kernel::contiguous;
+                let name = stringify!($kernel);
+                $kernel::<T>(
+                    op,
+                    (contiguous(s1, l1, name)?, l1),
+                    (contiguous(s2, l2, name)?, l2),
+                    (contiguous(s3, l3, name)?, l3),
+                )
+            }
+            $crate::ops::kernel::dispatch!(s1, run(self, (s1, l1), (s2, l2), (s3, l3)))
+        }
+    };
+}
+pub(super) use cpu_fwd3;
+
+/// Runs `f` compiled for AVX2+FMA when the CPU has them (the kernels' loops are written to
+/// vectorise; the default x86-64 target only allows SSE2).
+#[inline(always)]
+pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+/// Applies `f(input_row, output_row)` to every row of length `n`, in parallel when worthwhile.
+pub(super) fn map_rows<T: Elem>(src: &[T], n: usize, f: impl Fn(&[T], &mut [T]) + Sync) -> Vec<T> {
+    let mut dst = vec![T::zero(); src.len()];
+    if n == 0 {
+        return dst;
+    }
+    let rows = |d: &mut [T], s: &[T]| {
+        simd(|| {
+            for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
+                f(sr, dr)
+            }
+        })
+    };
+    if src.len() >= PAR_MIN_ELEMS {
+        let rows_per_task = (PAR_MIN_ELEMS / 4 / n).max(1) * n;
+        dst.par_chunks_mut(rows_per_task)
+            .zip(src.par_chunks(rows_per_task))
+            .for_each(|(d, s)| rows(d, s));
+    } else {
+        rows(&mut dst, src);
+    }
+    dst
+}
+
+/// Independent accumulators: a float reduction in one accumulator is a serial chain the compiler
+/// may not reorder, so it cannot vectorise; LANES of them can.
+pub(super) const LANES: usize = 16;
+
+#[inline(always)]
+pub(super) fn lanes_max<T: Elem>(y: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); LANES];
+    let mut chunks = y.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    let m = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(T::neg_infinity(), T::max);
+    acc.iter().copied().fold(m, T::max)
+}
+
+/// Replaces each `v` by `f(v)` and returns the sum of the new values.
+#[inline(always)]
+pub(super) fn lanes_map_sum<T: Elem>(y: &mut [T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let mut chunks = y.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            c[i] = f(c[i]);
+            acc[i] = acc[i] + c[i];
+        }
+    }
+    let mut s = T::zero();
+    for v in chunks.into_remainder() {
+        *v = f(*v);
+        s = s + *v;
+    }
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
+/// Sum of `f(v)` over `x`.
+#[inline(always)]
+pub(super) fn lanes_sum<T: Elem>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i] + f(c[i]);
+        }
+    }
+    let s = chunks.remainder().iter().fold(T::zero(), |a, &v| a + f(v));
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
+/// `y = softmax(scale · x)` over keys with mask ≠ 0; masked keys get exactly 0, as adding the
+/// most negative float does. A row with no real key is uniform, as in PyTorch.
+#[inline(always)]
+pub(super) fn softmax_row<T: Elem>(
+    x: &[T],
+    y: &mut [T],
+    mask: &[f32],
+    scale: T,
+    bias: Option<&[f32]>,
+) {
+    for j in 0..x.len() {
+        y[j] = if mask[j] != 0.0 {
+            match bias {
+                Some(b) => x[j] * scale + T::from(b[j]).unwrap_or(T::zero()),
+                None => x[j] * scale,
+            }
+        } else {
+            T::neg_infinity()
+        };
+    }
+    let max = lanes_max(y);
+    if max == T::neg_infinity() {
+        let u = T::one() / T::from(y.len()).unwrap_or(T::one());
+        y.iter_mut().for_each(|v| *v = u);
+        return;
+    }
+    let sum = lanes_map_sum(y, |v| (v - max).exp_fast());
+    let inv = T::one() / sum;
+    y.iter_mut().for_each(|v| *v = *v * inv);
+}
+
+/// A raw pointer shared by tasks that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+pub(super) struct SharedMut<T>(pub(super) *mut T);
+// SAFETY: every task writes its own (batch, head) block; no two tasks alias.
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// Through a method, so closures capture the whole (Send) wrapper, not the raw pointer.
+    pub(super) fn get(self) -> *mut T {
+        self.0
+    }
+}

@@ -1,0 +1,148 @@
+//! LayerNorm over the last dimension (Ba et al., 2016): one pass per row forward, one backward
+//! that returns dx, dw and db together.
+
+use super::kernel::{cpu_fwd3, lanes_sum, map_rows, simd, Elem, PAR_MIN_ELEMS};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm over the last dimension.
+
+pub(super) struct LayerNorm {
+    pub(super) eps: f64,
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "pt-layer-norm"
+    }
+
+    cpu_fwd3!(LayerNorm, layer_norm_fwd);
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / n;
+        // One pass per row; the kernel returns [dx rows…, dw, db] stacked.
+        let packed = x.contiguous()?.apply_op3_no_bwd(
+            &w.contiguous()?,
+            &g.contiguous()?,
+            &LayerNormBwd { eps: self.eps },
+        )?;
+        let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, rows, 1)?.reshape(n)?;
+        let db = packed.narrow(0, rows + 1, 1)?.reshape(n)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// The forward kernel of `LayerNorm`.
+fn layer_norm_fwd<T: Elem>(
+    op: &LayerNorm,
+    (x, l1): (&[T], &Layout),
+    (w, _): (&[T], &Layout),
+    (b, _): (&[T], &Layout),
+) -> Result<(CpuStorage, Shape)> {
+    let n = l1.dims().last().copied().unwrap_or(1);
+    if w.len() != n || b.len() != n {
+        return Err(candle_core::Error::Msg(format!(
+            "layer_norm: weight/bias of {}/{} elements for rows of {n}",
+            w.len(),
+            b.len()
+        )));
+    }
+    let eps = T::from(op.eps).unwrap_or(T::epsilon());
+    let nf = T::from(n).unwrap_or(T::one());
+    let dst = map_rows(x, n, |x, y| {
+        // Two passes (mean, then centred variance), as PyTorch does, for the same rounding.
+        let mean = lanes_sum(x, |v| v) / nf;
+        let var = lanes_sum(x, |v| (v - mean) * (v - mean)) / nf;
+        let rstd = T::one() / (var + eps).sqrt();
+        for i in 0..n {
+            y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+        }
+    });
+    Ok((T::wrap(dst), l1.shape().clone()))
+}
+
+/// LayerNorm's backward: with x̂ = (x − μ)·r, r = 1/√(σ² + ε) and ĝ = g·w,
+/// dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), dw = Σ_rows g·x̂, db = Σ_rows g.
+pub(super) struct LayerNormBwd {
+    pub(super) eps: f64,
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "pt-layer-norm-bwd"
+    }
+
+    cpu_fwd3!(LayerNormBwd, layer_norm_bwd);
+}
+
+/// The forward kernel of `LayerNormBwd`.
+fn layer_norm_bwd<T: Elem>(
+    op: &LayerNormBwd,
+    (x, l1): (&[T], &Layout),
+    (w, _): (&[T], &Layout),
+    (g, _): (&[T], &Layout),
+) -> Result<(CpuStorage, Shape)> {
+    let n = l1.dims().last().copied().unwrap_or(1);
+    let rows = x.len() / n.max(1);
+    let eps = T::from(op.eps).unwrap_or(T::epsilon());
+    let nf = T::from(n).unwrap_or(T::one());
+    let mut out = vec![T::zero(); (rows + 2) * n];
+    let (dx, acc) = out.split_at_mut(rows * n);
+    let chunk_rows = (PAR_MIN_ELEMS / n.max(1)).max(1);
+    // Each task writes its rows of dx and returns its partial dw, db.
+    let partials: Vec<Vec<T>> = dx
+        .par_chunks_mut(chunk_rows * n)
+        .enumerate()
+        .map(|(c, dxc)| {
+            let mut part = vec![T::zero(); 2 * n];
+            simd(|| {
+                let (dw, db) = part.split_at_mut(n);
+                let mut xhat = vec![T::zero(); n];
+                for (r, dxr) in dxc.chunks_mut(n).enumerate() {
+                    let row = c * chunk_rows + r;
+                    let xr = &x[row * n..(row + 1) * n];
+                    let gr = &g[row * n..(row + 1) * n];
+                    let mean = lanes_sum(xr, |v| v) / nf;
+                    let var = lanes_sum(xr, |v| (v - mean) * (v - mean)) / nf;
+                    let rstd = T::one() / (var + eps).sqrt();
+                    let (mut m1, mut m2) = (T::zero(), T::zero());
+                    for i in 0..n {
+                        xhat[i] = (xr[i] - mean) * rstd;
+                        let gh = gr[i] * w[i];
+                        m1 = m1 + gh;
+                        m2 = m2 + gh * xhat[i];
+                        dw[i] = dw[i] + gr[i] * xhat[i];
+                        db[i] = db[i] + gr[i];
+                    }
+                    let (m1, m2) = (m1 / nf, m2 / nf);
+                    for i in 0..n {
+                        dxr[i] = rstd * (gr[i] * w[i] - m1 - xhat[i] * m2);
+                    }
+                }
+            });
+            part
+        })
+        .collect();
+    for part in partials {
+        for (a, p) in acc.iter_mut().zip(part) {
+            *a = *a + p;
+        }
+    }
+    Ok((T::wrap(out), Shape::from((rows + 2, n))))
+}
+
+/// The kernel on CPU tensors.
+pub(super) fn apply(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, LayerNorm { eps })
+}

@@ -1,0 +1,141 @@
+//! The linear layer x·Wᵀ + b in one multiply (the bias is the accumulator's starting value),
+//! and the column sums that give its bias gradient.
+
+use super::kernel::{contiguous, cpu_fwd3, dispatch, simd, Elem, PAR_MIN_ELEMS};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Linear layer: x·Wᵀ + b in one multiply (the bias is the accumulator's starting value).
+
+pub(super) struct Linear;
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "pt-linear"
+    }
+
+    cpu_fwd3!(Linear, linear_fwd);
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k) = w.dims2()?;
+        let m = x.elem_count() / k;
+        let g2 = g.reshape((m, n))?;
+        let x2 = x.reshape((m, k))?;
+        let dx = g2.matmul(w)?.reshape(x.shape())?;
+        let dw = g2.t()?.matmul(&x2)?;
+        let db = g2.contiguous()?.apply_op1_no_bwd(&SumRows)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// The forward kernel of `Linear`.
+fn linear_fwd<T: Elem>(
+    _op: &Linear,
+    (x, l1): (&[T], &Layout),
+    (w, l2): (&[T], &Layout),
+    (b, l3): (&[T], &Layout),
+) -> Result<(CpuStorage, Shape)> {
+    let (n, k) = l2.shape().dims2()?;
+    let m = x.len() / k.max(1);
+    if x.len() != m * k || b.len() != n {
+        return Err(candle_core::Error::Msg(format!(
+            "linear: input {:?}, weight {:?}, bias {:?}",
+            l1.dims(),
+            l2.dims(),
+            l3.dims()
+        )));
+    }
+    let mut dst = Vec::with_capacity(m * n);
+    for _ in 0..m {
+        dst.extend_from_slice(b);
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let par = if threads > 1 && m * n * k >= 1 << 16 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the pointers cover m×k, n×k and m×n elements with the strides given
+    // (x row-major, W row-major read as its transpose, dst row-major).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    let mut out = l1.dims().to_vec();
+    let last = out.len() - 1;
+    out[last] = n;
+    Ok((T::wrap(dst), Shape::from(out)))
+}
+
+/// Column sums of a 2-D tensor (rows split across threads). candle's `sum(0)` walks a strided
+/// layout one element at a time; this is the bias gradient of every linear layer.
+pub(super) struct SumRows;
+
+impl CustomOp1 for SumRows {
+    fn name(&self) -> &'static str {
+        "pt-sum-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s, l, "sum_rows")?;
+            let (_, n) = l.shape().dims2()?;
+            let chunk = (PAR_MIN_ELEMS / n.max(1)).max(1) * n;
+            let partials: Vec<Vec<T>> = x
+                .par_chunks(chunk.max(1))
+                .map(|c| {
+                    let mut acc = vec![T::zero(); n];
+                    simd(|| {
+                        for row in c.chunks(n) {
+                            for (a, &v) in acc.iter_mut().zip(row) {
+                                *a = *a + v;
+                            }
+                        }
+                    });
+                    acc
+                })
+                .collect();
+            let mut out = vec![T::zero(); n];
+            for p in partials {
+                for (a, v) in out.iter_mut().zip(p) {
+                    *a = *a + v;
+                }
+            }
+            Ok((T::wrap(out), Shape::from(n)))
+        }
+        dispatch!(s, run(s, l))
+    }
+}
+
+/// The kernel on CPU tensors.
+pub(super) fn apply(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
+}

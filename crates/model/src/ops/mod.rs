@@ -1,0 +1,120 @@
+//! The differentiable ops the encoders are built from, and the one place that decides where
+//! each runs.
+//!
+//! candle's stock `layer_norm` and `softmax_last_dim` have no backward, and composing ops
+//! allocates a tensor per step. So each op has a fused CPU kernel with an exact backward (one
+//! file each: `linear`, `layer_norm`, `softmax`, `gelu`, `attention`, `dropout`) and a composed
+//! version in `reference` that runs on any device and is the oracle of the tests. The functions
+//! below take the kernel for CPU tensors in f32/f64 and the reference for everything else
+//! (CUDA, bf16).
+
+mod attention;
+pub mod dropout;
+mod gelu;
+mod kernel;
+mod layer_norm;
+mod linear;
+pub mod reference;
+mod softmax;
+
+pub use kernel::exp_f32;
+
+use candle_core::{DType, Result, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static REFERENCE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Sends every op through `reference`, on the CPU too, for the whole process: the composed path
+/// (what CUDA runs) can then be checked against the PyTorch trajectories without a GPU.
+pub fn set_reference_only(on: bool) {
+    REFERENCE_ONLY.store(on, Ordering::SeqCst);
+}
+
+/// Whether the fused CPU kernel takes tensors shaped like `x` (and any weights of `x`'s dtype).
+fn fused(x: &Tensor, weights: &[&Tensor]) -> bool {
+    !REFERENCE_ONLY.load(Ordering::Relaxed)
+        && x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && weights.iter().all(|w| w.dtype() == x.dtype())
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if fused(x, &[]) {
+        softmax::apply(x)
+    } else {
+        reference::softmax_last_dim(x)
+    }
+}
+
+/// Exact GELU, `x·Φ(x)`, as BERT's `hidden_act = "gelu"`.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if fused(x, &[]) {
+        gelu::apply(x)
+    } else {
+        reference::gelu_erf(x)
+    }
+}
+
+/// LayerNorm over the last dimension with affine weight and bias, differentiable in all three.
+pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused(x, &[w, b]) {
+        layer_norm::apply(x, w, b, eps)
+    } else {
+        reference::layer_norm(x, w, b, eps)
+    }
+}
+
+/// `softmax(scale · scores + bias)` over the last dimension, where `bias` is 0 for keys with
+/// mask 1 and the most negative float for keys with mask 0. `scores`: [B, …, Lk]; `mask`:
+/// [B, Lk]. Differentiable in `scores`.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if fused(scores, &[]) {
+        softmax::apply_masked(scores, mask, scale)
+    } else {
+        reference::masked_softmax(scores, mask, scale)
+    }
+}
+
+/// `x·Wᵀ + b` over the last dimension of `x` (any rank), with W in PyTorch's [out, in] layout.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if fused(x, &[w, b]) {
+        linear::apply(x, w, b)
+    } else {
+        reference::linear(x, w, b)
+    }
+}
+
+/// What multi-head attention needs beside q, k and v.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionSpec<'a> {
+    /// [B, L]: 1 for real tokens, 0 for padding (the same for queries and keys).
+    pub mask: &'a Tensor,
+    pub heads: usize,
+    /// Multiplies q·kᵀ (1/√head_dim).
+    pub scale: f64,
+    /// [heads, L, L] added to the scaled scores of every batch element (MPNet's relative
+    /// positions).
+    pub bias: Option<&'a Tensor>,
+    /// (p, seed): dropout on the attention probabilities, with the mask `dropout::mask_tensor`
+    /// draws for the full [B, heads, L, L] shape.
+    pub dropout: Option<(f64, u64)>,
+}
+
+/// Multi-head scaled dot-product attention as BERT computes it. `q`, `k`, `v`: [B, L, H] with
+/// head `i` in columns `i·H/heads ..`. Returns the context [B, L, H]. Differentiable in q, k, v
+/// and a tracked bias.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Result<Tensor> {
+    let spec = AttentionSpec {
+        dropout: spec.dropout.filter(|(p, _)| *p > 0.0),
+        ..*spec
+    };
+    // The kernel treats the bias as a constant: a bias being trained takes the composed path,
+    // which carries its gradient.
+    let constant_bias = spec.bias.is_none_or(|b| !b.track_op());
+    if fused(q, &[k, v]) && constant_bias {
+        attention::apply(q, k, v, &spec)
+    } else {
+        reference::attention(q, k, v, &spec)
+    }
+}

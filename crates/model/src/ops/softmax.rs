@@ -1,0 +1,118 @@
+//! Softmax over the last dimension, and the attention probabilities softmax(scale · x + mask
+//! bias), as fused CPU kernels with their backward.
+
+use super::kernel::{contiguous, dispatch, map_rows, simd, softmax_row, Elem};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over the last dimension.
+
+pub(super) struct SoftmaxLastDim;
+
+impl CustomOp1 for SoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "pt-softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+            let src = contiguous::<T>(s, l, "softmax")?;
+            let n = l.dims().last().copied().unwrap_or(1);
+            let dst = map_rows(src, n, |x, y| {
+                let max = x.iter().copied().fold(T::neg_infinity(), T::max);
+                let mut sum = T::zero();
+                for (yi, &xi) in y.iter_mut().zip(x) {
+                    let e = (xi - max).exp_fast();
+                    *yi = e;
+                    sum = sum + e;
+                }
+                let inv = T::one() / sum;
+                for yi in y.iter_mut() {
+                    *yi = *yi * inv;
+                }
+            });
+            Ok((T::wrap(dst), l.shape().clone()))
+        }
+        dispatch!(s, run(s, l))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // dx = y * (g - sum(g * y))
+        let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
+        Ok(Some((res * grad.broadcast_sub(&dot)?)?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention probabilities: softmax(scale · scores + mask bias) in one pass.
+
+pub(super) struct MaskedSoftmax {
+    pub(super) scale: f64,
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "pt-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(
+            scale: f64,
+            (s1, l1): (&CpuStorage, &Layout),
+            (s2, l2): (&CpuStorage, &Layout),
+        ) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s1, l1, "masked_softmax")?;
+            let mask = contiguous::<f32>(s2, l2, "masked_softmax")?;
+            let dims = l1.dims();
+            let lk = dims[dims.len() - 1];
+            // Rows of one batch element share its mask row.
+            let rows_per_batch = dims[1..dims.len() - 1].iter().product::<usize>() * lk;
+            let scale = T::from(scale).unwrap_or(T::one());
+            let mut dst = vec![T::zero(); x.len()];
+            let kernel = |b: usize, xs: &[T], ys: &mut [T]| {
+                let m = &mask[b * lk..(b + 1) * lk];
+                for (xr, yr) in xs.chunks(lk).zip(ys.chunks_mut(lk)) {
+                    softmax_row(xr, yr, m, scale, None);
+                }
+            };
+            dst.par_chunks_mut(rows_per_batch)
+                .zip(x.par_chunks(rows_per_batch))
+                .enumerate()
+                .for_each(|(b, (ys, xs))| simd(|| kernel(b, xs, ys)));
+            Ok((T::wrap(dst), l1.shape().clone()))
+        }
+        dispatch!(s1, run(self.scale, (s1, l1), (s2, l2)))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
+        let dx = ((res * grad.broadcast_sub(&dot)?)? * self.scale)?;
+        Ok((Some(dx), None))
+    }
+}
+
+/// The softmax kernel on CPU tensors.
+pub(super) fn apply(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(SoftmaxLastDim)
+}
+
+/// The masked-softmax kernel on CPU tensors.
+pub(super) fn apply_masked(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let mask = mask.to_dtype(DType::F32)?.contiguous()?;
+    scores
+        .contiguous()?
+        .apply_op2(&mask, MaskedSoftmax { scale })
+}

@@ -1,0 +1,369 @@
+//! The fused ops: each against its definition, each against its composed reference in
+//! `ops::reference` (forward and backward, in f32 and f64), and their gradients against finite
+//! differences.
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use model::ops::{
+    attention, gelu_erf, layer_norm, linear, masked_softmax, reference, softmax_last_dim,
+    AttentionSpec,
+};
+
+fn spec<'a>(
+    mask: &'a Tensor,
+    heads: usize,
+    scale: f64,
+    bias: Option<&'a Tensor>,
+    dropout: Option<(f64, u64)>,
+) -> AttentionSpec<'a> {
+    AttentionSpec {
+        mask,
+        heads,
+        scale,
+        bias,
+        dropout,
+    }
+}
+use test_support::{check_gradients, rand_tensor};
+
+#[test]
+fn softmax_matches_definition_and_rows_sum_to_one() -> Result<()> {
+    let x = rand_tensor(&[3, 5, 7], 1, 3.0, DType::F32)?;
+    let y = softmax_last_dim(&x)?;
+    let e = x.exp()?;
+    let want = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+    let diff = (&y - &want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-6, "softmax differs by {diff}");
+    let sums = y.sum(D::Minus1)?.flatten_all()?.to_vec1::<f32>()?;
+    assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6));
+    Ok(())
+}
+
+#[test]
+fn gelu_matches_erf_definition() -> Result<()> {
+    let x = Tensor::new(&[-3.0f32, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0], &Device::Cpu)?;
+    let y = gelu_erf(&x)?.to_vec1::<f32>()?;
+    // 0.5·x·(1 + erf(x/√2)) from Python's math.erf.
+    let want: [f64; 7] = [
+        -0.004_049_694,
+        -0.158_655_254,
+        -0.154_268_769,
+        0.0,
+        0.345_731_231,
+        0.841_344_746,
+        2.995_950_306,
+    ];
+    for (&a, b) in y.iter().zip(want) {
+        assert!((a as f64 - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    Ok(())
+}
+
+#[test]
+fn layer_norm_normalises_rows() -> Result<()> {
+    let x = rand_tensor(&[4, 16], 2, 5.0, DType::F32)?;
+    let w = Tensor::ones(16, DType::F32, &Device::Cpu)?;
+    let b = Tensor::zeros(16, DType::F32, &Device::Cpu)?;
+    let y = layer_norm(&x, &w, &b, 1e-12)?;
+    let mean = y.mean(D::Minus1)?.to_vec1::<f32>()?;
+    let var = y.sqr()?.mean(D::Minus1)?.to_vec1::<f32>()?;
+    assert!(mean.iter().all(|m| m.abs() < 1e-6));
+    assert!(var.iter().all(|v| (v - 1.0).abs() < 1e-5));
+    Ok(())
+}
+
+#[test]
+fn fused_ops_gradients_match_finite_differences() -> Result<()> {
+    let f64t = |dims: &[usize], seed, scale| rand_tensor(dims, seed, scale, DType::F64);
+    let x = Var::from_tensor(&f64t(&[3, 6], 3, 1.5)?)?;
+    let w = Var::from_tensor(&(f64t(&[6], 4, 0.5)? + 1.0)?)?;
+    let b = Var::from_tensor(&f64t(&[6], 5, 0.5)?)?;
+    // A fixed random projection turns the output into a scalar with a rich gradient.
+    let proj = f64t(&[3, 6], 6, 1.0)?;
+    let vars = [("x", &x), ("w", &w), ("b", &b)].map(|(n, v)| (n.to_string(), v.clone()));
+    check_gradients(
+        &vars,
+        |_, n| (0..n).collect(),
+        || {
+            let h = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)?;
+            let h = gelu_erf(&(h * 1.7)?)?;
+            let h = softmax_last_dim(&h)?;
+            (h * &proj)?.sum_all()
+        },
+    );
+    Ok(())
+}
+
+#[test]
+fn masked_softmax_equals_adding_the_most_negative_float() -> Result<()> {
+    let x = rand_tensor(&[2, 3, 4, 5], 7, 2.0, DType::F32)?;
+    let mask = Tensor::new(
+        &[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]],
+        &Device::Cpu,
+    )?;
+    let got = masked_softmax(&x, &mask, 0.35)?;
+    let bias = ((1.0 - &mask)? * f32::MIN as f64)?.reshape((2, 1, 1, 5))?;
+    let want = softmax_last_dim(&(&x * 0.35)?.broadcast_add(&bias)?)?;
+    let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-7, "{diff}");
+    Ok(())
+}
+
+#[test]
+fn linear_matches_matmul() -> Result<()> {
+    let x = rand_tensor(&[2, 3, 5], 8, 1.0, DType::F32)?;
+    let w = rand_tensor(&[4, 5], 9, 1.0, DType::F32)?;
+    let b = rand_tensor(&[4], 10, 1.0, DType::F32)?;
+    let got = linear(&x, &w, &b)?;
+    let want = x.broadcast_matmul(&w.t()?)?.broadcast_add(&b)?;
+    assert_eq!(got.dims(), &[2, 3, 4]);
+    let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-5, "{diff}");
+    Ok(())
+}
+
+#[test]
+fn attention_ops_gradients_match_finite_differences() -> Result<()> {
+    let f64t = |dims: &[usize], seed, scale| rand_tensor(dims, seed, scale, DType::F64);
+    let x = Var::from_tensor(&f64t(&[2, 3, 4], 11, 1.0)?)?;
+    let w = Var::from_tensor(&f64t(&[4, 4], 12, 1.0)?)?;
+    let b = Var::from_tensor(&f64t(&[4], 13, 1.0)?)?;
+    let mask = Tensor::new(&[[1f32, 1., 0., 0.], [1., 1., 1., 1.]], &Device::Cpu)?;
+    let proj = f64t(&[2, 3, 4], 14, 1.0)?;
+    let vars = [("x", &x), ("w", &w), ("b", &b)].map(|(n, v)| (n.to_string(), v.clone()));
+    check_gradients(
+        &vars,
+        |_, n| (0..n).collect(),
+        || {
+            let h = linear(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
+            let p = masked_softmax(&h.unsqueeze(1)?, &mask, 0.7)?.squeeze(1)?;
+            (p * &proj)?.sum_all()
+        },
+    );
+    Ok(())
+}
+
+#[test]
+fn attention_matches_composed_ops() -> Result<()> {
+    let (b, l, h, nh) = (2, 5, 8, 2);
+    let q = rand_tensor(&[b, l, h], 15, 1.0, DType::F32)?;
+    let k = rand_tensor(&[b, l, h], 16, 1.0, DType::F32)?;
+    let v = rand_tensor(&[b, l, h], 17, 1.0, DType::F32)?;
+    // Right padding, and a mask with a hole (the general path).
+    for mask in [
+        [[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]],
+        [[1f32, 0., 1., 1., 0.], [1., 1., 1., 1., 0.]],
+    ] {
+        let mask = Tensor::new(&mask, &Device::Cpu)?;
+        let got = attention(&q, &k, &v, &spec(&mask, nh, 0.5, None, None))?;
+        let split = |t: &Tensor| t.reshape((b, l, nh, h / nh))?.transpose(1, 2)?.contiguous();
+        let bias = ((1.0 - &mask)? * f32::MIN as f64)?.reshape((b, 1, 1, l))?;
+        let s = (split(&q)?.matmul(&split(&k)?.t()?)? * 0.5)?.broadcast_add(&bias)?;
+        let want = softmax_last_dim(&s)?
+            .matmul(&split(&v)?)?
+            .transpose(1, 2)?
+            .reshape((b, l, h))?;
+        let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "{diff}");
+    }
+    Ok(())
+}
+
+#[test]
+fn attention_gradients_match_finite_differences() -> Result<()> {
+    let f64t = |dims: &[usize], seed| rand_tensor(dims, seed, 1.0, DType::F64);
+    let q = Var::from_tensor(&f64t(&[2, 4, 6], 18)?)?;
+    let k = Var::from_tensor(&f64t(&[2, 4, 6], 19)?)?;
+    let v = Var::from_tensor(&f64t(&[2, 4, 6], 20)?)?;
+    let mask = Tensor::new(&[[1f32, 1., 1., 0.], [1., 1., 1., 1.]], &Device::Cpu)?;
+    let proj = f64t(&[2, 4, 6], 21)?;
+    let vars = [("q", &q), ("k", &k), ("v", &v)].map(|(n, t)| (n.to_string(), t.clone()));
+    check_gradients(
+        &vars,
+        |_, n| (0..n).collect(),
+        || {
+            let s = spec(&mask, 3, 0.6, None, Some((0.3, 99)));
+            let o = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &s)?;
+            (o * &proj)?.sum_all()
+        },
+    );
+    Ok(())
+}
+
+#[test]
+fn attention_with_bias_matches_composed_ops() -> Result<()> {
+    let (b, l, h, nh) = (2, 5, 8, 2);
+    let q = rand_tensor(&[b, l, h], 22, 1.0, DType::F32)?;
+    let k = rand_tensor(&[b, l, h], 23, 1.0, DType::F32)?;
+    let v = rand_tensor(&[b, l, h], 24, 1.0, DType::F32)?;
+    let bias = rand_tensor(&[nh, l, l], 25, 1.0, DType::F32)?;
+    let mask = Tensor::new(
+        &[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]],
+        &Device::Cpu,
+    )?;
+    let got = attention(&q, &k, &v, &spec(&mask, nh, 0.5, Some(&bias), None))?;
+    let split = |t: &Tensor| t.reshape((b, l, nh, h / nh))?.transpose(1, 2)?.contiguous();
+    let s = (split(&q)?.matmul(&split(&k)?.t()?)? * 0.5)?.broadcast_add(&bias.unsqueeze(0)?)?;
+    let want = masked_softmax(&s, &mask, 1.0)?
+        .matmul(&split(&v)?)?
+        .transpose(1, 2)?
+        .reshape((b, l, h))?;
+    let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-6, "{diff}");
+    Ok(())
+}
+
+/// Largest absolute difference between two tensors of the same shape.
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+/// Runs `f` (fused) and `g` (reference) on the same variables, with the same random projection
+/// of the output as the loss, and checks outputs and every input gradient agree within `tol`.
+fn fused_equals_reference(
+    name: &str,
+    inputs: &[Tensor],
+    tol: f64,
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    g: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let (yf, yg) = (f(&ts).unwrap(), g(&ts).unwrap());
+    let d = max_diff(&yf, &yg);
+    assert!(d <= tol, "{name}: forward differs by {d:e}");
+    let proj = rand_tensor(yf.dims(), 1234, 1.0, yf.dtype()).unwrap();
+    let gf = (yf * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+    let gg = (yg * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+    for (i, t) in ts.iter().enumerate() {
+        let (a, b) = (gf.get(t), gg.get(t));
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let d = max_diff(a, b);
+                assert!(d <= tol, "{name}: gradient of input {i} differs by {d:e}");
+            }
+            (None, None) => {}
+            _ => panic!("{name}: input {i} has a gradient on one path only"),
+        }
+    }
+}
+
+#[test]
+fn every_fused_op_equals_its_reference_forward_and_backward() {
+    for (dtype, tol) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
+        let r = |dims: &[usize], seed| rand_tensor(dims, seed, 1.5, dtype).unwrap();
+        let tag = |op: &str| format!("{op} ({dtype:?})");
+        fused_equals_reference(
+            &tag("softmax"),
+            &[r(&[3, 4, 9], 1)],
+            tol,
+            |t| softmax_last_dim(&t[0]),
+            |t| reference::softmax_last_dim(&t[0]),
+        );
+        fused_equals_reference(
+            &tag("gelu"),
+            &[r(&[5, 33], 2)],
+            tol,
+            |t| gelu_erf(&t[0]),
+            |t| reference::gelu_erf(&t[0]),
+        );
+        fused_equals_reference(
+            &tag("layer_norm"),
+            &[r(&[2, 7, 48], 3), r(&[48], 4), r(&[48], 5)],
+            tol,
+            |t| layer_norm(&t[0], &t[1], &t[2], 1e-12),
+            |t| reference::layer_norm(&t[0], &t[1], &t[2], 1e-12),
+        );
+        fused_equals_reference(
+            &tag("linear"),
+            &[r(&[2, 5, 24], 6), r(&[16, 24], 7), r(&[16], 8)],
+            tol,
+            |t| linear(&t[0], &t[1], &t[2]),
+            |t| reference::linear(&t[0], &t[1], &t[2]),
+        );
+        // Right padding, and a mask with a hole (the kernel's general path).
+        for mask in [
+            [[1f32, 1., 1., 0., 0., 0.], [1., 1., 1., 1., 1., 1.]],
+            [[1f32, 0., 1., 1., 0., 1.], [1., 1., 1., 1., 1., 0.]],
+        ] {
+            let mask = Tensor::new(&mask, &Device::Cpu).unwrap();
+            fused_equals_reference(
+                &tag("masked_softmax"),
+                &[r(&[2, 3, 6, 6], 9)],
+                tol,
+                |t| masked_softmax(&t[0], &mask, 0.4),
+                |t| reference::masked_softmax(&t[0], &mask, 0.4),
+            );
+            let qkv = [r(&[2, 6, 8], 10), r(&[2, 6, 8], 11), r(&[2, 6, 8], 12)];
+            // The kernel keeps the bias in f32 (a constant table): give it f32 values.
+            let bias = r(&[2, 6, 6], 13)
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            for (b, drop) in [
+                (None, None),
+                (None, Some((0.3, 77))),
+                (Some(&bias), None),
+                (Some(&bias), Some((0.2, 78))),
+            ] {
+                fused_equals_reference(
+                    &tag("attention"),
+                    &qkv,
+                    tol,
+                    |t| attention(&t[0], &t[1], &t[2], &spec(&mask, 2, 0.5, b, drop)),
+                    |t| reference::attention(&t[0], &t[1], &t[2], &spec(&mask, 2, 0.5, b, drop)),
+                );
+            }
+        }
+    }
+}
+
+/// A tracked bias (MPNet's trained relative-position table) gets its gradient: the dispatcher
+/// sends it through the composed path.
+#[test]
+fn attention_bias_being_trained_receives_a_gradient() {
+    let mask = Tensor::new(&[[1f32, 1., 1., 0.]], &Device::Cpu).unwrap();
+    let q = rand_tensor(&[1, 4, 4], 30, 1.0, DType::F32).unwrap();
+    let bias = Var::from_tensor(&rand_tensor(&[2, 4, 4], 31, 1.0, DType::F32).unwrap()).unwrap();
+    let out = attention(
+        &q,
+        &q,
+        &q,
+        &spec(&mask, 2, 0.5, Some(bias.as_tensor()), None),
+    )
+    .unwrap();
+    let grads = out.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(bias.as_tensor()).is_some());
+}
+
+/// The reference in bf16 follows autocast: statistics in f32, result in bf16, close to f32.
+#[test]
+fn reference_ops_in_bf16_stay_close_to_f32() {
+    let x = rand_tensor(&[4, 64], 40, 2.0, DType::F32).unwrap();
+    let w = rand_tensor(&[64], 41, 1.0, DType::F32).unwrap();
+    let b = rand_tensor(&[64], 42, 1.0, DType::F32).unwrap();
+    let xb = x.to_dtype(DType::BF16).unwrap();
+    let y32 = layer_norm(&x, &w, &b, 1e-12).unwrap();
+    let y16 = layer_norm(&xb, &w, &b, 1e-12).unwrap();
+    assert_eq!(y16.dtype(), DType::BF16);
+    let d = max_diff(&y32, &y16.to_dtype(DType::F32).unwrap());
+    assert!(d < 0.1, "bf16 layer_norm differs by {d}");
+    let s16 = softmax_last_dim(&xb).unwrap().to_dtype(DType::F32).unwrap();
+    let d = max_diff(&softmax_last_dim(&x).unwrap(), &s16);
+    assert!(d < 0.01, "bf16 softmax differs by {d}");
+}

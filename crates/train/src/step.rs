@@ -1,0 +1,136 @@
+//! One training step, top to bottom: embed each column of this rank's rows → gather the
+//! embeddings across ranks (a no-op for one process) → the loss on the embeddings → backward →
+//! sum the parameter gradients across ranks (a no-op) → clip → AdamW.
+//!
+//! How the embeddings and their gradients are computed is the `Embedding` choice: in one graph
+//! (`Direct`), or GradCache's two passes over mini-batches (`crate::gradcache`).
+
+use crate::losses::{Embedded, Loss};
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::process_group::ProcessGroup;
+use anyhow::Result;
+use candle_core::{DType, Tensor, Var};
+use model::{Dropout, SentenceModel};
+
+/// One column of this rank's rows (anchors, positives, or one hard-negative column), tokenized
+/// and padded on its own to its longest row.
+pub struct Column {
+    pub ids: Tensor,
+    pub mask: Tensor,
+}
+
+/// A training batch: column 0 anchors, column 1 positives, columns 2.. hard negatives.
+pub struct TrainBatch {
+    /// This rank's rows.
+    pub columns: Vec<Column>,
+    /// The texts of the whole (global) batch, per column: duplicate masking looks at all of them.
+    pub texts: Vec<Vec<String>>,
+    /// Where this rank's rows start in the global batch.
+    pub offset: usize,
+}
+
+impl TrainBatch {
+    /// This rank's rows.
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.ids.dims()[0])
+    }
+}
+
+/// How a step computes embeddings and their gradients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Embedding {
+    /// The whole batch in one graph.
+    Direct,
+    /// GradCache: activation memory of `mini_batch_size` rows, negatives of the whole batch.
+    GradCache { mini_batch_size: usize },
+}
+
+pub struct Gradients {
+    pub loss: f64,
+    /// Gradient of the loss for each trainable variable, in the order of `vars`, summed over
+    /// ranks.
+    pub grads: Vec<Option<Tensor>>,
+}
+
+/// What one optimizer step measured.
+pub struct StepResult {
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// The loss of `batch` and its gradients with respect to `vars` (the model's trainable
+/// parameters); dropout masks come from `dropout`.
+pub fn gradients(
+    model: &SentenceModel,
+    vars: &[(String, Var)],
+    batch: &TrainBatch,
+    loss: &dyn Loss,
+    embedding: Embedding,
+    dropout: &mut Dropout,
+    group: &dyn ProcessGroup,
+) -> Result<Gradients> {
+    if let Embedding::GradCache { mini_batch_size } = embedding {
+        return crate::gradcache::gradients(
+            model,
+            vars,
+            batch,
+            loss,
+            mini_batch_size,
+            dropout,
+            group,
+        );
+    }
+    let columns = batch
+        .columns
+        .iter()
+        .map(|c| {
+            let local =
+                model.embed_padded(model.encoder.as_ref(), &c.ids, &c.mask, Some(dropout))?;
+            group.all_gather(&local)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let value = loss.forward(&Embedded::all(&columns, &batch.texts))?;
+    let mut grads = grads_of(&value, vars)?;
+    group.all_reduce_sum(&mut grads)?;
+    Ok(Gradients {
+        loss: scalar(&value)?,
+        grads,
+    })
+}
+
+/// A whole optimizer step at learning rate `lr`: gradients, clipping at `max_grad_norm` (0: off),
+/// AdamW.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    model: &SentenceModel,
+    opt: &mut AdamW,
+    batch: &TrainBatch,
+    loss: &dyn Loss,
+    embedding: Embedding,
+    dropout: &mut Dropout,
+    group: &dyn ProcessGroup,
+    lr: f64,
+    max_grad_norm: f64,
+) -> Result<StepResult> {
+    let Gradients { loss, mut grads } =
+        gradients(model, &opt.vars, batch, loss, embedding, dropout, group)?;
+    let grad_norm = clip_grad_norm(&mut grads, max_grad_norm)?;
+    opt.step(&grads, lr)?;
+    Ok(StepResult { loss, grad_norm })
+}
+
+pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Runs backward from `loss` and collects the gradients of `vars`, detached: a gradient that
+/// candle computed from tracked tensors still references the forward graph, and holding it
+/// would keep every activation alive (GradCache accumulates over many mini-batches).
+pub(crate) fn grads_of(loss: &Tensor, vars: &[(String, Var)]) -> Result<Vec<Option<Tensor>>> {
+    let store = loss.backward()?;
+    Ok(vars
+        .iter()
+        .map(|(_, v)| store.get(v.as_tensor()).map(|g| g.detach()))
+        .collect())
+}
