@@ -230,3 +230,47 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
     assert!(!out.exists());
     assert!(!d.join("out.jsonl.partial").exists());
 }
+
+/// `--device cuda` in a CPU-only build says how to get CUDA and writes nothing; `--dtype bf16`
+/// runs (through the composed ops) and stays close to the f32 golden embeddings.
+#[test]
+fn encode_device_and_dtype_flags() {
+    let model = minilm_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = golden("all-MiniLM-L6-v2.jsonl");
+    let input = dir.path().join("in.jsonl");
+    let lines: Vec<String> = rows[..16]
+        .iter()
+        .map(|r| serde_json::json!({ "text": r.text }).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out.npy");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "encode",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        pairtrain(&args)
+    };
+    if !cfg!(feature = "cuda") {
+        let o = run(&["--device", "cuda:0"]);
+        assert_fails_with(&o, &["built without CUDA support", "scripts/build-cuda"]);
+        assert!(!out.exists());
+    }
+    assert_fails_with(&run(&["--dtype", "fp8"]), &["dtype \"fp8\" is not one of"]);
+    let o = run(&["--dtype", "bf16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, data) = read_npy_f32(&out);
+    assert_eq!(shape, vec![16, 384]);
+    for (r, e) in rows.iter().zip(data.chunks(384)) {
+        let cos: f32 = e.iter().zip(&r.embedding).map(|(a, b)| a * b).sum();
+        assert!(cos >= 0.99, "{:?}: cosine {cos} to the f32 embedding", r.text);
+    }
+}
