@@ -271,6 +271,10 @@ fn encode_device_and_dtype_flags() {
     assert_eq!(shape, vec![16, 384]);
     for (r, e) in rows.iter().zip(data.chunks(384)) {
         let cos: f32 = e.iter().zip(&r.embedding).map(|(a, b)| a * b).sum();
-        assert!(cos >= 0.99, "{:?}: cosine {cos} to the f32 embedding", r.text);
+        assert!(
+            cos >= 0.99,
+            "{:?}: cosine {cos} to the f32 embedding",
+            r.text
+        );
     }
 }

@@ -116,28 +116,13 @@ fn attention_fwd<T: Elem>(
         let mut p = vec![T::zero(); l * kl];
         let base = bi * l * h + hi * dh;
         // SAFETY: all blocks lie inside q/k/v/out ([b, l, h] row-major); this task is
-        // the only writer of out's (bi, hi) block.
+        // the only writer of out's (bi, hi) block. P = Q·Kᵀ reads K's rows as columns.
         unsafe {
-            gemm::gemm(
-                l,
-                kl,
-                dh,
-                p.as_mut_ptr(),
-                1,
-                kl as isize,
-                false,
-                q.as_ptr().add(base),
-                1,
-                h as isize,
-                k.as_ptr().add(base),
-                h as isize,
-                1,
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            block_gemm(
+                (l, kl, dh),
+                (p.as_mut_ptr(), kl),
+                (q.as_ptr().add(base), 1, h),
+                (k.as_ptr().add(base), h, 1),
             );
         }
         simd(|| {
@@ -160,31 +145,52 @@ fn attention_fwd<T: Elem>(
                 }
             }
         });
+        // SAFETY: as above; O = P·V.
         unsafe {
-            gemm::gemm(
-                l,
-                dh,
-                kl,
-                out_ptr.get().add(base),
-                1,
-                h as isize,
-                false,
-                p.as_ptr(),
-                1,
-                kl as isize,
-                v.as_ptr().add(base),
-                1,
-                h as isize,
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            block_gemm(
+                (l, dh, kl),
+                (out_ptr.get().add(base), h),
+                (p.as_ptr(), 1, kl),
+                (v.as_ptr().add(base), 1, h),
             );
         }
     });
     Ok((T::wrap(out), l1.shape().clone()))
+}
+
+/// `dst = lhs·rhs` for one (batch, head) block on this thread: (m, n, k); dst row-major with row
+/// stride `rs`; lhs and rhs given as (pointer, column stride, row stride).
+///
+/// # Safety
+/// The pointers must cover the m×n, m×k and k×n blocks their strides describe, and nothing else
+/// may write `dst`'s block meanwhile.
+unsafe fn block_gemm<T: Elem>(
+    (m, n, k): (usize, usize, usize),
+    (dst, rs): (*mut T, usize),
+    (lhs, lhs_cs, lhs_rs): (*const T, usize, usize),
+    (rhs, rhs_cs, rhs_rs): (*const T, usize, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        T::zero(),
+        T::one(),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 /// The kernel on CPU tensors.
