@@ -48,6 +48,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         )
     })?;
     let mut tr = Trainer::new(recipe, args.resume.as_deref())?;
+    let (rank, world) = tr.rank();
+    eprintln!("rank {rank} of {world}");
+    // Rank 0 reports; the other ranks train in silence.
+    let quiet = args.quiet || rank > 0;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -61,13 +65,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .context("cannot install the Ctrl-C handler")?;
     }
     let mut trace = match &args.trace {
-        Some(p) => Some(std::io::LineWriter::new(
+        Some(p) if rank == 0 => Some(std::io::LineWriter::new(
             std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
         )),
-        None => None,
+        _ => None,
     };
     let total = tr.recipe.train.steps as u64;
-    let bar = progress::bar(total, "training", "steps", args.quiet);
+    let bar = progress::bar(total, "training", "steps", quiet);
     bar.set_position(tr.step as u64);
     let mut trace_err = None;
     let finished = tr.run(&stop, |r| {
@@ -87,6 +91,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return Err(e).context("writing the trace");
     }
     if !finished {
+        if rank > 0 {
+            std::process::exit(130);
+        }
         eprintln!(
             "stopped after step {}; checkpoint saved under {}; continue with --resume {}",
             tr.step,
@@ -94,6 +101,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             tr.output_dir().display()
         );
         std::process::exit(130);
+    }
+    if rank > 0 {
+        return Ok(());
+    }
+    let traffic = tr.traffic();
+    if world > 1 && !tr.history.is_empty() {
+        let steps = tr.history.len() as f64;
+        let busy: f64 = tr
+            .history
+            .iter()
+            .map(|r| tr.recipe.train.batch_size as f64 / r.pairs_per_s)
+            .sum();
+        eprintln!(
+            "communication on rank 0: {:.2} MB per step through the collectives, {:.1}% of the \
+             step time",
+            traffic.bytes as f64 / steps / 1e6,
+            100.0 * traffic.seconds / busy.max(1e-9)
+        );
     }
     if let Some(e) = tr.evals.last() {
         for (task, metrics) in &e.eval {

@@ -187,3 +187,12 @@ pub fn run_cli(bin: &str, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"))
 }
+
+/// Σ x², in f64, over every element of `t`.
+pub fn sum_sq(t: &Tensor) -> f64 {
+    t.to_dtype(DType::F64)
+        .and_then(|t| t.sqr())
+        .and_then(|t| t.sum_all())
+        .and_then(|t| t.to_scalar::<f64>())
+        .expect("sum of squares")
+}

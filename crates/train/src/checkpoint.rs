@@ -20,6 +20,9 @@ struct TrainerState {
     history: Vec<crate::trainer::StepRecord>,
     #[serde(default)]
     evals: Vec<crate::trainer::EvalRecord>,
+    /// Ranks that wrote it (absent before multi-process training: 1).
+    #[serde(default)]
+    world_size: Option<usize>,
 }
 
 /// Saves a checkpoint of the current step; returns its folder.
@@ -43,6 +46,7 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
         data: tr.data_state()?,
         history: tr.history.clone(),
         evals: tr.evals.clone(),
+        world_size: Some(tr.rank().1),
     };
     std::fs::write(
         tmp.join("trainer_state.json"),
@@ -110,6 +114,18 @@ pub fn load(tr: &mut Trainer, dir: &Path) -> Result<()> {
     tr.dropout = model::Dropout {
         rng: model::rng::Rng::new(state.dropout_rng),
     };
+    let (rank, world) = tr.rank();
+    let saved = state.world_size.unwrap_or(1);
+    if saved != world && rank == 0 {
+        // The sampler draws the global batch and the step computes the global loss whatever the
+        // number of ranks, so the run continues with the same data and maths; only dropout
+        // masks, drawn per rank's rows, take another random stream.
+        eprintln!(
+            "note: {} was written by {saved} rank(s), continuing on {world}: same batches and \
+             loss; dropout masks differ from a run that kept {saved}",
+            dir.display()
+        );
+    }
     tr.history = state.history;
     tr.evals = state.evals;
     tr.restore_data(&state.data)?;

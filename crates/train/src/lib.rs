@@ -7,6 +7,8 @@ pub mod checkpoint;
 pub mod data;
 pub mod gradcache;
 pub mod losses;
+#[cfg(feature = "mpi")]
+pub mod mpi_group;
 pub mod optim;
 pub mod plot;
 pub mod process_group;

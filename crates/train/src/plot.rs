@@ -106,6 +106,7 @@ mod tests {
                 lr: 1e-3 * s as f64 / 40.0,
                 grad_norm: 1.0,
                 pairs_per_s: 10.0,
+                world_size: 1,
                 data: Default::default(),
             })
             .collect();

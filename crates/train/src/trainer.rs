@@ -5,7 +5,7 @@
 use crate::checkpoint;
 use crate::losses::{Loss, MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::process_group::{ProcessGroup, SingleProcess};
+use crate::process_group::ProcessGroup;
 use crate::recipe::Recipe;
 use crate::schedule::linear_warmup_decay;
 use crate::step::{Embedding, TrainBatch};
@@ -29,10 +29,20 @@ pub struct StepRecord {
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
     pub pairs_per_s: f64,
+    /// Processes the step ran on (the batch is the global one, split between them).
+    #[serde(default = "one")]
+    pub world_size: usize,
     /// Rows of the batch per dataset, to check the mix against the weights.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub data: std::collections::BTreeMap<String, usize>,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Steps between the checks that every rank holds the same parameters.
+const SYNC_CHECK_EVERY: usize = 50;
 
 /// The results of the recipe's evaluations after a step: task → metric → value.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,7 +97,20 @@ impl Trainer {
     /// Loads the base model and data of `recipe`; with `resume`, continues from that checkpoint
     /// folder (or the newest checkpoint under that output folder).
     pub fn new(recipe: Recipe, resume: Option<&Path>) -> Result<Self> {
-        let device = model::device::parse_device(&recipe.train.device)
+        let group = crate::process_group::from_environment()?;
+        let world = group.world_size();
+        if !recipe.train.batch_size.is_multiple_of(world) {
+            anyhow::bail!(
+                "[train] batch_size {} does not split evenly over {world} ranks",
+                recipe.train.batch_size
+            );
+        }
+        // Under a launcher, "cuda" means this rank's GPU on its machine.
+        let device_name = match recipe.train.device.as_str() {
+            "cuda" if world > 1 => format!("cuda:{}", crate::process_group::local_rank()),
+            d => d.to_string(),
+        };
+        let device = model::device::parse_device(&device_name)
             .map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         let compute = model::device::parse_dtype(&recipe.train.dtype)
             .map_err(|e| anyhow::anyhow!("[train] {e}"))?;
@@ -118,7 +141,7 @@ impl Trainer {
         let mut tr = Self {
             loss,
             embedding,
-            group: Box::new(SingleProcess),
+            group,
             out: recipe.output_dir(),
             dropout: Dropout::new(t.seed),
             model,
@@ -159,6 +182,21 @@ impl Trainer {
         self.data.skipped()
     }
 
+    /// This process's rank and the number of ranks.
+    pub fn rank(&self) -> (usize, usize) {
+        (self.group.rank(), self.group.world_size())
+    }
+
+    /// What the collectives have cost this rank so far.
+    pub fn traffic(&self) -> crate::process_group::Traffic {
+        self.group.traffic()
+    }
+
+    /// Rank 0 writes logs, evaluations, checkpoints and the model; the others only train.
+    pub fn is_lead(&self) -> bool {
+        self.group.rank() == 0
+    }
+
     /// The loss as sentence-transformers names it (`Cached…` under GradCache).
     pub fn loss_name(&self) -> String {
         match self.embedding {
@@ -180,7 +218,8 @@ impl Trainer {
                 .entry(self.data.dataset_names()[d].clone())
                 .or_insert(0) += 1;
         }
-        let batch = crate::data::to_train_batch(&self.model, tb)?;
+        let batch = crate::data::to_train_batch(&self.model, tb)?
+            .split(self.group.rank(), self.group.world_size())?;
         let out = crate::step::step(
             &self.model,
             &mut self.opt,
@@ -198,6 +237,7 @@ impl Trainer {
             loss: out.loss,
             lr,
             grad_norm: out.grad_norm,
+            world_size: self.group.world_size(),
             pairs_per_s: rows as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             data,
         };
@@ -226,18 +266,25 @@ impl Trainer {
     /// and returns early). `on_step` sees every step (progress bars, traces). Returns whether the
     /// run finished.
     pub fn run(&mut self, stop: &AtomicBool, mut on_step: impl FnMut(&StepRecord)) -> Result<bool> {
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("{}: cannot create", self.out.display()))?;
         let log_path = self.out.join("train_log.jsonl");
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("{}: cannot open", log_path.display()))?;
+        let mut log: Box<dyn Write> = if self.is_lead() {
+            std::fs::create_dir_all(&self.out)
+                .with_context(|| format!("{}: cannot create", self.out.display()))?;
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log_path)
+                    .with_context(|| format!("{}: cannot open", log_path.display()))?,
+            )
+        } else {
+            Box::new(std::io::sink())
+        };
         let total = self.recipe.train.steps;
         while self.step < total {
-            if stop.load(Ordering::SeqCst) {
-                checkpoint::save(self)?;
+            // Every rank stops at the same step, whichever saw the Ctrl-C.
+            if self.group.any(stop.load(Ordering::SeqCst))? {
+                self.save_checkpoint()?;
                 return Ok(false);
             }
             let rec = self.train_step()?;
@@ -246,7 +293,11 @@ impl Trainer {
             on_step(&rec);
             let eval_every = self.recipe.train.eval_every;
             let last = self.step == total;
-            if !self.recipe.eval.is_empty()
+            if last || self.step.is_multiple_of(SYNC_CHECK_EVERY) {
+                self.check_in_sync()?;
+            }
+            if self.is_lead()
+                && !self.recipe.eval.is_empty()
                 && (last || (eval_every > 0 && self.step.is_multiple_of(eval_every)))
             {
                 let e = self.evaluate()?;
@@ -255,17 +306,47 @@ impl Trainer {
             }
             let every = self.recipe.train.save_every;
             if every > 0 && self.step.is_multiple_of(every) && self.step < total {
-                checkpoint::save(self)?;
+                self.save_checkpoint()?;
             }
         }
         log.flush()?;
         Ok(true)
     }
 
+    /// A checkpoint of the current step, written by rank 0 (every rank holds the same state).
+    pub fn save_checkpoint(&self) -> Result<()> {
+        if self.is_lead() {
+            checkpoint::save(self)?;
+        }
+        Ok(())
+    }
+
+    /// Fails if any rank's parameters differ from this rank's.
+    fn check_in_sync(&self) -> Result<()> {
+        if self.group.world_size() == 1 {
+            return Ok(());
+        }
+        let mut sum = 0f64;
+        for (_, v) in &self.opt.vars {
+            sum += v
+                .as_tensor()
+                .to_dtype(candle_core::DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+        self.group
+            .check_in_sync(sum)
+            .with_context(|| format!("after step {}", self.step))
+    }
+
     /// Writes the final model to `<output>/model` (under a temporary name first), the loss/lr
     /// plot to `<output>/training.svg`, and returns the model folder.
     pub fn save_final(&self) -> Result<PathBuf> {
         let dest = self.out.join("model");
+        if !self.is_lead() {
+            return Ok(dest);
+        }
         let tmp = self.out.join("model.partial");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;

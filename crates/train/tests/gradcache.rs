@@ -1,8 +1,9 @@
 //! GradCache gives the gradients of the uncached loss, and replays dropout masks exactly.
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{Tensor, Var};
 use model::{Dropout, SentenceModel};
 use test_support::shared_dir;
+use test_support::sum_sq as sq;
 use train::losses::{Embedded, Loss, MultipleNegativesRankingLoss};
 use train::process_group::SingleProcess;
 use train::step::{gradients, Embedding, Gradients, TrainBatch};
@@ -31,17 +32,6 @@ fn setup(
         pairs::read_jsonl_rows(&shared_dir().join("reference/train-parity").join(data)).unwrap();
     let batch = tokenize_batch(&m, &rows[..16]).unwrap();
     (m, vars, batch)
-}
-
-fn sq(t: &Tensor) -> f64 {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
 }
 
 /// Over all gradients together, ‖a − b‖ ≤ rtol·‖b‖ (the bar of the reference's GradCache check);

@@ -13,15 +13,7 @@ use train::{Recipe, Trainer};
 fn check_final_weights(run: &str, tr: &Trainer) {
     let p = shared_dir().join(format!("reference/train-parity/{run}.final.safetensors"));
     let want = candle_core::safetensors::load(&p, &candle_core::Device::Cpu).unwrap();
-    let sq = |x: &candle_core::Tensor| {
-        let x = x.to_dtype(candle_core::DType::F64).unwrap();
-        x.sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
+    let sq = test_support::sum_sq;
     let (mut diff_sq, mut want_sq) = (0f64, 0f64);
     for (name, t) in tr.model.encoder.params().iter() {
         let w = &want[name];

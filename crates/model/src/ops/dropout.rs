@@ -17,7 +17,10 @@ pub fn mask_tensor(seed: u64, p: f64, shape: &Shape, device: &Device) -> Result<
     if device.is_cuda() {
         device.set_seed(seed)?;
         let u = Tensor::rand(0f32, 1f32, shape, device)?;
-        return u.ge(p as f32)?.to_dtype(DType::F32)?.affine(keep as f64, 0.0);
+        return u
+            .ge(p as f32)?
+            .to_dtype(DType::F32)?
+            .affine(keep as f64, 0.0);
     }
     let n = shape.elem_count();
     let pf = p as f32;

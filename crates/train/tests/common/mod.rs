@@ -75,16 +75,7 @@ pub fn check_run(run: &str, tr: &Trainer) {
     let params = tr.model.encoder.params();
     for (name, w) in norms {
         let t = params.iter().find(|(n, _)| n == name).unwrap().1;
-        let got = t
-            .to_dtype(candle_core::DType::F64)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-            .sqrt();
+        let got = test_support::sum_sq(t).sqrt();
         let w = w.as_f64().unwrap();
         assert!(
             close(got, w, 1e-5, 1e-6),

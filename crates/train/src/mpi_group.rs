@@ -1,0 +1,142 @@
+//! Ranks started by MPI (`mpirun`, `srun --mpi=pmix`): the gather and all-reduce of the training
+//! step over MPI collectives on host buffers (CPU ranks; GPU tensors are copied through the host).
+
+use crate::process_group::{ProcessGroup, Traffic};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Tensor};
+use mpi::collective::SystemOperation;
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use std::cell::Cell;
+use std::time::Instant;
+
+/// Gradients are summed this many f32 values at a time: one call per bucket, not per tensor.
+const BUCKET: usize = 1 << 22;
+
+pub struct MpiGroup {
+    world: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    traffic: Cell<Traffic>,
+    // Last: MPI is finalized when the universe goes, after every use of `world`.
+    _universe: Universe,
+}
+
+impl MpiGroup {
+    /// The world of this MPI job (a process started without a launcher is rank 0 of 1).
+    pub fn init() -> Result<Self> {
+        let universe = mpi::initialize().context("MPI was already initialized")?;
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        Ok(Self {
+            world,
+            rank,
+            size,
+            traffic: Cell::new(Traffic::default()),
+            _universe: universe,
+        })
+    }
+}
+
+impl MpiGroup {
+    fn count(&self, bytes: usize, since: Instant) {
+        let mut t = self.traffic.get();
+        t.bytes += bytes as u64;
+        t.seconds += since.elapsed().as_secs_f64();
+        self.traffic.set(t);
+    }
+}
+
+/// A tensor's values as f32 on the host, row-major.
+fn host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.detach()
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+impl ProcessGroup for MpiGroup {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.size
+    }
+
+    fn all_gather(&self, local: &Tensor) -> Result<Tensor> {
+        let n = local.dim(0)?;
+        let row: usize = local.dims()[1..].iter().product();
+        let t0 = Instant::now();
+        let send = host(local)?;
+        let mut all = vec![0f32; send.len() * self.size];
+        self.world.all_gather_into(&send[..], &mut all[..]);
+        self.count(4 * send.len() * self.size, t0);
+        let mut shape = local.dims().to_vec();
+        let parts = (0..self.size)
+            .map(|r| {
+                if r == self.rank {
+                    // This rank's rows stay in the graph.
+                    return Ok(local.clone());
+                }
+                shape[0] = n;
+                let rows = &all[r * n * row..(r + 1) * n * row];
+                Ok(Tensor::from_slice(rows, shape.as_slice(), local.device())?
+                    .to_dtype(local.dtype())?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+
+    fn all_reduce_sum(&self, grads: &mut [Option<Tensor>]) -> Result<()> {
+        let t0 = Instant::now();
+        let mut moved = 0;
+        let mut start = 0;
+        while start < grads.len() {
+            // One bucket: consecutive gradients up to BUCKET values (at least one).
+            let mut end = start;
+            let mut buf = Vec::new();
+            while end < grads.len() && (end == start || buf.len() < BUCKET) {
+                if let Some(g) = &grads[end] {
+                    buf.extend(host(g)?);
+                }
+                end += 1;
+            }
+            let mut sum = vec![0f32; buf.len()];
+            moved += 8 * buf.len();
+            self.world
+                .all_reduce_into(&buf[..], &mut sum[..], SystemOperation::sum());
+            let mut at = 0;
+            for g in grads[start..end].iter_mut().flatten() {
+                let n = g.elem_count();
+                *g = Tensor::from_slice(&sum[at..at + n], g.shape(), g.device())?
+                    .to_dtype(g.dtype())?;
+                at += n;
+            }
+            start = end;
+        }
+        self.count(moved, t0);
+        Ok(())
+    }
+
+    fn traffic(&self) -> Traffic {
+        self.traffic.get()
+    }
+
+    fn any(&self, flag: bool) -> Result<bool> {
+        let mut max = 0i32;
+        self.world
+            .all_reduce_into(&(flag as i32), &mut max, SystemOperation::max());
+        Ok(max != 0)
+    }
+
+    fn check_in_sync(&self, value: f64) -> Result<()> {
+        let mut all = vec![0f64; self.size];
+        self.world.all_gather_into(&value, &mut all[..]);
+        if all.iter().any(|v| v.to_bits() != value.to_bits()) {
+            bail!("the ranks' parameters differ (checksums {all:?}): the run is no longer data-parallel");
+        }
+        Ok(())
+    }
+}
