@@ -2,7 +2,7 @@
 //! softmax(scale · Q·Kᵀ + bias + mask)·V without materialising the [B, heads, L, L] scores or
 //! transposing Q, K and V; keys past the padding are skipped.
 
-use super::kernel::{cpu_fwd3, simd, softmax_row, Elem, SharedMut};
+use super::kernel::{cpu_op3, simd, softmax_row, Elem, SharedMut};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -24,11 +24,7 @@ pub(super) struct Attention {
 }
 
 impl CustomOp3 for Attention {
-    fn name(&self) -> &'static str {
-        "pt-attention"
-    }
-
-    cpu_fwd3!(Attention, attention_fwd);
+    cpu_op3!("pt-attention", Attention, attention_fwd);
 
     fn bwd(
         &self,

@@ -1,6 +1,6 @@
 //! Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, and its derivative, as fused CPU kernels.
 
-use super::kernel::{contiguous, dispatch, map_rows, Elem};
+use super::kernel::{cpu_op1, map_rows, Elem};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 // ---------------------------------------------------------------------------------------------
@@ -11,28 +11,26 @@ pub(super) struct GeluErfGrad;
 
 /// GELU (`GRAD = false`) or its derivative (`GRAD = true`) element-wise; a const parameter
 /// rather than a function pointer so the call inlines and the loop vectorises.
-fn map_gelu<const GRAD: bool>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-    fn run<T: Elem, const GRAD: bool>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous::<T>(s, l, "gelu")?;
-        let n = l.dims().last().copied().unwrap_or(1);
-        let dst = map_rows(src, n, |x, y| {
-            for (yi, &xi) in y.iter_mut().zip(x) {
-                *yi = if GRAD { xi.gelu_grad() } else { xi.gelu() };
-            }
-        });
-        Ok((T::wrap(dst), l.shape().clone()))
-    }
-    dispatch!(s, run::<GRAD>(s, l))
+fn map_gelu<T: Elem, const GRAD: bool>(src: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
+    let n = l.dims().last().copied().unwrap_or(1);
+    let dst = map_rows(src, n, |x, y| {
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            *yi = if GRAD { xi.gelu_grad() } else { xi.gelu() };
+        }
+    });
+    Ok((T::wrap(dst), l.shape().clone()))
+}
+
+fn gelu_fwd<T: Elem>(_op: &GeluErf, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
+    map_gelu::<T, false>(x, l)
+}
+
+fn gelu_grad<T: Elem>(_op: &GeluErfGrad, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
+    map_gelu::<T, true>(x, l)
 }
 
 impl CustomOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "pt-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map_gelu::<false>(s, l)
-    }
+    cpu_op1!("pt-gelu-erf", GeluErf, gelu_fwd);
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let d = arg.contiguous()?.apply_op1_no_bwd(&GeluErfGrad)?;
@@ -41,13 +39,7 @@ impl CustomOp1 for GeluErf {
 }
 
 impl CustomOp1 for GeluErfGrad {
-    fn name(&self) -> &'static str {
-        "pt-gelu-erf-grad"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map_gelu::<true>(s, l)
-    }
+    cpu_op1!("pt-gelu-erf-grad", GeluErfGrad, gelu_grad);
 }
 
 /// The kernel on CPU tensors.

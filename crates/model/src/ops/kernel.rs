@@ -139,10 +139,15 @@ macro_rules! dispatch {
 }
 pub(super) use dispatch;
 
-/// The `cpu_fwd` of a three-input op whose inputs all have the kernel's float type: each input
-/// as a contiguous slice with its layout, `$kernel::<T>(self, a, b, c)` in the storage's dtype.
-macro_rules! cpu_fwd3 {
-    ($op:ty, $kernel:ident) => {
+/// The `name` and `cpu_fwd` of a three-input op whose inputs all have the kernel's float type:
+/// each input as a contiguous slice with its layout, `$kernel::<T>(self, a, b, c)` in the
+/// storage's dtype.
+macro_rules! cpu_op3 {
+    ($name:literal, $op:ty, $kernel:ident) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
         fn cpu_fwd(
             &self,
             s1: &candle_core::CpuStorage,
@@ -171,7 +176,34 @@ macro_rules! cpu_fwd3 {
         }
     };
 }
-pub(super) use cpu_fwd3;
+pub(super) use cpu_op3;
+
+/// The `name` and `cpu_fwd` of a one-input op: `$kernel::<T>(self, input, layout)` in the
+/// storage's dtype.
+macro_rules! cpu_op1 {
+    ($name:literal, $op:ty, $kernel:ident) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn cpu_fwd(
+            &self,
+            s: &candle_core::CpuStorage,
+            l: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            fn run<T: $crate::ops::kernel::Elem>(
+                op: &$op,
+                s: &candle_core::CpuStorage,
+                l: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                let x = $crate::ops::kernel::contiguous(s, l, stringify!($kernel))?;
+                $kernel::<T>(op, x, l)
+            }
+            $crate::ops::kernel::dispatch!(s, run(self, s, l))
+        }
+    };
+}
+pub(super) use cpu_op1;
 
 /// Runs `f` compiled for AVX2+FMA when the CPU has them (the kernels' loops are written to
 /// vectorise; the default x86-64 target only allows SSE2).

@@ -1,7 +1,7 @@
 //! LayerNorm over the last dimension (Ba et al., 2016): one pass per row forward, one backward
 //! that returns dx, dw and db together.
 
-use super::kernel::{cpu_fwd3, lanes_sum, map_rows, simd, Elem, PAR_MIN_ELEMS};
+use super::kernel::{cpu_op3, lanes_sum, map_rows, simd, Elem, PAR_MIN_ELEMS};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -13,11 +13,7 @@ pub(super) struct LayerNorm {
 }
 
 impl CustomOp3 for LayerNorm {
-    fn name(&self) -> &'static str {
-        "pt-layer-norm"
-    }
-
-    cpu_fwd3!(LayerNorm, layer_norm_fwd);
+    cpu_op3!("pt-layer-norm", LayerNorm, layer_norm_fwd);
 
     fn bwd(
         &self,
@@ -78,11 +74,7 @@ pub(super) struct LayerNormBwd {
 }
 
 impl CustomOp3 for LayerNormBwd {
-    fn name(&self) -> &'static str {
-        "pt-layer-norm-bwd"
-    }
-
-    cpu_fwd3!(LayerNormBwd, layer_norm_bwd);
+    cpu_op3!("pt-layer-norm-bwd", LayerNormBwd, layer_norm_bwd);
 }
 
 /// The forward kernel of `LayerNormBwd`.

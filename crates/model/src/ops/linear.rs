@@ -1,7 +1,7 @@
 //! The linear layer x·Wᵀ + b in one multiply (the bias is the accumulator's starting value),
 //! and the column sums that give its bias gradient.
 
-use super::kernel::{contiguous, cpu_fwd3, dispatch, simd, Elem, PAR_MIN_ELEMS};
+use super::kernel::{cpu_op1, cpu_op3, simd, Elem, PAR_MIN_ELEMS};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -11,11 +11,7 @@ use rayon::prelude::*;
 pub(super) struct Linear;
 
 impl CustomOp3 for Linear {
-    fn name(&self) -> &'static str {
-        "pt-linear"
-    }
-
-    cpu_fwd3!(Linear, linear_fwd);
+    cpu_op3!("pt-linear", Linear, linear_fwd);
 
     fn bwd(
         &self,
@@ -99,39 +95,34 @@ fn linear_fwd<T: Elem>(
 pub(super) struct SumRows;
 
 impl CustomOp1 for SumRows {
-    fn name(&self) -> &'static str {
-        "pt-sum-rows"
-    }
+    cpu_op1!("pt-sum-rows", SumRows, sum_rows_fwd);
+}
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Elem>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-            let x = contiguous::<T>(s, l, "sum_rows")?;
-            let (_, n) = l.shape().dims2()?;
-            let chunk = (PAR_MIN_ELEMS / n.max(1)).max(1) * n;
-            let partials: Vec<Vec<T>> = x
-                .par_chunks(chunk.max(1))
-                .map(|c| {
-                    let mut acc = vec![T::zero(); n];
-                    simd(|| {
-                        for row in c.chunks(n) {
-                            for (a, &v) in acc.iter_mut().zip(row) {
-                                *a = *a + v;
-                            }
-                        }
-                    });
-                    acc
-                })
-                .collect();
-            let mut out = vec![T::zero(); n];
-            for p in partials {
-                for (a, v) in out.iter_mut().zip(p) {
-                    *a = *a + v;
+/// The forward kernel of `SumRows`.
+fn sum_rows_fwd<T: Elem>(_op: &SumRows, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
+    let (_, n) = l.shape().dims2()?;
+    let chunk = (PAR_MIN_ELEMS / n.max(1)).max(1) * n;
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(chunk.max(1))
+        .map(|c| {
+            let mut acc = vec![T::zero(); n];
+            simd(|| {
+                for row in c.chunks(n) {
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a = *a + v;
+                    }
                 }
-            }
-            Ok((T::wrap(out), Shape::from(n)))
+            });
+            acc
+        })
+        .collect();
+    let mut out = vec![T::zero(); n];
+    for p in partials {
+        for (a, v) in out.iter_mut().zip(p) {
+            *a = *a + v;
         }
-        dispatch!(s, run(s, l))
     }
+    Ok((T::wrap(out), Shape::from(n)))
 }
 
 /// The kernel on CPU tensors.

@@ -1,7 +1,7 @@
 //! Softmax over the last dimension, and the attention probabilities softmax(scale · x + mask
 //! bias), as fused CPU kernels with their backward.
 
-use super::kernel::{contiguous, dispatch, map_rows, simd, softmax_row, Elem};
+use super::kernel::{contiguous, cpu_op1, dispatch, map_rows, simd, softmax_row, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -11,37 +11,36 @@ use rayon::prelude::*;
 pub(super) struct SoftmaxLastDim;
 
 impl CustomOp1 for SoftmaxLastDim {
-    fn name(&self) -> &'static str {
-        "pt-softmax-last-dim"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Elem>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-            let src = contiguous::<T>(s, l, "softmax")?;
-            let n = l.dims().last().copied().unwrap_or(1);
-            let dst = map_rows(src, n, |x, y| {
-                let max = x.iter().copied().fold(T::neg_infinity(), T::max);
-                let mut sum = T::zero();
-                for (yi, &xi) in y.iter_mut().zip(x) {
-                    let e = (xi - max).exp_fast();
-                    *yi = e;
-                    sum = sum + e;
-                }
-                let inv = T::one() / sum;
-                for yi in y.iter_mut() {
-                    *yi = *yi * inv;
-                }
-            });
-            Ok((T::wrap(dst), l.shape().clone()))
-        }
-        dispatch!(s, run(s, l))
-    }
+    cpu_op1!("pt-softmax-last-dim", SoftmaxLastDim, softmax_fwd);
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // dx = y * (g - sum(g * y))
         let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
         Ok(Some((res * grad.broadcast_sub(&dot)?)?))
     }
+}
+
+/// The forward kernel of `SoftmaxLastDim`.
+fn softmax_fwd<T: Elem>(
+    _op: &SoftmaxLastDim,
+    src: &[T],
+    l: &Layout,
+) -> Result<(CpuStorage, Shape)> {
+    let n = l.dims().last().copied().unwrap_or(1);
+    let dst = map_rows(src, n, |x, y| {
+        let max = x.iter().copied().fold(T::neg_infinity(), T::max);
+        let mut sum = T::zero();
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            let e = (xi - max).exp_fast();
+            *yi = e;
+            sum = sum + e;
+        }
+        let inv = T::one() / sum;
+        for yi in y.iter_mut() {
+            *yi = *yi * inv;
+        }
+    });
+    Ok((T::wrap(dst), l.shape().clone()))
 }
 
 // ---------------------------------------------------------------------------------------------
