@@ -49,7 +49,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     })?;
     let mut tr = Trainer::new(recipe, args.resume.as_deref())?;
     let (rank, world) = tr.rank();
-    eprintln!("rank {rank} of {world}");
+    // One write per line: the ranks share the launcher's stderr, and a formatted eprintln! may
+    // reach it in pieces that interleave with another rank's.
+    let _ = std::io::stderr().write_all(format!("rank {rank} of {world}\n").as_bytes());
     // Rank 0 reports; the other ranks train in silence.
     let quiet = args.quiet || rank > 0;
     let stop = Arc::new(AtomicBool::new(false));
