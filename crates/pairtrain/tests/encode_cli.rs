@@ -59,16 +59,7 @@ fn encode_reproduces_golden_embeddings_in_input_order() {
     let out_jsonl = dir.path().join("emb.jsonl");
     let out_npy = dir.path().join("emb.npy");
     for out in [&out_jsonl, &out_npy] {
-        let o = pairtrain(&[
-            "encode",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let o = encode(&model, &input, out, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let text = std::fs::read_to_string(&out_jsonl).unwrap();
@@ -105,18 +96,7 @@ fn encode_reads_txt_one_text_per_line() {
     let body: Vec<&str> = picked.iter().map(|r| r.text.as_str()).collect();
     std::fs::write(&input, body.join("\n") + "\n").unwrap();
     let out = dir.path().join("out.npy");
-    let o = pairtrain(&[
-        "encode",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--batch-size",
-        "7",
-        "--quiet",
-    ]);
+    let o = encode(&model, &input, &out, &["--batch-size", "7"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (shape, data) = read_npy_f32(&out);
     assert_eq!(shape, vec![picked.len(), 384]);
@@ -141,8 +121,9 @@ fn model_copy(dst: &Path) {
     std::fs::copy(src.join("model.safetensors"), dst.join("model.safetensors")).unwrap();
 }
 
-fn encode_small(model: &Path, input: &Path, out: &Path) -> Output {
-    pairtrain(&[
+/// `pairtrain encode --quiet` of `input` with `model` into `out`, plus `extra` flags.
+fn encode(model: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "encode",
         "--model",
         model.to_str().unwrap(),
@@ -151,7 +132,9 @@ fn encode_small(model: &Path, input: &Path, out: &Path) -> Output {
         "--output",
         out.to_str().unwrap(),
         "--quiet",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    pairtrain(&args)
 }
 
 #[test]
@@ -164,7 +147,7 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
 
     // A missing model folder.
     let missing = d.join("no-such-model");
-    let o = encode_small(&missing, &good_input, &out);
+    let o = encode(&missing, &good_input, &out, &[]);
     assert_fails_with(&o, &["no-such-model", "not found"]);
 
     // A truncated model.safetensors.
@@ -178,7 +161,7 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let o = encode_small(&m, &good_input, &out);
+    let o = encode(&m, &good_input, &out, &[]);
     assert_fails_with(&o, &["model.safetensors"]);
 
     // A config.json with an unknown model_type.
@@ -190,7 +173,7 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
         cfg.replace("\"bert\"", "\"gpt-neo-x\""),
     )
     .unwrap();
-    let o = encode_small(&m, &good_input, &out);
+    let o = encode(&m, &good_input, &out, &[]);
     assert_fails_with(&o, &["config.json", "unknown model_type", "gpt-neo-x"]);
 
     let model = minilm_dir();
@@ -201,14 +184,14 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
         "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\n",
     )
     .unwrap();
-    let o = encode_small(&model, &bad_json, &out);
+    let o = encode(&model, &bad_json, &out, &[]);
     assert_fails_with(&o, &["bad.jsonl:3", "invalid JSON"]);
 
     // A missing field and a non-string field.
     let no_field = d.join("nofield.jsonl");
     std::fs::write(&no_field, "{\"text\": \"a\"}\n{\"body\": \"b\"}\n").unwrap();
     assert_fails_with(
-        &encode_small(&model, &no_field, &out),
+        &encode(&model, &no_field, &out, &[]),
         &["nofield.jsonl:2", "text"],
     );
 
@@ -216,13 +199,13 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
     let bad_txt = d.join("latin1.txt");
     std::fs::write(&bad_txt, b"fine\ncaf\xe9 au lait\n").unwrap();
     assert_fails_with(
-        &encode_small(&model, &bad_txt, &out),
+        &encode(&model, &bad_txt, &out, &[]),
         &["latin1.txt:2", "UTF-8"],
     );
     let bad_jl = d.join("latin1.jsonl");
     std::fs::write(&bad_jl, b"{\"text\": \"ok\"}\n{\"text\": \"caf\xe9\"}\n").unwrap();
     assert_fails_with(
-        &encode_small(&model, &bad_jl, &out),
+        &encode(&model, &bad_jl, &out, &[]),
         &["latin1.jsonl:2", "UTF-8"],
     );
 
@@ -245,20 +228,7 @@ fn encode_device_and_dtype_flags() {
         .collect();
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let out = dir.path().join("out.npy");
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "encode",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--quiet",
-        ];
-        args.extend_from_slice(extra);
-        pairtrain(&args)
-    };
+    let run = |extra: &[&str]| encode(&model, &input, &out, extra);
     if !cfg!(feature = "cuda") {
         let o = run(&["--device", "cuda:0"]);
         assert_fails_with(&o, &["built without CUDA support", "scripts/build-cuda"]);
