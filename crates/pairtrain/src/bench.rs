@@ -271,7 +271,7 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();
     for i in 0..=a.steps.max(1) {
-        sync(&device)?;
+        device.synchronize()?;
         let t = Instant::now();
         train::step::step(
             &m,
@@ -284,7 +284,8 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
             2e-5,
             1.0,
         )?;
-        sync(&device)?;
+        // The device's queued work, so the timer measures it (a no-op on the CPU).
+        device.synchronize()?;
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -314,9 +315,4 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Waits for the device's queued work, so a timer measures it (a no-op on the CPU).
-pub fn sync(device: &candle_core::Device) -> Result<()> {
-    Ok(device.synchronize()?)
 }

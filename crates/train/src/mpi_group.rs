@@ -37,9 +37,7 @@ impl MpiGroup {
             _universe: universe,
         })
     }
-}
 
-impl MpiGroup {
     fn count(&self, bytes: usize, since: Instant) {
         let mut t = self.traffic.get();
         t.bytes += bytes as u64;

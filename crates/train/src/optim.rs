@@ -73,6 +73,12 @@ impl AdamW {
         let b2 = c.beta2 as f32 as f64;
         let omb2 = (1.0 - c.beta2) as f32 as f64;
         let eps = c.eps as f32 as f64;
+        // A true division by √bc2 (not a multiply by its inverse), as PyTorch rounds; one scalar
+        // per step on the parameters' device.
+        let Some((_, first)) = self.vars.first() else {
+            return Ok(());
+        };
+        let bc2_t = Tensor::new(bc2_sqrt, first.device())?;
         for (i, (name, var)) in self.vars.iter().enumerate() {
             let p = var.as_tensor().detach().to_dtype(DType::F32)?;
             let g = match &grads[i] {
@@ -86,8 +92,6 @@ impl AdamW {
             let m = ((&g - &self.m[i])?.affine(b1w, 0.0)? + &self.m[i])?;
             // addcmul_(g, g, value = 1 − β2): v·β2 + ((1 − β2)·g)·g
             let v = (self.v[i].affine(b2, 0.0)? + (g.affine(omb2, 0.0)? * &g)?)?;
-            // A true division by √bc2 (not a multiply by its inverse), as PyTorch rounds.
-            let bc2_t = Tensor::new(bc2_sqrt, var.device())?;
             let denom = v.sqrt()?.broadcast_div(&bc2_t)?.affine(1.0, eps)?;
             let p = (p + (m.affine(-step_size, 0.0)? / &denom)?)?;
             var.set(&p.to_dtype(var.dtype())?)?;

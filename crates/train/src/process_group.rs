@@ -1,6 +1,6 @@
-//! The processes of one run and the two collectives the training step needs. One process is
-//! rank 0 of 1 and both collectives are no-ops; a multi-process backend (MPI, NCCL) implements
-//! the same trait.
+//! The processes of one run and the collectives the training loop needs (the step's gather and
+//! all-reduce, and agreement checks). One process is rank 0 of 1 and every collective is a
+//! no-op; a multi-process backend (MPI, NCCL) implements the same trait.
 
 use anyhow::Result;
 use candle_core::Tensor;
