@@ -236,6 +236,9 @@ pub struct RunStats {
     /// Bad records passed over under `--on-bad-record skip`, by reason, with the first places.
     pub skipped: pairs::SkipCounts,
     pub bytes_in: u64,
+    /// The Wikipedia edition(s) mined (`de`, or `de-fr` for cross-language pairs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     pub seconds: f64,
     pub bytes_per_s: f64,
     pub rows_per_s: f64,

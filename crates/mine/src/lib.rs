@@ -7,8 +7,11 @@
 
 pub mod html;
 pub mod io;
+pub mod langcodes;
 pub mod reddit;
+pub mod siteinfo;
 pub mod spill;
 pub mod stackexchange;
 pub mod wikipedia;
+pub mod wikipedia_langlinks;
 pub mod wikitext;

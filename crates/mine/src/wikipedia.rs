@@ -1,6 +1,7 @@
 //! Wikipedia: (title, intro) pairs and same-category intro pairs from a pages-articles
-//! .xml.bz2 dump. Articles only (namespace 0), no redirects or disambiguation pages; intros are
-//! cleaned to plain text (see `wikitext`).
+//! .xml.bz2 dump of any language. Articles only (namespace 0), no redirects or disambiguation
+//! pages; intros are cleaned to plain text (see `wikitext`). Namespace names (which links are
+//! categories, files, …) come from the dump's siteinfo (see `siteinfo`).
 //!
 //! With the multistream variant and its index (`…-multistream-index.txt.bz2`, found beside the
 //! dump or given), the dump is cut at the bzip2 stream offsets the index lists and the pieces
@@ -14,6 +15,7 @@
 //! categories do not dominate. The intros of the chosen pairs are read back in file order.
 
 use crate::io::{io_err, open_input, Common, MineError, Result, RunStats, ShardWriter};
+use crate::siteinfo::{Namespaces, SiteInfo};
 use crate::spill::{partitions_for, read_partition, ScratchDir, SpillWriter};
 use crate::wikitext;
 use pairs::BadRowPolicy;
@@ -34,6 +36,8 @@ pub struct Options {
     pub index: Option<PathBuf>,
     pub partitions: usize,
     pub seed: u64,
+    /// Keep each article's interlanguage links (for cross-language pairs).
+    pub langlinks: bool,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             index: None,
             partitions: 64,
             seed: 1,
+            langlinks: false,
         }
     }
 }
@@ -53,7 +58,11 @@ impl Default for Options {
 struct Page {
     title: String,
     ns: String,
+    /// The page id (not a revision's or contributor's).
+    id: String,
     redirect: bool,
+    /// `<redirect title="…"/>`: where a redirect leads.
+    redirect_to: Option<String>,
     text: String,
 }
 
@@ -66,9 +75,18 @@ struct Member {
 
 /// An article kept: title, clean intro, categories.
 pub struct Article {
+    pub id: Option<u64>,
     pub title: String,
     pub intro: String,
     pub categories: Vec<String>,
+    /// Interlanguage links (edition, title), when `Options::langlinks`.
+    pub langlinks: Vec<(&'static str, String)>,
+}
+
+/// What a page of the article namespace gives.
+pub enum Entry {
+    Article(Article),
+    Redirect { title: String, target: String },
 }
 
 /// Parses the pages of an XML fragment (a whole dump or a run of multistream streams).
@@ -87,6 +105,7 @@ fn parse_pages(
     let mut buf = Vec::with_capacity(1 << 16);
     let mut page: Option<Page> = None;
     let mut field: Option<&'static str> = None;
+    let mut in_revision = false;
     let mut pages = 0u64;
     loop {
         let ev = match r.read_event_into(&mut buf) {
@@ -116,12 +135,20 @@ fn parse_pages(
                 "page" => page = Some(Page::default()),
                 "title" => field = Some("title"),
                 "ns" => field = Some("ns"),
+                "id" if !in_revision => field = Some("id"),
+                "revision" => in_revision = true,
                 "text" => field = Some("text"),
                 _ => {}
             },
             Event::Empty(e) if e.name().as_ref() == "redirect" => {
                 if let Some(p) = page.as_mut() {
                     p.redirect = true;
+                    p.redirect_to = e
+                        .try_get_attribute("title")
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok())
+                        .map(|v| v.into_owned());
                 }
             }
             Event::Text(t) => push(&mut page, field, &t.xml_content(XmlVersion::Implicit1_0)),
@@ -153,7 +180,8 @@ fn parse_pages(
                         }
                     }
                 }
-                "title" | "ns" | "text" => field = None,
+                "title" | "ns" | "id" | "text" => field = None,
+                "revision" => in_revision = false,
                 _ => {}
             },
             Event::Eof => return Ok(()),
@@ -168,14 +196,20 @@ fn push(page: &mut Option<Page>, field: Option<&'static str>, s: &str) {
         match f {
             "title" => p.title.push_str(s),
             "ns" => p.ns.push_str(s),
+            "id" => p.id.push_str(s),
             _ => p.text.push_str(s),
         }
     }
 }
 
-/// The article a page gives, or why it gives none.
-fn article(p: Page, o: &Options, stats: &mut RunStats) -> Option<Article> {
-    if p.ns.trim() != "0" {
+/// The article or redirect a page gives, or why it gives none (counted).
+fn entry(p: Page, o: &Options, ns: &Namespaces, stats: &mut RunStats) -> Option<Entry> {
+    // Dumps before export schema 0.5 have no <ns>: the title's prefix says it.
+    let in_articles = match p.ns.trim() {
+        "" => ns.of_title(&p.title) == 0,
+        n => n == "0",
+    };
+    if !in_articles {
         stats.filter("not an article (namespace)");
         return None;
     }
@@ -186,22 +220,61 @@ fn article(p: Page, o: &Options, stats: &mut RunStats) -> Option<Article> {
             .starts_with("#redirect")
     {
         stats.filter("redirect");
-        return None;
+        return p.redirect_to.map(|target| Entry::Redirect {
+            title: p.title,
+            target,
+        });
     }
     if wikitext::is_disambiguation(&p.title, &p.text) {
         stats.filter("disambiguation page");
         return None;
     }
-    let intro = wikitext::clean(wikitext::intro(&p.text));
+    let intro = wikitext::clean(wikitext::intro(&p.text), ns);
     if intro.chars().count() < o.min_intro {
         stats.filter("intro shorter than the minimum");
         return None;
     }
-    Some(Article {
-        categories: wikitext::categories(&p.text),
+    Some(Entry::Article(Article {
+        id: p.id.trim().parse().ok(),
+        categories: wikitext::categories(&p.text, ns),
+        langlinks: if o.langlinks {
+            wikitext::langlinks(&p.text, ns)
+        } else {
+            Vec::new()
+        },
         title: p.title,
         intro,
-    })
+    }))
+}
+
+/// Every article and redirect of a dump, in dump order, on `c.threads` threads when the dump
+/// is multistream with an index.
+pub fn scan(
+    dump: &Path,
+    o: &Options,
+    c: &Common,
+    site: &SiteInfo,
+    counters: &crate::io::Counters,
+    stats: &mut RunStats,
+    keep: &mut dyn FnMut(Entry, &mut RunStats) -> Result<()>,
+) -> Result<()> {
+    let index = o.index.clone().or_else(|| find_index(dump));
+    match index {
+        Some(index) if c.threads > 1 => {
+            let ranges = stream_ranges(dump, &index, c)?;
+            parallel_streams(dump, &ranges, o, c, site, counters, stats, keep)
+        }
+        _ => {
+            let r = open_input(dump, counters.clone())?;
+            let ns = &site.namespaces;
+            parse_pages(dump, r, c.policy, stats, c.limit, |p, st| {
+                match entry(p, o, ns, st) {
+                    Some(e) => keep(e, st),
+                    None => Ok(()),
+                }
+            })
+        }
+    }
 }
 
 /// The intros scratch file, read at given offsets.
@@ -298,6 +371,7 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
             return Ok(done);
         }
     }
+    let site = crate::siteinfo::read(dump)?;
     let work = ScratchDir::new(dir.join(".spill"))?;
     // Categories spill a few dozen bytes per article: about 1/100 of the dump.
     let size = std::fs::metadata(dump).map_err(io_err(dump))?.len();
@@ -309,10 +383,12 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
     let mut titles = ShardWriter::new(&dir, "title_intro", c.compression, c.shard_bytes);
     let mut stats = RunStats {
         inputs,
+        language: site.language.clone(),
         ..Default::default()
     };
     let (counters, own) = c.counters();
-    let mut keep = |a: Article, _: &mut RunStats| -> Result<()> {
+    let mut keep = |e: Entry, _: &mut RunStats| -> Result<()> {
+        let Entry::Article(a) = e else { return Ok(()) };
         titles.write(&[&a.title, &a.intro])?;
         if a.categories.is_empty() {
             return Ok(());
@@ -333,27 +409,7 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
         intros_at += line.len() as u64;
         Ok(())
     };
-    let index = o.index.clone().or_else(|| find_index(dump));
-    match index {
-        Some(index) if c.threads > 1 => {
-            let ranges = stream_ranges(dump, &index, c)?;
-            parallel_streams(dump, &ranges, o, c, &counters, &mut stats, &mut keep)?;
-        }
-        _ => {
-            let r = open_input(dump, counters.clone())?;
-            parse_pages(
-                dump,
-                r,
-                c.policy,
-                &mut stats,
-                c.limit,
-                |p, st| match article(p, o, st) {
-                    Some(a) => keep(a, st),
-                    None => Ok(()),
-                },
-            )?;
-        }
-    }
+    scan(dump, o, c, &site, &counters, &mut stats, &mut keep)?;
     let parts = spill.parts();
     spill.finish()?;
     std::io::Write::flush(&mut intros).map_err(io_err(&intros_path))?;
@@ -410,16 +466,18 @@ pub fn mine_dump(dump: &Path, o: &Options, c: &Common) -> Result<RunStats> {
     Ok(stats)
 }
 
-/// Decompresses and parses groups of streams on `c.threads` threads, handing articles to `keep`
+/// Decompresses and parses groups of streams on `c.threads` threads, handing entries to `keep`
 /// in dump order.
+#[allow(clippy::too_many_arguments)]
 fn parallel_streams(
     dump: &Path,
     ranges: &[(u64, u64)],
     o: &Options,
     c: &Common,
+    site: &SiteInfo,
     counters: &crate::io::Counters,
     stats: &mut RunStats,
-    keep: &mut dyn FnMut(Article, &mut RunStats) -> Result<()>,
+    keep: &mut dyn FnMut(Entry, &mut RunStats) -> Result<()>,
 ) -> Result<()> {
     // About 10 streams (1,000 pages) per task.
     let groups: Vec<(u64, u64)> = ranges
@@ -435,7 +493,7 @@ fn parallel_streams(
             let mut st = RunStats::default();
             let mut arts = Vec::new();
             parse_pages(dump, dec, c.policy, &mut st, None, |p, st| {
-                if let Some(a) = article(p, o, st) {
+                if let Some(a) = entry(p, o, &site.namespaces, st) {
                     arts.push(a);
                 }
                 Ok(())

@@ -1,5 +1,9 @@
 //! Wikitext to plain text, for article intros: templates, references, tables, files and
-//! comments removed, links replaced by their text, bold/italic marks and HTML tags dropped.
+//! comments removed, links replaced by their text, bold/italic marks, magic words and HTML tags
+//! dropped. Namespaces are the wiki's own (see `siteinfo`): `[[Datei:…]]` is a file on the German
+//! Wikipedia, `[[Kategoreja:…]]` a category on the Latgalian one.
+
+use crate::siteinfo::{Namespaces, CATEGORY, FILE, MEDIA};
 
 /// The intro: everything before the first section heading.
 pub fn intro(text: &str) -> &str {
@@ -13,25 +17,70 @@ pub fn intro(text: &str) -> &str {
     text
 }
 
-/// `[[Category:Name|sort key]]` names, in order, without duplicates.
-pub fn categories(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// Every `[[prefix:rest]]` link of a page (not `[[:prefix:…]]`, which shows as text), not
+/// nested: categories and interlanguage links stand on their own.
+fn prefixed_links(text: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = text;
-    while let Some(i) = rest.find("[[") {
+    std::iter::from_fn(move || loop {
+        let i = rest.find("[[")?;
         rest = &rest[i + 2..];
-        let Some(end) = rest.find("]]") else { break };
+        let end = rest.find("]]")?;
         let inner = &rest[..end];
-        if let Some((ns, name)) = inner.split_once(':') {
-            if ns.trim().eq_ignore_ascii_case("category") {
-                let name = name
-                    .split('|')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .replace('_', " ");
-                if !name.is_empty() && !out.contains(&name) {
-                    out.push(name);
-                }
+        if let Some((prefix, name)) = inner.split_once(':') {
+            if !prefix.is_empty() && !prefix.contains('[') {
+                return Some((prefix, name));
+            }
+        }
+    })
+}
+
+/// A title as MediaWiki compares them: `_` as space, runs of spaces as one, first letter upper
+/// case (every Wikipedia capitalizes the first letter of titles), no `#section`.
+pub fn normalize_title(t: &str) -> String {
+    let t = t.split('#').next().unwrap_or("");
+    let t = t.replace('_', " ");
+    let mut words = t.split_whitespace();
+    let mut out = String::with_capacity(t.len());
+    if let Some(w) = words.next() {
+        let mut cs = w.chars();
+        if let Some(c) = cs.next() {
+            out.extend(c.to_uppercase());
+            out.push_str(cs.as_str());
+        }
+    }
+    for w in words {
+        out.push(' ');
+        out.push_str(w);
+    }
+    out
+}
+
+/// Category names of a page (`[[Category:Name|sort key]]`, `[[Kategorie:Name]]`: any name the
+/// wiki gives namespace 14), in order, without duplicates.
+pub fn categories(text: &str, ns: &Namespaces) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (prefix, rest) in prefixed_links(text) {
+        if ns.key_of(prefix) == Some(CATEGORY) {
+            let name = normalize_title(rest.split('|').next().unwrap_or(""));
+            if !name.is_empty() && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The interlanguage links of a page: (edition code, title), `[[de:Berg]]` → ("de", "Berg").
+pub fn langlinks(text: &str, ns: &Namespaces) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for (prefix, rest) in prefixed_links(text) {
+        if ns.key_of(prefix).is_some() {
+            continue;
+        }
+        if let Some(code) = crate::langcodes::canonical(prefix) {
+            let title = normalize_title(rest.split('|').next().unwrap_or(""));
+            if !title.is_empty() && !out.iter().any(|(c, _)| *c == code) {
+                out.push((code, title));
             }
         }
     }
@@ -57,7 +106,7 @@ pub fn is_disambiguation(title: &str, text: &str) -> bool {
 }
 
 /// Removes every balanced `open … close` span (nested ones too). An unclosed opener removes
-/// the rest, as MediaWiki shows broken markup as nothing useful either.
+/// the rest, and a stray closer goes, as MediaWiki shows broken markup as nothing useful either.
 fn remove_nested(s: &str, open: &str, close: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut depth = 0usize;
@@ -67,8 +116,9 @@ fn remove_nested(s: &str, open: &str, close: &str) -> String {
         if s[i..].starts_with(open) {
             depth += 1;
             i += open.len();
-        } else if depth > 0 && s[i..].starts_with(close) {
-            depth -= 1;
+        } else if s[i..].starts_with(close) {
+            // A closer without its opener is broken markup too: not text.
+            depth = depth.saturating_sub(1);
             i += close.len();
         } else {
             let ch = s[i..].chars().next().expect("in bounds");
@@ -118,47 +168,136 @@ fn remove_element(s: &str, tag: &str) -> String {
     out
 }
 
-const DROP_NAMESPACES: &[&str] = &["file", "image", "category", "media"];
+/// The byte length of `s` up to and including the `]]` that closes a `[[` just before it,
+/// counting links nested inside (file captions); None when it is never closed.
+fn link_end(s: &str) -> Option<usize> {
+    let mut depth = 1;
+    let mut j = 0;
+    while j < s.len() {
+        if s[j..].starts_with("[[") {
+            depth += 1;
+            j += 2;
+        } else if s[j..].starts_with("]]") {
+            depth -= 1;
+            j += 2;
+            if depth == 0 {
+                return Some(j);
+            }
+        } else {
+            j += s[j..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    None
+}
 
-/// `[[target|text]]` → text, `[[target]]` → target; files, images and categories removed;
-/// interlanguage links (`[[fr:…]]`) removed.
-fn links(s: &str) -> String {
+/// Splits a link at its first `|` outside nested links: (target, label).
+fn split_label(inner: &str) -> (&str, Option<&str>) {
+    let mut depth = 0usize;
+    let b = inner.as_bytes();
+    let mut j = 0;
+    // Bytes, not chars: the markup is ASCII and never inside a multi-byte character.
+    while j < b.len() {
+        if b[j..].starts_with(b"[[") {
+            depth += 1;
+            j += 2;
+        } else if b[j..].starts_with(b"]]") {
+            depth = depth.saturating_sub(1);
+            j += 2;
+        } else {
+            if b[j] == b'|' && depth == 0 {
+                return (&inner[..j], Some(&inner[j + 1..]));
+            }
+            j += 1;
+        }
+    }
+    (inner, None)
+}
+
+/// What a link shows in the text, None for links shown elsewhere or not at all: files, media
+/// and categories (any local name), and interlanguage links (`[[de:…]]`, `[[fiu-vro:…]]`, also
+/// empty ones).
+fn link_text(inner: &str, ns: &Namespaces) -> Option<String> {
+    // `[[:Category:X]]` and `[[:de:X]]` are ordinary links to those pages.
+    let colon = inner.starts_with(':');
+    let inner = inner.strip_prefix(':').unwrap_or(inner);
+    let (target, label) = split_label(inner);
+    let prefix = target.split_once(':').map(|(p, _)| p);
+    if let Some(p) = prefix.filter(|_| !colon) {
+        match ns.key_of(p) {
+            Some(FILE | CATEGORY | MEDIA) => return None,
+            Some(_) => {}
+            None if crate::langcodes::canonical(p).is_some() => return None,
+            None => {}
+        }
+    }
+    Some(match label {
+        Some(l) if !l.trim().is_empty() => links(l, ns),
+        // The pipe trick: `[[Paris (France)|]]` shows "Paris".
+        Some(_) => {
+            let t = match prefix {
+                Some(p) if ns.key_of(p).is_some() => &target[p.len() + 1..],
+                _ => target,
+            };
+            match t.find(" (") {
+                Some(i) if t.trim_end().ends_with(')') => t[..i].to_string(),
+                _ => t.to_string(),
+            }
+        }
+        None => target.to_string(),
+    })
+}
+
+/// `[[target|text]]` → text, `[[target]]` → target; see `link_text` for what is removed.
+fn links(s: &str, ns: &Namespaces) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find("[[") {
+    loop {
+        let open = rest.find("[[");
+        let stray = rest.find("]]").filter(|&j| open.is_none_or(|i| j < i));
+        if let Some(j) = stray {
+            // The end of a link whose start was cut away: markup, not text.
+            out.push_str(&rest[..j]);
+            rest = &rest[j + 2..];
+            continue;
+        }
+        let Some(i) = open else { break };
         out.push_str(&rest[..i]);
         rest = &rest[i + 2..];
-        // Find the matching "]]", allowing links nested inside (file captions).
-        let (mut depth, mut j) = (1, 0);
-        let b = rest.as_bytes();
-        while j + 1 < b.len() + 1 && depth > 0 {
-            if rest[j..].starts_with("[[") {
-                depth += 1;
-                j += 2;
-            } else if rest[j..].starts_with("]]") {
-                depth -= 1;
-                j += 2;
-            } else if j < b.len() {
-                j += rest[j..].chars().next().map_or(1, char::len_utf8);
-            } else {
-                break;
-            }
-        }
-        if depth > 0 {
+        let Some(end) = link_end(rest) else {
             return out;
+        };
+        if let Some(t) = link_text(&rest[..end - 2], ns) {
+            out.push_str(&t);
         }
-        let inner = &rest[..j - 2];
-        rest = &rest[j..];
-        if let Some((ns, _)) = inner.split_once(':') {
-            let ns = ns.trim().to_ascii_lowercase();
-            if DROP_NAMESPACES.contains(&ns.as_str())
-                || (ns.len() <= 3 && ns.chars().all(|c| c.is_ascii_lowercase()) && !ns.is_empty())
-            {
-                continue;
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Removes behaviour switches (`__NOTOC__`, `__KEINVERZEICHNIS__`, `__БЕЗ_ОГЛАВЛЕНИЯ__`): two
+/// underscores, upper-case letters, digits or single underscores, two underscores.
+fn magic_words(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("__") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let word_len: usize = after
+            .char_indices()
+            .find(|&(_, c)| {
+                !(c == '_' || c.is_numeric() || (c.is_alphabetic() && !c.is_lowercase()))
+            })
+            .map_or(after.len(), |(k, _)| k);
+        let word = &after[..word_len];
+        // The word ends at the first "__" after at least one letter.
+        match word.find("__").filter(|&k| k > 0 && !word.starts_with('_')) {
+            Some(k) => rest = &after[k + 2..],
+            None => {
+                out.push_str("__");
+                rest = after;
             }
         }
-        let text = inner.rsplit('|').next().unwrap_or(inner);
-        out.push_str(&links(text));
     }
     out.push_str(rest);
     out
@@ -192,14 +331,15 @@ fn external_links(s: &str) -> String {
 }
 
 /// Plain text of a piece of wikitext.
-pub fn clean(text: &str) -> String {
+pub fn clean(text: &str, ns: &Namespaces) -> String {
     let s = remove_nested(text, "<!--", "-->");
     let s = remove_element(&s, "ref");
     let s = remove_element(&s, "gallery");
     let s = remove_nested(&s, "{{", "}}");
     let s = remove_nested(&s, "{|", "|}");
-    let s = links(&s);
+    let s = links(&s, ns);
     let s = external_links(&s);
+    let s = magic_words(&s);
     let s = s.replace("'''", "").replace("''", "");
     let s = crate::html::html_to_text(&s);
     let s = empty_parentheses(&s).replace(" ,", ",").replace(" .", ".");
@@ -239,6 +379,10 @@ fn empty_parentheses(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn clean(s: &str) -> String {
+        super::clean(s, &Namespaces::default())
+    }
+
     #[test]
     fn intro_is_cleaned() {
         let w = "{{Infobox person|name=X|birth={{birth date|1900|1|1}}}}\n\
@@ -264,12 +408,30 @@ mod tests {
     #[test]
     fn categories_and_disambiguation() {
         let w = "x [[Category:Living people|Doe]] [[Category:Poets]] [[category:Poets]]";
-        assert_eq!(categories(w), ["Living people", "Poets"]);
+        assert_eq!(
+            categories(w, &Namespaces::default()),
+            ["Living people", "Poets"]
+        );
         assert!(is_disambiguation("Mercury (disambiguation)", ""));
         assert!(is_disambiguation(
             "Mercury",
             "'''Mercury''' may be:\n{{Disambiguation}}"
         ));
         assert!(!is_disambiguation("Mercury", "a planet"));
+    }
+
+    #[test]
+    fn links_switches_and_interlanguage() {
+        assert_eq!(
+            clean("[[Paris (France)|]] and [[Help:Contents|]] [[:Category:Poets|poets]] __NOTOC__"),
+            "Paris and Contents poets"
+        );
+        assert_eq!(clean("a __init__ b __ c"), "a __init__ b __ c");
+        assert_eq!(clean("x [[simple:X]] [[nb:Y]] [[wikt:word|word]] [[zh-min-nan:]]"), "x word");
+        let ns = Namespaces::default();
+        assert_eq!(
+            langlinks("[[de:Berg_hoch#x]] [[DE:Other]] [[sgs:Kalns]] [[:fr:Mont]]", &ns),
+            [("de", "Berg hoch".to_string()), ("bat-smg", "Kalns".to_string())]
+        );
     }
 }

@@ -2,14 +2,12 @@
 //! (checked independently against the fixtures with Python's xml.etree and html modules), and
 //! bad input reported by file and offset or counted.
 
-use mine::io::{Common, Compression, RunStats};
+mod common;
+
+use common::{common, filtered, fixture, rows};
 use pairs::BadRowPolicy;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-fn shared() -> PathBuf {
-    test_support::shared_dir()
-}
+use std::path::Path;
 
 /// Every file and folder under `dir`.
 fn walk(dir: &Path) -> Vec<String> {
@@ -24,49 +22,6 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
-}
-
-fn fixture(p: &str) -> PathBuf {
-    shared().join("fixtures").join(p)
-}
-
-fn common(out: &Path) -> Common {
-    Common {
-        out: out.to_path_buf(),
-        compression: Compression::Gzip,
-        shard_bytes: 1 << 30,
-        limit: None,
-        policy: BadRowPolicy::Error,
-        threads: 2,
-        force: false,
-        bytes: Default::default(),
-    }
-}
-
-/// Every row of every shard of `<dir>/<name>-*.jsonl.gz`.
-fn rows(dir: &Path, name: &str) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let f = p.file_name().unwrap().to_string_lossy();
-            f.starts_with(&format!("{name}-")) && f.ends_with(".jsonl.gz")
-        })
-        .collect();
-    shards.sort();
-    for s in shards {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(s).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
-        out.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
-    }
-    out
-}
-
-fn filtered(s: &RunStats, k: &str) -> u64 {
-    s.filtered.get(k).copied().unwrap_or(0)
 }
 
 #[test]
@@ -677,6 +632,10 @@ fn cleaners_survive_random_markup() {
         ":",
         "File:",
         "Category:",
+        "de:",
+        "__",
+        "__NOTOC__",
+        "_",
         "&amp;",
         "&#x1F600;",
         "&#99999999;",
@@ -696,16 +655,18 @@ fn cleaners_survive_random_markup() {
         "<gallery>",
         "(; )",
     ];
+    let ns = mine::siteinfo::Namespaces::default();
     let mut rng = pairs::rng::Rng::new(11);
     for _ in 0..3000 {
         let n = rng.below(40) as usize;
         let s: String = (0..n)
             .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
             .collect();
-        let w = mine::wikitext::clean(mine::wikitext::intro(&s));
+        let w = mine::wikitext::clean(mine::wikitext::intro(&s), &ns);
         // Never more text than went in (cleaning only removes and unwraps).
         assert!(w.len() <= s.len() + 4, "{s:?} → {w:?}");
-        let _ = mine::wikitext::categories(&s);
+        let _ = mine::wikitext::categories(&s, &ns);
+        let _ = mine::wikitext::langlinks(&s, &ns);
         let _ = mine::html::html_to_text(&s);
         for max in [0, 1, 2, 9, 127] {
             assert!(mine::reddit::trim(&s, max).chars().count() <= max);

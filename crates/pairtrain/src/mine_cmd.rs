@@ -21,8 +21,23 @@ pub enum MineCmd {
     /// Reddit comment dumps (NDJSON: plain, .zst, .bz2, .xz, .gz) to context/response pairs by
     /// PolyAI's rules, split 90/10 into train-* and test-* by thread.
     Reddit(RedditArgs),
-    /// Wikipedia pages-articles .xml.bz2: (title, intro) and same-category intro pairs.
+    /// Wikipedia pages-articles .xml.bz2 of any language: (title, intro) and same-category
+    /// intro pairs.
+    ///
+    /// Namespace names (`Kategorie:`, `Fichier:`, …) come from the dump's <siteinfo>; check
+    /// what was recognized with --lang-report.
     Wikipedia(WikiArgs),
+    /// Cross-language pairs from two Wikipedias: (intro in language A, intro of the same
+    /// article in language B), one row per article of A linked to B.
+    ///
+    /// The links come from A's langlinks table dump (--langlinks A-langlinks.sql.gz, current
+    /// dumps) or, without it, from the [[xx:Title]] links in A's wikitext (older dumps). Output:
+    /// <out>/<lang A>-<lang B>/langlinks-*.jsonl.gz with {"anchor", "positive", "titles",
+    /// "languages"}.
+    ///
+    /// Example: pairtrain mine wikipedia-langlinks --dump dewiki-pages-articles.xml.bz2
+    /// --dump frwiki-pages-articles.xml.bz2 --langlinks dewiki-langlinks.sql.gz --out pairs/
+    WikipediaLanglinks(LanglinksArgs),
     /// Write a synthetic Reddit comment dump (.ndjson.zst, threads in random order) for the
     /// Reddit miner's benchmark.
     GenerateReddit(GenRedditArgs),
@@ -116,6 +131,25 @@ pub struct WikiArgs {
     /// Skip categories with more members than this.
     #[arg(long, default_value_t = 10_000)]
     pub max_category_size: usize,
+    /// Print each dump's language and the namespace names recognized (categories, files, …)
+    /// before mining, to see at once if a dump was misread.
+    #[arg(long)]
+    pub lang_report: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LanglinksArgs {
+    /// The two pages-articles dumps: first A (whose links are followed), then B.
+    #[arg(long = "dump", required = true, num_args = 1, value_name = "DUMP")]
+    pub dumps: Vec<PathBuf>,
+    /// A's langlinks table dump (…-langlinks.sql.gz); default: the links in A's wikitext.
+    #[arg(long)]
+    pub langlinks: Option<PathBuf>,
+    /// Intros shorter than this many characters are dropped (both languages).
+    #[arg(long, default_value_t = 20)]
+    pub min_intro: usize,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -256,8 +290,38 @@ pub fn run(cmd: &MineCmd) -> Result<()> {
             })?;
             report("reddit", &r?);
         }
+        MineCmd::WikipediaLanglinks(a) => {
+            let [da, db] = a.dumps.as_slice() else {
+                bail!(
+                    "give exactly two dumps, --dump A --dump B (got {})",
+                    a.dumps.len()
+                );
+            };
+            let mut inputs = a.dumps.clone();
+            inputs.extend(a.langlinks.iter().cloned());
+            check_inputs(&inputs)?;
+            let opts = mine::wikipedia_langlinks::Options {
+                langlinks: a.langlinks.clone(),
+                wiki: mine::wikipedia::Options {
+                    min_intro: a.min_intro,
+                    partitions: a.common.partitions,
+                    ..Default::default()
+                },
+            };
+            let r = with_progress(&inputs, a.common.quiet, |bytes| {
+                mine::wikipedia_langlinks::mine(da, db, &opts, &common(&a.common, bytes))
+            })?;
+            let r = r?;
+            report(r.language.as_deref().unwrap_or("langlinks"), &r);
+        }
         MineCmd::Wikipedia(a) => {
             check_inputs(&a.inputs)?;
+            if a.lang_report {
+                for p in &a.inputs {
+                    let site = mine::siteinfo::read(p)?;
+                    eprint!("{}:\n{}", p.display(), site.report());
+                }
+            }
             let opts = mine::wikipedia::Options {
                 index: a.index.clone(),
                 pairs_per_category: a.pairs_per_category,

@@ -66,3 +66,48 @@ fn mine_commands_explain_themselves() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/file.zst: no such file"));
 }
+
+#[test]
+fn mine_wikipedia_reports_its_languages_and_namespaces() {
+    let d = tempfile::tempdir().unwrap();
+    let dump = shared_dir().join(
+        "fixtures/wikipedia/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+    );
+    let out = d.path().join("wiki");
+    let o = pairtrain(&[
+        "mine",
+        "wikipedia",
+        dump.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--lang-report",
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("language: en (dbname enwiki)")
+            && err.contains("categories: Category\n")
+            && err.contains("files: File, Image\n")
+            && err.contains("100 Portal"),
+        "{err}"
+    );
+    // The cross-language miner wants two dumps of two languages.
+    let o = pairtrain(&[
+        "mine",
+        "wikipedia-langlinks",
+        "--dump",
+        dump.to_str().unwrap(),
+        "--dump",
+        dump.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("both the en Wikipedia"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
