@@ -427,11 +427,20 @@ mod tests {
             "Paris and Contents poets"
         );
         assert_eq!(clean("a __init__ b __ c"), "a __init__ b __ c");
-        assert_eq!(clean("x [[simple:X]] [[nb:Y]] [[wikt:word|word]] [[zh-min-nan:]]"), "x word");
+        assert_eq!(
+            clean("x [[simple:X]] [[nb:Y]] [[wikt:word|word]] [[zh-min-nan:]]"),
+            "x word"
+        );
         let ns = Namespaces::default();
         assert_eq!(
-            langlinks("[[de:Berg_hoch#x]] [[DE:Other]] [[sgs:Kalns]] [[:fr:Mont]]", &ns),
-            [("de", "Berg hoch".to_string()), ("bat-smg", "Kalns".to_string())]
+            langlinks(
+                "[[de:Berg_hoch#x]] [[DE:Other]] [[sgs:Kalns]] [[:fr:Mont]]",
+                &ns
+            ),
+            [
+                ("de", "Berg hoch".to_string()),
+                ("bat-smg", "Kalns".to_string())
+            ]
         );
     }
 }

@@ -9,10 +9,12 @@ use tokenizers::{Tokenizer, TruncationParams};
 /// column's longest row, row-major `[rows, len]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenColumn {
+    /// This rank's rows, row-major `[lengths.len(), len]`.
     pub ids: Vec<u32>,
-    /// Real tokens of each row (the rest is padding).
+    /// Real tokens of each of this rank's rows (the rest is padding).
     pub lengths: Vec<u32>,
     pub len: usize,
+    /// The texts of the whole batch (every rank's rows): duplicate masking looks at all of them.
     pub texts: Vec<String>,
 }
 
@@ -32,14 +34,22 @@ impl TokenColumn {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenBatch {
     pub columns: Vec<TokenColumn>,
+    /// Where this rank's tokenized rows start in the whole batch (0 in one process).
+    pub offset: usize,
     /// The dataset of each row.
     pub dataset: Vec<usize>,
     pub duplicates_skipped: u64,
 }
 
 impl TokenBatch {
+    /// Rows of the whole batch.
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |c| c.texts.len())
+    }
+
+    /// Rows tokenized here (this rank's share).
+    pub fn local_rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.lengths.len())
     }
 
     /// Real (unpadded) tokens in the batch.
@@ -60,6 +70,8 @@ pub struct BatchTokenizer {
     multiple_of: usize,
     max_len: usize,
     fast: Option<AsciiWordPiece>,
+    /// (rank, world size): tokenize only rank's 1/world of each batch's rows.
+    shard: (usize, usize),
 }
 
 /// A shortcut through BERT-style tokenizers (BertNormalizer with clean_text, BertPreTokenizer,
@@ -287,7 +299,15 @@ impl BatchTokenizer {
             pad_id,
             multiple_of: multiple_of.max(1),
             max_len,
+            shard: (0, 1),
         })
+    }
+
+    /// Tokenizes only rank `rank` of `world`'s contiguous share of each batch's rows (padded to
+    /// that share's longest row), keeping the texts of the whole batch.
+    pub fn sharded(mut self, rank: usize, world: usize) -> Self {
+        self.shard = (rank, world.max(1));
+        self
     }
 
     /// Turns the ASCII shortcut off (to compare it with the general path).
@@ -332,9 +352,17 @@ impl BatchTokenizer {
                 texts[c].push(t);
             }
         }
+        let (rank, world) = self.shard;
+        let n = dataset.len();
+        if !n.is_multiple_of(world) {
+            return Err(TokenizeError::Shard(format!(
+                "a batch of {n} rows does not split evenly over {world} ranks"
+            )));
+        }
+        let local = rank * n / world..(rank + 1) * n / world;
         let mut columns = Vec::with_capacity(k);
         for col in texts {
-            let ids: Vec<Vec<u32>> = col
+            let ids: Vec<Vec<u32>> = col[local.clone()]
                 .iter()
                 .map(|t| self.encode(t))
                 .collect::<Result<_, _>>()?;
@@ -342,6 +370,7 @@ impl BatchTokenizer {
         }
         Ok(TokenBatch {
             columns,
+            offset: local.start,
             dataset,
             duplicates_skipped,
         })
@@ -377,4 +406,6 @@ pub enum TokenizeError {
     Setup(String),
     #[error("cannot tokenize {text:?}: {msg}")]
     Text { text: String, msg: String },
+    #[error("{0}")]
+    Shard(String),
 }

@@ -89,9 +89,9 @@ pub fn tokenizer_for(
         .with_context(|| format!("{}: cannot set up the tokenizer", tok.path().display()))
 }
 
-/// Tensors for a token batch, on the model's device (one process: its rows are the whole batch).
+/// Tensors for this rank's rows of a token batch, on the model's device.
 pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<TrainBatch> {
-    let rows = b.rows();
+    let rows = b.local_rows();
     let mut columns = Vec::with_capacity(b.columns.len());
     let mut texts = Vec::with_capacity(b.columns.len());
     for c in b.columns {
@@ -103,7 +103,7 @@ pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<Tra
     Ok(TrainBatch {
         columns,
         texts,
-        offset: 0,
+        offset: b.offset,
     })
 }
 

@@ -30,25 +30,6 @@ pub struct TrainBatch {
 }
 
 impl TrainBatch {
-    /// Rank `rank` of `world`'s share of a whole batch: its B/N rows (texts stay global).
-    pub fn split(mut self, rank: usize, world: usize) -> Result<Self> {
-        if world == 1 {
-            return Ok(self);
-        }
-        let rows = self.rows();
-        anyhow::ensure!(
-            rows.is_multiple_of(world),
-            "a batch of {rows} rows does not split evenly over {world} ranks"
-        );
-        let n = rows / world;
-        for c in &mut self.columns {
-            c.ids = c.ids.narrow(0, rank * n, n)?;
-            c.mask = c.mask.narrow(0, rank * n, n)?;
-        }
-        self.offset += rank * n;
-        Ok(self)
-    }
-
     /// This rank's rows.
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |c| c.ids.dims()[0])

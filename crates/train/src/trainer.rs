@@ -135,7 +135,9 @@ impl Trainer {
                 weight_decay: t.weight_decay,
             },
         )?;
-        let tokenizer = crate::data::batch_tokenizer(&model, t.pad_to_multiple_of)?;
+        // Every rank draws the same global batch and tokenizes only its own rows.
+        let tokenizer = crate::data::batch_tokenizer(&model, t.pad_to_multiple_of)?
+            .sharded(group.rank(), group.world_size());
         let data = crate::data::start_loader(&recipe, tokenizer)?;
         let (loss, embedding) = make_loss(&recipe);
         let mut tr = Self {
@@ -218,8 +220,7 @@ impl Trainer {
                 .entry(self.data.dataset_names()[d].clone())
                 .or_insert(0) += 1;
         }
-        let batch = crate::data::to_train_batch(&self.model, tb)?
-            .split(self.group.rank(), self.group.world_size())?;
+        let batch = crate::data::to_train_batch(&self.model, tb)?;
         let out = crate::step::step(
             &self.model,
             &mut self.opt,

@@ -153,3 +153,54 @@ fn a_tokenizer_without_bert_parts_takes_the_general_path() {
     .unwrap();
     assert!(!t.has_shortcut());
 }
+
+/// A rank's share of a batch: its rows tokenized exactly as in the whole batch, padded to its
+/// own longest row, at its offset, with the whole batch's texts kept for duplicate masking.
+#[test]
+fn sharded_tokenizer_takes_each_ranks_rows() {
+    let (tok, pad) = model::load_tokenizer(&minilm_dir(), Some(128)).unwrap();
+    let whole = train::data::tokenizer_for(&tok, pad, 8).unwrap();
+    let texts = probe_texts();
+    let rows: Vec<pairs::Row> = texts[..12]
+        .chunks(2)
+        .map(|c| c.to_vec())
+        .chain(texts[12..24].chunks(2).map(|c| c.to_vec()))
+        .collect();
+    let all = whole.tokenize(rows.clone(), vec![0; 12], 0).unwrap();
+    for world in [1, 2, 3, 4] {
+        let mut seen = 0;
+        for rank in 0..world {
+            let part = whole
+                .clone()
+                .sharded(rank, world)
+                .tokenize(rows.clone(), vec![0; 12], 0)
+                .unwrap();
+            assert_eq!(part.offset, seen);
+            assert_eq!(part.rows(), 12);
+            for (c, a) in part.columns.iter().zip(&all.columns) {
+                assert_eq!(c.texts, a.texts);
+                let longest = c.lengths.iter().max().copied().unwrap() as usize;
+                assert_eq!(c.len, longest.div_ceil(8) * 8, "padded to its own rows");
+                for (i, &l) in c.lengths.iter().enumerate() {
+                    let g = seen + i;
+                    assert_eq!(l, a.lengths[g]);
+                    assert_eq!(
+                        &c.ids[i * c.len..i * c.len + l as usize],
+                        &a.ids[g * a.len..g * a.len + l as usize]
+                    );
+                }
+            }
+            seen += part.local_rows();
+        }
+        assert_eq!(seen, 12);
+    }
+    let e = whole
+        .sharded(0, 5)
+        .tokenize(rows, vec![0; 12], 0)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("12 rows does not split evenly over 5"),
+        "{e}"
+    );
+}
