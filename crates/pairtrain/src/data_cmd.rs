@@ -23,6 +23,57 @@ pub enum DataCmd {
     /// Write synthetic pair files for `data bench`: five datasets (10k to 10M rows at 20M
     /// pairs), gzip and zstd shards, texts drawn from the words of a real text.
     Generate(GenerateArgs),
+    /// Consistency filtering (E5): keep a pair only if its positive ranks in the top-k of its
+    /// anchor's candidates among a pool of positives from the same dataset.
+    ///
+    /// Each --input (a file or a quoted glob) is one dataset with its own pool (E5: top-2 among
+    /// 1M). Kept rows are written unchanged, in the input's format and compression, to
+    /// <out>/<file name>; <out>/stats.json has kept/dropped per dataset, the rank histogram and
+    /// a sample of dropped pairs to read. The pool's embeddings are cached under
+    /// <out>/.pool-cache and files already complete are skipped, so a killed run resumes.
+    ///
+    /// Example: pairtrain data filter --model all-MiniLM-L6-v2 --input 'pairs/se/*.jsonl.gz'
+    /// --input pairs/reddit.jsonl.gz --out filtered/ --top-k 2
+    Filter(FilterArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FilterArgs {
+    /// The model that judges the pairs (sentence-transformers folder).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A dataset: a pair file or a quoted glob; repeat for more datasets.
+    #[arg(long, required = true)]
+    pub input: Vec<String>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep a pair if its positive ranks within the first k of the pool.
+    #[arg(long, default_value_t = 2)]
+    pub top_k: usize,
+    /// Positives per dataset to rank against (memory: pool × dimension × 4 bytes).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub pool: usize,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Truncate texts to this many tokens (default: the model's max_seq_length).
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// Seed of the pool's sample.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// error | skip
+    #[arg(long, default_value = "error")]
+    pub on_bad_row: BadRowPolicy,
+    /// Dropped pairs per dataset kept in stats.json.
+    #[arg(long, default_value_t = 20)]
+    pub samples: usize,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -94,7 +145,86 @@ pub fn run(cmd: &DataCmd) -> Result<()> {
         DataCmd::Validate(a) => validate(a),
         DataCmd::Bench(a) => bench(a),
         DataCmd::Generate(a) => generate(a),
+        DataCmd::Filter(a) => filter(a),
     }
+}
+
+fn filter(a: &FilterArgs) -> Result<()> {
+    use crate::consistency_filter::{filter_dataset, Options};
+    if a.top_k == 0 || a.pool == 0 {
+        bail!("--top-k and --pool must be at least 1");
+    }
+    let mut datasets = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    for pattern in &a.input {
+        let files = pairs::reader::expand(pattern)?;
+        for f in &files {
+            let n = f.file_name().unwrap_or_default().to_os_string();
+            if let Some(other) = names.insert(n, f.clone()) {
+                bail!(
+                    "{} and {} have the same file name: their outputs would collide in {}",
+                    other.display(),
+                    f.display(),
+                    a.out.display()
+                );
+            }
+        }
+        datasets.push((pattern.clone(), files));
+    }
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("{}: cannot create", a.out.display()))?;
+    let model = a.run_on.load(
+        &a.model,
+        model::LoadOptions {
+            max_seq_length: a.max_seq_length,
+            ..Default::default()
+        },
+    )?;
+    let o = Options {
+        top_k: a.top_k,
+        pool: a.pool,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        policy: a.on_bad_row,
+        quiet: a.quiet,
+        samples: a.samples,
+    };
+    let t0 = Instant::now();
+    let mut out = serde_json::Map::new();
+    let mut total = 0u64;
+    for (name, files) in &datasets {
+        let st = filter_dataset(&model, &a.model, files, &a.out, &o)?;
+        let n = st.kept + st.dropped;
+        total += n;
+        eprintln!(
+            "{name}: kept {} of {n} pairs ({:.1}%), pool {}",
+            st.kept,
+            100.0 * st.kept as f64 / n.max(1) as f64,
+            st.pool
+        );
+        if st.skipped.total() > 0 {
+            eprintln!("  {}", st.skipped.summary());
+        }
+        out.insert(name.clone(), serde_json::to_value(&st)?);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let stats = serde_json::json!({
+        "model": a.model.display().to_string(),
+        "top_k": a.top_k,
+        "pool": a.pool,
+        "datasets": out,
+        "seconds": secs,
+        "pairs_per_s": total as f64 / secs.max(1e-9),
+    });
+    let mut f = crate::texts::AtomicFile::create(&a.out.join("stats.json"))?;
+    std::io::Write::write_all(f.writer(), serde_json::to_string_pretty(&stats)?.as_bytes())?;
+    f.finish()?;
+    eprintln!(
+        "{total} pairs in {secs:.1} s ({:.0} pairs/s); stats in {}",
+        total as f64 / secs.max(1e-9),
+        a.out.join("stats.json").display()
+    );
+    Ok(())
 }
 
 fn expand_all(patterns: &[String]) -> Result<Vec<PathBuf>> {

@@ -2,6 +2,7 @@
 //! and turns recipes into calls; the work itself lives in the library crates.
 
 mod bench;
+mod consistency_filter;
 mod data_cmd;
 mod device_args;
 mod encode;
