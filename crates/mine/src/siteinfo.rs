@@ -37,12 +37,39 @@ const CANONICAL: &[(i32, &str)] = &[
     (15, "Category talk"),
 ];
 
+/// Older local names of the file namespace that MediaWiki still accepts but a dump's siteinfo
+/// does not list (from MediaWiki's message files), by edition.
+const OLD_LOCAL_NAMES: &[(&str, i32, &str)] = &[
+    ("ca", 6, "Imatge"),
+    ("da", 6, "Billede"),
+    ("de", 6, "Bild"),
+    ("es", 6, "Imagen"),
+    ("fi", 6, "Kuva"),
+    ("hu", 6, "Kép"),
+    ("id", 6, "Gambar"),
+    ("it", 6, "Immagine"),
+    ("ja", 6, "画像"),
+    ("lv", 6, "Attēls"),
+    ("nl", 6, "Afbeelding"),
+    ("no", 6, "Bilde"),
+    ("pl", 6, "Grafika"),
+    ("pt", 6, "Imagem"),
+    ("ru", 6, "Изображение"),
+    ("sv", 6, "Bild"),
+    ("tr", 6, "Resim"),
+    ("uk", 6, "Зображення"),
+    ("zh", 6, "图像"),
+    ("zh", 6, "圖像"),
+];
+
 /// Namespace names → keys, compared as MediaWiki does (case-insensitive, `_` as space).
 #[derive(Clone, Debug)]
 pub struct Namespaces {
     by_name: HashMap<String, i32>,
     /// Every recognized name per key, the dump's own first: what `--lang-report` shows.
     names: BTreeMap<i32, Vec<String>>,
+    /// The wiki's own edition: `[[de:X]]` on the German Wikipedia is a local link.
+    language: Option<&'static str>,
 }
 
 fn fold(name: &str) -> String {
@@ -65,7 +92,13 @@ impl Namespaces {
         Self {
             by_name: HashMap::new(),
             names: BTreeMap::new(),
+            language: None,
         }
+    }
+
+    /// The wiki's own edition code, when known.
+    pub fn language(&self) -> Option<&'static str> {
+        self.language
     }
 
     fn add(&mut self, key: i32, name: &str) {
@@ -115,6 +148,10 @@ pub struct SiteInfo {
 }
 
 fn language_of(dbname: Option<&str>, xml_lang: Option<&str>, base: Option<&str>) -> Option<String> {
+    // Another project (enwiktionary, dewikisource): not a Wikipedia edition.
+    if dbname.is_some_and(|d| !d.ends_with("wiki")) {
+        return None;
+    }
     if let Some(code) = dbname.and_then(crate::langcodes::from_dbname) {
         return Some(code.to_string());
     }
@@ -211,16 +248,24 @@ pub fn read(dump: &Path) -> Result<SiteInfo> {
         }
         buf.clear();
     }
+    let language = language_of(dbname.as_deref(), xml_lang.as_deref(), base.as_deref());
     let mut ns = Namespaces::empty();
+    let code = language.as_deref().and_then(crate::langcodes::canonical);
+    ns.language = code;
+    let old = OLD_LOCAL_NAMES
+        .iter()
+        .filter(|(l, _, _)| Some(*l) == code)
+        .map(|(_, k, n)| (*k, *n));
     for (k, n) in own
         .iter()
         .map(|(k, n)| (*k, n.as_str()))
+        .chain(old)
         .chain(CANONICAL.iter().copied())
     {
         ns.add(k, n);
     }
     Ok(SiteInfo {
-        language: language_of(dbname.as_deref(), xml_lang.as_deref(), base.as_deref()),
+        language,
         dbname,
         namespaces: ns,
         declared,

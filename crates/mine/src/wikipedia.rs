@@ -213,14 +213,11 @@ fn entry(p: Page, o: &Options, ns: &Namespaces, stats: &mut RunStats) -> Option<
         stats.filter("not an article (namespace)");
         return None;
     }
-    if p.redirect
-        || p.text
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("#redirect")
-    {
+    // Old dumps have no <redirect> element: the text says it, in the wiki's language.
+    let by_text = wikitext::redirect_target(&p.text);
+    if p.redirect || by_text.is_some() {
         stats.filter("redirect");
-        return p.redirect_to.map(|target| Entry::Redirect {
+        return p.redirect_to.or(by_text).map(|target| Entry::Redirect {
             title: p.title,
             target,
         });
@@ -484,6 +481,8 @@ fn parallel_streams(
         .chunks(10)
         .map(|g| (g[0].0, g[g.len() - 1].1))
         .collect();
+    // `--limit` counts this dump's pages (a run may scan several dumps into one `stats`).
+    let start = stats.rows_in;
     for window in groups.chunks(c.threads * 4) {
         let results = pairs::par::par_map(window, c.threads, |&(a, b)| {
             let mut f = std::fs::File::open(dump).map_err(io_err(dump))?;
@@ -514,7 +513,7 @@ fn parallel_streams(
             for a in arts {
                 keep(a, stats)?;
             }
-            if c.limit.is_some_and(|l| stats.rows_in >= l) {
+            if c.limit.is_some_and(|l| stats.rows_in - start >= l) {
                 return Ok(());
             }
         }

@@ -30,6 +30,10 @@ pub struct Options {
     pub wiki: WikiOptions,
 }
 
+const NOT_KEPT: &str = "linked article not kept in B (missing, or filtered there)";
+const VIA_REDIRECT_NOT_KEPT: &str =
+    "linked redirect of B leads to nothing kept (a double redirect, or its target filtered)";
+
 /// A spilled record, keyed by a title of B.
 #[derive(Serialize, Deserialize)]
 enum Rec {
@@ -94,7 +98,8 @@ pub fn mine(a: &Path, b: &Path, o: &Options, c: &Common) -> Result<RunStats> {
     let work = ScratchDir::new(dir.join(".spill"))?;
     let size = std::fs::metadata(a).map_err(io_err(a))?.len()
         + std::fs::metadata(b).map_err(io_err(b))?.len();
-    // Intros are spilled whole: about a tenth of the compressed dumps' raw size.
+    // Intros are spilled whole, so the partitions are sized on the compressed dumps (several
+    // times smaller than the raw XML, a few times larger than the intros).
     let spill = SpillWriter::new(&work.join("1"), partitions_for(size, o.wiki.partitions))?;
     let parts = spill.parts();
 
@@ -217,7 +222,7 @@ pub fn mine(a: &Path, b: &Path, o: &Options, c: &Common) -> Result<RunStats> {
                     },
                 )?;
             } else {
-                stats.filter("linked article not kept in B (missing, filtered or a redirect loop)");
+                stats.filter(NOT_KEPT);
             }
         }
     }
@@ -241,8 +246,7 @@ pub fn mine(a: &Path, b: &Path, o: &Options, c: &Common) -> Result<RunStats> {
             };
             match articles.get(&to) {
                 Some((tb, ib)) => write(&title, &intro, tb, ib)?,
-                None => stats
-                    .filter("linked article not kept in B (missing, filtered or a redirect loop)"),
+                None => stats.filter(VIA_REDIRECT_NOT_KEPT),
             }
         }
     }
@@ -267,6 +271,7 @@ fn read_langlinks(
     let mut out = HashMap::new();
     let mut line = Vec::new();
     let mut number = 0u64;
+    let mut inserts = 0u64;
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line).map_err(io_err(path))? == 0 {
@@ -276,6 +281,7 @@ fn read_langlinks(
         let Some(values) = insert_values(&line) else {
             continue;
         };
+        inserts += 1;
         let rows = match parse_tuples(values) {
             Ok(rows) => rows,
             Err(msg) => match c.policy {
@@ -297,12 +303,25 @@ fn read_langlinks(
         };
         for (from, ll_lang, title) in rows {
             if crate::langcodes::canonical(&ll_lang).is_some_and(|l| l == lang) || ll_lang == lang {
+                // A section of an article is not the article.
+                if title.contains('#') {
+                    continue;
+                }
                 let title = normalize_title(&title);
                 if !title.is_empty() {
                     out.entry(from).or_insert(title);
                 }
             }
         }
+    }
+    if inserts == 0 {
+        return Err(MineError::Bad {
+            path: path.to_path_buf(),
+            at: format!("all {number} lines"),
+            msg: "no `INSERT INTO `langlinks` VALUES` statement: is this a langlinks table dump \
+                  (…-langlinks.sql.gz)?"
+                .into(),
+        });
     }
     Ok(out)
 }

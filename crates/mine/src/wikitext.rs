@@ -17,6 +17,11 @@ pub fn intro(text: &str) -> &str {
     text
 }
 
+/// The text without comments and `<nowiki>` spans, whose links are not links.
+fn live_markup(text: &str) -> String {
+    remove_element(&remove_nested(text, "<!--", "-->"), "nowiki")
+}
+
 /// Every `[[prefix:rest]]` link of a page (not `[[:prefix:…]]`, which shows as text), not
 /// nested: categories and interlanguage links stand on their own.
 fn prefixed_links(text: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -59,7 +64,8 @@ pub fn normalize_title(t: &str) -> String {
 /// wiki gives namespace 14), in order, without duplicates.
 pub fn categories(text: &str, ns: &Namespaces) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for (prefix, rest) in prefixed_links(text) {
+    let text = live_markup(text);
+    for (prefix, rest) in prefixed_links(&text) {
         if ns.key_of(prefix) == Some(CATEGORY) {
             let name = normalize_title(rest.split('|').next().unwrap_or(""));
             if !name.is_empty() && !out.contains(&name) {
@@ -71,15 +77,18 @@ pub fn categories(text: &str, ns: &Namespaces) -> Vec<String> {
 }
 
 /// The interlanguage links of a page: (edition code, title), `[[de:Berg]]` → ("de", "Berg").
+/// Links to a section (`[[de:Berg#Geschichte]]`) are not the same article and are left out.
 pub fn langlinks(text: &str, ns: &Namespaces) -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = Vec::new();
-    for (prefix, rest) in prefixed_links(text) {
+    let text = live_markup(text);
+    for (prefix, rest) in prefixed_links(&text) {
         if ns.key_of(prefix).is_some() {
             continue;
         }
         if let Some(code) = crate::langcodes::canonical(prefix) {
-            let title = normalize_title(rest.split('|').next().unwrap_or(""));
-            if !title.is_empty() && !out.iter().any(|(c, _)| *c == code) {
+            let target = rest.split('|').next().unwrap_or("");
+            let title = normalize_title(target);
+            if !title.is_empty() && !target.contains('#') && !out.iter().any(|(c, _)| *c == code) {
                 out.push((code, title));
             }
         }
@@ -87,22 +96,50 @@ pub fn langlinks(text: &str, ns: &Namespaces) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The names of the disambiguation templates of the largest Wikipedias, lower case. Only the
+/// whole name counts: `{{Disambiguation needed}}` is a cleanup tag on an article.
+#[rustfmt::skip]
+const DISAMBIGUATION: &[&str] = &[
+    "disambiguation", "disambig", "dab", "hndis", "geodis", "set index", "set index article",
+    "begriffsklärung", "homonymie", "disambigua", "desambiguación", "desambiguació",
+    "desambiguação", "неоднозначность", "многозначность", "неоднозначність", "ujednoznacznienie",
+    "dubbelzinnig", "förgreningssida", "flertydig", "pekerside", "täsmennyssivu", "rozcestník",
+    "egyért", "anlam ayrımı", "曖昧さ回避", "消歧义", "消歧義", "disambiguasi", "täpsustus",
+    "nozīmju atdalīšana",
+];
+
 /// Disambiguation pages, by title or by their usual templates.
 pub fn is_disambiguation(title: &str, text: &str) -> bool {
     if title.ends_with("(disambiguation)") {
         return true;
     }
-    let lower = text.to_ascii_lowercase();
-    [
-        "{{disambiguation",
-        "{{disambig",
-        "{{dab",
-        "{{hndis",
-        "{{geodis",
-        "{{set index",
-    ]
-    .iter()
-    .any(|t| lower.contains(t))
+    text.match_indices("{{").any(|(i, _)| {
+        // The template's name, lower-cased: only its first few characters are looked at.
+        let name: String = text[i + 2..]
+            .chars()
+            .take_while(|c| !matches!(c, '|' | '}' | '\n'))
+            .take(40)
+            .collect::<String>()
+            .trim()
+            .to_lowercase();
+        DISAMBIGUATION.contains(&name.replace('_', " ").as_str())
+    })
+}
+
+/// Whether a page is a redirect by its text: `#REDIRECT [[X]]` in any language
+/// (`#WEITERLEITUNG`, `#REDIRECTION`, `#ПЕРЕНАПРАВЛЕНИЕ`): old dumps have no `<redirect>` element.
+/// Returns the target.
+pub fn redirect_target(text: &str) -> Option<String> {
+    let t = text.trim_start().strip_prefix('#')?;
+    let word = t.find(|c: char| !c.is_alphabetic()).unwrap_or(t.len());
+    if word == 0 {
+        return None;
+    }
+    let rest = t[word..].trim_start_matches([' ', ':', '\t']);
+    let inner = rest.strip_prefix("[[")?;
+    let end = inner.find("]]")?;
+    let target = inner[..end].split('|').next().unwrap_or("").trim();
+    (!target.is_empty()).then(|| target.to_string())
 }
 
 /// Removes every balanced `open … close` span (nested ones too). An unclosed opener removes
@@ -216,6 +253,19 @@ fn split_label(inner: &str) -> (&str, Option<&str>) {
 /// What a link shows in the text, None for links shown elsewhere or not at all: files, media
 /// and categories (any local name), and interlanguage links (`[[de:…]]`, `[[fiu-vro:…]]`, also
 /// empty ones).
+/// File extensions of media: a `[[Prefix:Name.jpg|…]]` is a file whatever the prefix (old local
+/// names such as `Bild:` or `Imagen:` that a dump's siteinfo does not list).
+#[rustfmt::skip]
+const MEDIA_EXTENSIONS: &[&str] = &[
+    ".jpg", ".jpeg", ".png", ".gif", ".svg", ".tif", ".tiff", ".webp", ".ogg", ".ogv", ".oga",
+    ".webm", ".pdf", ".djvu", ".mp3", ".wav", ".flac", ".mid", ".xcf",
+];
+
+fn is_media_name(target: &str) -> bool {
+    let t = target.trim().to_ascii_lowercase();
+    MEDIA_EXTENSIONS.iter().any(|e| t.ends_with(e))
+}
+
 fn link_text(inner: &str, ns: &Namespaces) -> Option<String> {
     // `[[:Category:X]]` and `[[:de:X]]` are ordinary links to those pages.
     let colon = inner.starts_with(':');
@@ -223,25 +273,27 @@ fn link_text(inner: &str, ns: &Namespaces) -> Option<String> {
     let (target, label) = split_label(inner);
     let prefix = target.split_once(':').map(|(p, _)| p);
     if let Some(p) = prefix.filter(|_| !colon) {
+        let code = crate::langcodes::canonical(p);
         match ns.key_of(p) {
             Some(FILE | CATEGORY | MEDIA) => return None,
             Some(_) => {}
-            None if crate::langcodes::canonical(p).is_some() => return None,
+            // The wiki's own code is a plain local link (`[[de:Berg|Berg]]` on the German one).
+            None if code.is_some() && code != ns.language() => return None,
+            None if is_media_name(&target[p.len() + 1..]) => return None,
             None => {}
         }
     }
     Some(match label {
         Some(l) if !l.trim().is_empty() => links(l, ns),
-        // The pipe trick: `[[Paris (France)|]]` shows "Paris".
+        // The pipe trick: `[[Paris (France)|]]` shows "Paris", `[[Seattle, Washington|]]`
+        // "Seattle", `[[Help:Contents|]]` and `[[wikt:word|]]` without their prefix.
         Some(_) => {
-            let t = match prefix {
-                Some(p) if ns.key_of(p).is_some() => &target[p.len() + 1..],
-                _ => target,
+            let t = prefix.map_or(target, |p| &target[p.len() + 1..]);
+            let t = match t.find(" (") {
+                Some(i) if t.trim_end().ends_with(')') => &t[..i],
+                _ => t,
             };
-            match t.find(" (") {
-                Some(i) if t.trim_end().ends_with(')') => t[..i].to_string(),
-                _ => t.to_string(),
-            }
+            t.split(", ").next().unwrap_or(t).to_string()
         }
         None => target.to_string(),
     })
@@ -275,9 +327,37 @@ fn links(s: &str, ns: &Namespaces) -> String {
     out
 }
 
-/// Removes behaviour switches (`__NOTOC__`, `__KEINVERZEICHNIS__`, `__БЕЗ_ОГЛАВЛЕНИЯ__`): two
-/// underscores, upper-case letters, digits or single underscores, two underscores.
+/// MediaWiki's own behaviour switches, which it accepts in any case (`__notoc__`).
+#[rustfmt::skip]
+const SWITCHES: &[&str] = &[
+    "notoc", "forcetoc", "toc", "noeditsection", "newsectionlink", "nonewsectionlink",
+    "nogallery", "hiddencat", "index", "noindex", "staticredirect", "nocontentconvert", "nocc",
+    "notitleconvert", "notc", "disambig", "expectunusedcategory", "noglobal",
+];
+
+/// Removes behaviour switches: two underscores, a word of upper-case letters (any script) with
+/// digits or single underscores, two underscores (`__NOTOC__`, `__KEINVERZEICHNIS__`,
+/// `__БЕЗ_ОГЛАВЛЕНИЯ__`), and MediaWiki's own switches in any case (`__notoc__`).
 fn magic_words(s: &str) -> String {
+    let lower_switches = remove_lower_switches(s);
+    upper_magic_words(&lower_switches)
+}
+
+fn remove_lower_switches(s: &str) -> String {
+    if !s.contains("__") {
+        return s.to_string();
+    }
+    let mut out = s.to_string();
+    for w in SWITCHES {
+        let pat = format!("__{w}__");
+        while let Some(i) = out.to_ascii_lowercase().find(&pat) {
+            out.replace_range(i..i + pat.len(), "");
+        }
+    }
+    out
+}
+
+fn upper_magic_words(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("__") {
@@ -291,7 +371,11 @@ fn magic_words(s: &str) -> String {
             .map_or(after.len(), |(k, _)| k);
         let word = &after[..word_len];
         // The word ends at the first "__" after at least one letter.
-        match word.find("__").filter(|&k| k > 0 && !word.starts_with('_')) {
+        let has_letter = |k: usize| word[..k].chars().any(char::is_alphabetic);
+        match word
+            .find("__")
+            .filter(|&k| k > 0 && !word.starts_with('_') && has_letter(k))
+        {
             Some(k) => rest = &after[k + 2..],
             None => {
                 out.push_str("__");
@@ -426,7 +510,28 @@ mod tests {
             clean("[[Paris (France)|]] and [[Help:Contents|]] [[:Category:Poets|poets]] __NOTOC__"),
             "Paris and Contents poets"
         );
-        assert_eq!(clean("a __init__ b __ c"), "a __init__ b __ c");
+        assert_eq!(
+            clean("a __init__ b __ c __123__"),
+            "a __init__ b __ c __123__"
+        );
+        assert_eq!(clean("x __notoc__ y __NoEditSection__"), "x y");
+        assert_eq!(
+            clean("[[Seattle, Washington|]] [[wikt:word|]]"),
+            "Seattle word"
+        );
+        assert_eq!(
+            redirect_target("#WEITERLEITUNG [[Berlin#Geschichte|x]]"),
+            Some("Berlin#Geschichte".into())
+        );
+        assert_eq!(redirect_target("#REDIRECT:[[A]]"), Some("A".into()));
+        assert_eq!(redirect_target("# [[A]] in a list"), None);
+        assert!(is_disambiguation("Mitte", "x\n{{Begriffsklärung}}"));
+        assert!(is_disambiguation("X", "{{Disambiguation|geo}}"));
+        assert!(!is_disambiguation(
+            "X",
+            "x{{Disambiguation needed|date=2020}}"
+        ));
+        assert!(!is_disambiguation("X", "{{Dablink|y}}"));
         assert_eq!(
             clean("x [[simple:X]] [[nb:Y]] [[wikt:word|word]] [[zh-min-nan:]]"),
             "x word"
@@ -438,7 +543,7 @@ mod tests {
                 &ns
             ),
             [
-                ("de", "Berg hoch".to_string()),
+                ("de", "Other".to_string()),
                 ("bat-smg", "Kalns".to_string())
             ]
         );

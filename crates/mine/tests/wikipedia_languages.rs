@@ -113,8 +113,10 @@ fn german_dump_namespaces_intros_and_category_pairs() {
         Some(0),
         "Berlin",
         "__NOTOC__\n[[Datei:Berlin Mitte.jpg|mini|Blick über [[Berlin-Mitte|Mitte]] mit dem \
-         [[Fernsehturm Berlin|Fernsehturm]]]]\n'''Berlin''' ist die [[Hauptstadt]] der \
-         [[Deutschland|Bundesrepublik Deutschland]]<ref>{{Internetquelle|url=x}}</ref>. \
+         [[Fernsehturm Berlin|Fernsehturm]]]]\n[[Bild:Alt.jpg|mini|Altes [[Foto]]]]\n\
+         '''Berlin''' ist die [[Hauptstadt]] der \
+         [[de:Deutschland|Bundesrepublik Deutschland]]<ref>{{Internetquelle|url=x}}</ref>. \
+         <!-- [[Kategorie:Versteckt]] [[fr:Caché]] --> \
          __KEINVERZEICHNIS__\n\n[[Kategorie:Hauptstadt in Europa]]\n[[Kategorie:Ort in Deutschland|!]]\n\
          [[en:Berlin]]\n[[fiu-vro:Berliin]]\n[[bat-smg:Berlīns]]\n[[fr:]]\n",
     )];
@@ -154,6 +156,15 @@ fn german_dump_namespaces_intros_and_category_pairs() {
         "Städte, die Hauptstädte eines Staates in Europa sind.",
     ));
     pages.push(redirect(42, "BER", "Berlin"));
+    // An old dump's redirect: no <redirect> element, the German magic word.
+    pages.push(page(43, Some(0), "Bärlin", "#WEITERLEITUNG [[Berlin]]"));
+    pages.push(page(
+        44,
+        Some(0),
+        "Mitte",
+        "'''Mitte''' steht für:\n* [[Berlin-Mitte]], ein Bezirk\n* die Mitte einer Strecke\n\
+         {{Begriffsklärung}}",
+    ));
     let path = dump(
         d.path(),
         "dewiki-test-pages-articles.xml.bz2",
@@ -170,7 +181,10 @@ fn german_dump_namespaces_intros_and_category_pairs() {
         report.contains("categories: Kategorie, Category"),
         "{report}"
     );
-    assert!(report.contains("files: Datei, File, Image"), "{report}");
+    assert!(
+        report.contains("files: Datei, Bild, File, Image"),
+        "{report}"
+    );
 
     let o = Options {
         max_category_size: 8,
@@ -179,9 +193,10 @@ fn german_dump_namespaces_intros_and_category_pairs() {
     };
     let s = mine_dump(&path, &o, &common(d.path())).unwrap();
     assert_eq!(s.language.as_deref(), Some("de"));
-    assert_eq!(s.rows_in, 15);
+    assert_eq!(s.rows_in, 17);
     assert_eq!(filtered(&s, "not an article (namespace)"), 2);
-    assert_eq!(filtered(&s, "redirect"), 1);
+    assert_eq!(filtered(&s, "redirect"), 2);
+    assert_eq!(filtered(&s, "disambiguation page"), 1);
     assert_eq!(s.rows_out["title_intro"], 12);
     let dir = d.path().join("dewiki-test-pages-articles");
     let ti = rows(&dir, "title_intro");
@@ -380,7 +395,7 @@ fn cross_language_pairs_from_a_langlinks_table_and_from_wikitext() {
     assert_eq!(
         filtered(
             &s,
-            "linked article not kept in B (missing, filtered or a redirect loop)"
+            "linked article not kept in B (missing, or filtered there)"
         ),
         1
     );
@@ -456,6 +471,18 @@ fn langlinks_errors_name_the_file_and_line() {
     let s = mine(&ltg, &lv, &o, &c).unwrap();
     assert_eq!(s.skipped.total(), 1);
     assert_eq!(s.rows_out["langlinks"], 1);
+    // Another table's dump is no langlinks table.
+    let other = d.path().join("pagelinks.sql");
+    std::fs::write(&other, "INSERT INTO `pagelinks` VALUES (1,0,'X');\n").unwrap();
+    let o = Options {
+        langlinks: Some(other),
+        ..Default::default()
+    };
+    let e = mine(&ltg, &lv, &o, &common(&out)).unwrap_err().to_string();
+    assert!(
+        e.contains("pagelinks.sql") && e.contains("no `INSERT INTO"),
+        "{e}"
+    );
     // Two dumps of one language are refused.
     let e = mine(&ltg, &ltg, &Options::default(), &common(&out))
         .unwrap_err()

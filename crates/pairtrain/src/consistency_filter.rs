@@ -35,7 +35,9 @@ pub struct Options {
 
 /// Rows embedded and ranked at a time.
 const CHUNK: usize = 4096;
-/// Pool columns scored at a time: a [rows, POOL_BLOCK] score block stays ~100 MB.
+/// Scores are computed in [ROW_BLOCK, POOL_BLOCK] blocks (32 MiB of f32): the memory beyond
+/// the pool stays a constant.
+const ROW_BLOCK: usize = 1024;
 const POOL_BLOCK: usize = 8192;
 
 /// What a dataset's filtering did, as stats.json reports it.
@@ -120,21 +122,45 @@ fn embed(
     Ok(t.broadcast_div(&norm)?)
 }
 
+/// The float32 rows of an .npy file written by `EmbeddingWriter`, read straight into one vector
+/// (the pool is the largest thing in memory: no second copy of it).
 fn read_npy(path: &Path, dim: usize) -> Result<Vec<f32>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+    let ctx = || format!("{}: cannot read", path.display());
+    let mut f = std::io::BufReader::new(std::fs::File::open(path).with_context(ctx)?);
+    let mut head = [0u8; 10];
+    f.read_exact(&mut head).with_context(ctx)?;
+    if &head[..6] != b"\x93NUMPY" {
         bail!("{}: not an .npy file", path.display());
     }
-    let header = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let data = bytes.get(header..).unwrap_or_default();
-    if data.len() % (4 * dim) != 0 {
+    let mut dict = vec![0u8; u16::from_le_bytes([head[8], head[9]]) as usize];
+    f.read_exact(&mut dict).with_context(ctx)?;
+    let size = std::fs::metadata(path).with_context(ctx)?.len() as usize;
+    let data_len = size.saturating_sub(10 + dict.len());
+    if !data_len.is_multiple_of(4 * dim) {
         bail!("{}: not rows of {dim} float32 values", path.display());
     }
-    Ok(data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    let mut out = Vec::with_capacity(data_len / 4);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(ctx)?;
+        if n == 0 {
+            break;
+        }
+        // The buffer holds whole floats except at a read boundary, which `read` may cut.
+        let whole = n - n % 4;
+        out.extend(
+            buf[..whole]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        if whole < n {
+            let mut rest = [0u8; 4];
+            rest[..n - whole].copy_from_slice(&buf[whole..n]);
+            f.read_exact(&mut rest[n - whole..]).with_context(ctx)?;
+            out.push(f32::from_le_bytes(rest));
+        }
+    }
+    Ok(out)
 }
 
 /// A key for the pool cache: the model's weights and options, the files' sizes and times.
@@ -209,30 +235,31 @@ pub fn filter_dataset(
     std::fs::create_dir_all(&cache_dir)?;
     let key = cache_key(model_dir, files, o, model.tokenizer.max_len())?;
     let cached = cache_dir.join(format!("{key:016x}.npy"));
-    let pool_emb = if cached.is_file() {
-        let v = read_npy(&cached, dim)?;
-        if v.len() != pool.len() * dim {
-            bail!(
-                "{}: holds {} rows, the pool has {}; delete it",
-                cached.display(),
-                v.len() / dim,
-                pool.len()
-            );
-        }
-        Tensor::from_vec(v, (pool.len(), dim), &model.device)?
-    } else {
+    if !cached.is_file() {
+        // In chunks, straight to the cache: memory stays one chunk's embeddings.
         let bar = crate::progress::bar(pool.len() as u64, "embedding the pool", "texts", o.quiet);
-        let refs: Vec<&str> = pool.iter().map(String::as_str).collect();
-        let e = embed(model, &refs, o, |n| bar.inc(n as u64))?;
-        bar.finish_and_clear();
         let mut w = crate::texts::EmbeddingWriter::create(&cached, dim)?;
-        for row in e.to_dtype(DType::F32)?.to_vec2::<f32>()? {
-            w.write(&row)?;
+        for chunk in pool.chunks(CHUNK) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let e = embed(model, &refs, o, |n| bar.inc(n as u64))?;
+            for row in e.to_dtype(DType::F32)?.to_vec2::<f32>()? {
+                w.write(&row)?;
+            }
         }
         w.finish()?;
-        e
-    };
-    let pool_t = pool_emb.t()?.contiguous()?;
+        bar.finish_and_clear();
+    }
+    let v = read_npy(&cached, dim)?;
+    if v.len() != pool.len() * dim {
+        bail!(
+            "{}: holds {} rows, the pool has {}; delete it",
+            cached.display(),
+            v.len() / dim,
+            pool.len()
+        );
+    }
+    // Transposed as a view: the multiply reads it in place, no second copy of the pool.
+    let pool_t = Tensor::from_vec(v, (pool.len(), dim), &model.device)?.t()?;
     let mut pool_of_text: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, t) in pool.iter().enumerate() {
         pool_of_text
@@ -415,28 +442,33 @@ fn rank(
         .collect();
     let mut above = vec![0u64; n];
     let mut best = vec![(f32::NEG_INFINITY, 0usize); n];
-    for start in (0..m).step_by(POOL_BLOCK) {
-        let len = POOL_BLOCK.min(m - start);
-        let scores = a.matmul(&pool_t.narrow(1, start, len)?)?;
-        let counts = scores
-            .broadcast_gt(own)?
-            .to_dtype(DType::F32)?
-            .sum(1)?
-            .to_vec1::<f32>()?;
-        let mx = scores.max(1)?.to_vec1::<f32>()?;
-        let arg = scores.argmax(1)?.to_vec1::<u32>()?;
-        for i in 0..n {
-            above[i] += counts[i] as u64;
-            if mx[i] > best[i].0 {
-                best[i] = (mx[i], start + arg[i] as usize);
-            }
-            for &j in copies[i]
-                .iter()
-                .filter(|&&j| (start..start + len).contains(&j))
-            {
-                let c = scores.get(i)?.get(j - start)?.to_scalar::<f32>()?;
-                if c > own_v[i] {
-                    above[i] -= 1;
+    for r0 in (0..n).step_by(ROW_BLOCK) {
+        let rn = ROW_BLOCK.min(n - r0);
+        let (a, own) = (a.narrow(0, r0, rn)?, own.narrow(0, r0, rn)?);
+        for start in (0..m).step_by(POOL_BLOCK) {
+            let len = POOL_BLOCK.min(m - start);
+            let scores = a.matmul(&pool_t.narrow(1, start, len)?)?;
+            let counts = scores
+                .broadcast_gt(&own)?
+                .to_dtype(DType::F32)?
+                .sum(1)?
+                .to_vec1::<f32>()?;
+            let mx = scores.max(1)?.to_vec1::<f32>()?;
+            let arg = scores.argmax(1)?.to_vec1::<u32>()?;
+            for k in 0..rn {
+                let i = r0 + k;
+                above[i] += counts[k] as u64;
+                if mx[k] > best[i].0 {
+                    best[i] = (mx[k], start + arg[k] as usize);
+                }
+                for &j in copies[i]
+                    .iter()
+                    .filter(|&&j| (start..start + len).contains(&j))
+                {
+                    let c = scores.get(k)?.get(j - start)?.to_scalar::<f32>()?;
+                    if c > own_v[i] {
+                        above[i] -= 1;
+                    }
                 }
             }
         }
