@@ -19,7 +19,7 @@ use pairs::reader::{Line, PairReader};
 use pairs::{BadRowPolicy, SkipCounts};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct Options {
@@ -108,81 +108,14 @@ fn for_each_row(
     Ok(())
 }
 
-/// Embeddings [n, d] (f32, L2-normalized: scores are cosines) of `texts`, on the model's device.
-fn embed(
-    model: &SentenceModel,
-    texts: &[&str],
-    o: &Options,
-    mut tick: impl FnMut(usize),
-) -> Result<Tensor> {
-    let rows = model.encode(texts, o.batch_size, &mut tick)?;
-    let flat: Vec<f32> = rows.concat();
-    let t = Tensor::from_vec(flat, (texts.len(), model.dim()), &model.device)?;
-    let norm = t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    Ok(t.broadcast_div(&norm)?)
-}
-
-/// The float32 rows of an .npy file written by `EmbeddingWriter`, read straight into one vector
-/// (the pool is the largest thing in memory: no second copy of it).
-fn read_npy(path: &Path, dim: usize) -> Result<Vec<f32>> {
-    let ctx = || format!("{}: cannot read", path.display());
-    let mut f = std::io::BufReader::new(std::fs::File::open(path).with_context(ctx)?);
-    let mut head = [0u8; 10];
-    f.read_exact(&mut head).with_context(ctx)?;
-    if &head[..6] != b"\x93NUMPY" {
-        bail!("{}: not an .npy file", path.display());
-    }
-    let mut dict = vec![0u8; u16::from_le_bytes([head[8], head[9]]) as usize];
-    f.read_exact(&mut dict).with_context(ctx)?;
-    let size = std::fs::metadata(path).with_context(ctx)?.len() as usize;
-    let data_len = size.saturating_sub(10 + dict.len());
-    if !data_len.is_multiple_of(4 * dim) {
-        bail!("{}: not rows of {dim} float32 values", path.display());
-    }
-    let mut out = Vec::with_capacity(data_len / 4);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).with_context(ctx)?;
-        if n == 0 {
-            break;
-        }
-        // The buffer holds whole floats except at a read boundary, which `read` may cut.
-        let whole = n - n % 4;
-        out.extend(
-            buf[..whole]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-        if whole < n {
-            let mut rest = [0u8; 4];
-            rest[..n - whole].copy_from_slice(&buf[whole..n]);
-            f.read_exact(&mut rest[n - whole..]).with_context(ctx)?;
-            out.push(f32::from_le_bytes(rest));
-        }
-    }
-    Ok(out)
-}
-
-/// A key for the pool cache: the model's weights and options, the files' sizes and times.
+/// A key for the pool cache: the model, the options, the files' names, sizes and times.
 fn cache_key(model_dir: &Path, files: &[PathBuf], o: &Options, max_len: usize) -> Result<u64> {
     let mut parts = vec![o.pool as u64, o.seed, max_len as u64];
-    let weights = ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|f| model_dir.join(f))
-        .find(|p| p.is_file());
-    for p in weights.iter().chain(files) {
-        let m = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
-        let t = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        let name = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-        parts.extend([
-            pairs::dedup::hash_bytes(name.to_string_lossy().as_bytes()),
-            m.len(),
-            t,
-        ]);
+    parts.extend(crate::corpus_embeddings::file_identity(
+        &crate::corpus_embeddings::weights_file(model_dir),
+    ));
+    for p in files {
+        parts.extend(crate::corpus_embeddings::file_identity(p));
     }
     Ok(pairs::rng::mix(&parts))
 }
@@ -235,29 +168,8 @@ pub fn filter_dataset(
     std::fs::create_dir_all(&cache_dir)?;
     let key = cache_key(model_dir, files, o, model.tokenizer.max_len())?;
     let cached = cache_dir.join(format!("{key:016x}.npy"));
-    if !cached.is_file() {
-        // In chunks, straight to the cache: memory stays one chunk's embeddings.
-        let bar = crate::progress::bar(pool.len() as u64, "embedding the pool", "texts", o.quiet);
-        let mut w = crate::texts::EmbeddingWriter::create(&cached, dim)?;
-        for chunk in pool.chunks(CHUNK) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let e = embed(model, &refs, o, |n| bar.inc(n as u64))?;
-            for row in e.to_dtype(DType::F32)?.to_vec2::<f32>()? {
-                w.write(&row)?;
-            }
-        }
-        w.finish()?;
-        bar.finish_and_clear();
-    }
-    let v = read_npy(&cached, dim)?;
-    if v.len() != pool.len() * dim {
-        bail!(
-            "{}: holds {} rows, the pool has {}; delete it",
-            cached.display(),
-            v.len() / dim,
-            pool.len()
-        );
-    }
+    let v =
+        crate::corpus_embeddings::cached(model, &pool, &cached, o.batch_size, "the pool", o.quiet)?;
     // Transposed as a view: the multiply reads it in place, no second copy of the pool.
     let pool_t = Tensor::from_vec(v, (pool.len(), dim), &model.device)?.t()?;
     let mut pool_of_text: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -296,8 +208,8 @@ pub fn filter_dataset(
         let mut flush = |chunk: &mut Vec<Pending>| -> Result<()> {
             let anchors: Vec<&str> = chunk.iter().map(|c| c.anchor.as_str()).collect();
             let positives: Vec<&str> = chunk.iter().map(|c| c.positive.as_str()).collect();
-            let a = embed(model, &anchors, o, |_| {})?;
-            let p = embed(model, &positives, o, |_| {})?;
+            let a = crate::corpus_embeddings::embed(model, &anchors, o.batch_size, |_| {})?;
+            let p = crate::corpus_embeddings::embed(model, &positives, o.batch_size, |_| {})?;
             let own = (&a * &p)?.sum_keepdim(1)?;
             let (ranks, best) = rank(&a, &own, &pool_t, &positives, &pool_of_text)?;
             for (c, (r, b)) in chunk.drain(..).zip(ranks.into_iter().zip(best)) {
@@ -379,14 +291,14 @@ impl DatasetStats {
 }
 
 /// Kept rows in the input's compression (.gz, .zst or none).
-enum Compressed<'a, W: Write> {
+pub(crate) enum Compressed<'a, W: Write> {
     Gz(flate2::write::GzEncoder<&'a mut W>),
     Zst(zstd::Encoder<'static, &'a mut W>),
     Plain(&'a mut W),
 }
 
 impl<'a, W: Write> Compressed<'a, W> {
-    fn new(path: &Path, w: &'a mut W) -> Result<Self> {
+    pub(crate) fn new(path: &Path, w: &'a mut W) -> Result<Self> {
         let name = path.to_string_lossy();
         Ok(if name.ends_with(".gz") {
             Self::Gz(flate2::write::GzEncoder::new(
@@ -400,18 +312,29 @@ impl<'a, W: Write> Compressed<'a, W> {
         })
     }
 
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            Self::Gz(e) => e.write_all(b),
-            Self::Zst(e) => e.write_all(b),
-            Self::Plain(w) => w.write_all(b),
-        }
-    }
-
-    fn finish(self) -> std::io::Result<()> {
+    /// Ends the compressed stream (its trailer) and flushes.
+    pub(crate) fn finish(self) -> std::io::Result<()> {
         match self {
             Self::Gz(e) => e.finish().map(drop),
             Self::Zst(e) => e.finish().map(drop),
+            Self::Plain(w) => w.flush(),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressed<'_, W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Gz(e) => e.write(b),
+            Self::Zst(e) => e.write(b),
+            Self::Plain(w) => w.write(b),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Gz(e) => e.flush(),
+            Self::Zst(e) => e.flush(),
             Self::Plain(w) => w.flush(),
         }
     }

@@ -35,6 +35,78 @@ pub enum DataCmd {
     /// Example: pairtrain data filter --model all-MiniLM-L6-v2 --input 'pairs/se/*.jsonl.gz'
     /// --input pairs/reddit.jsonl.gz --out filtered/ --top-k 2
     Filter(FilterArgs),
+    /// Hard-negative mining: add to each (anchor, positive) the corpus texts its anchor scores
+    /// highest that are not its positives, as sentence-transformers' mine_hard_negatives.
+    ///
+    /// The options mean what they mean there (6.x). The output is JSONL that `pairtrain train`
+    /// reads as hard negatives: [anchor, positive, negative] rows (--output-format triplet) or
+    /// [anchor, positive, neg1, …, negN] (n-tuple). Embeddings are cached beside the output.
+    ///
+    /// Example (NV-Retriever's TopK-PercPos 95%): pairtrain data mine-negatives --model
+    /// all-MiniLM-L6-v2 --input pairs.jsonl.gz --out triplets.jsonl.gz --relative-margin 0.05
+    /// --num-negatives 5
+    MineNegatives(MineNegativesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MineNegativesArgs {
+    /// The model that scores candidates (sentence-transformers folder).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pair files or quoted globs: the anchors and positives (and, by default, the corpus).
+    #[arg(long, required = true)]
+    pub input: Vec<String>,
+    /// More candidate texts (.txt one per line, or .jsonl with a "text" field), added to the
+    /// positives.
+    #[arg(long)]
+    pub corpus: Vec<PathBuf>,
+    /// Output file: .jsonl, .jsonl.gz or .jsonl.zst.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub num_negatives: usize,
+    /// Skip the first this many candidates (likely unlabelled positives).
+    #[arg(long, default_value_t = 0)]
+    pub range_min: usize,
+    /// Consider only the best this many candidates (default: range_min + num_negatives (×10
+    /// with a margin or max score) + the most positives of an anchor).
+    #[arg(long)]
+    pub range_max: Option<usize>,
+    /// Disqualify candidates scoring above this.
+    #[arg(long)]
+    pub max_score: Option<f32>,
+    /// Disqualify candidates scoring below this.
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Disqualify candidates with score + margin above the anchor's lowest positive score.
+    #[arg(long)]
+    pub absolute_margin: Option<f32>,
+    /// Disqualify candidates above (1 - margin) × the anchor's lowest positive score
+    /// (0.05: a negative is at most 95% as similar as the positive).
+    #[arg(long)]
+    pub relative_margin: Option<f32>,
+    /// top: the best qualified candidates; random: drawn among them.
+    #[arg(long, value_enum, default_value = "top")]
+    pub sampling: crate::hard_negatives::Sampling,
+    #[arg(long, value_enum, default_value = "triplet")]
+    pub output_format: crate::hard_negatives::OutputFormat,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Seed of --sampling random.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// error | skip
+    #[arg(long, default_value = "error")]
+    pub on_bad_row: BadRowPolicy,
+    /// Where the embeddings are cached (default: .<out name>.cache beside the output).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub run_on: crate::device_args::DeviceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -146,7 +218,43 @@ pub fn run(cmd: &DataCmd) -> Result<()> {
         DataCmd::Bench(a) => bench(a),
         DataCmd::Generate(a) => generate(a),
         DataCmd::Filter(a) => filter(a),
+        DataCmd::MineNegatives(a) => mine_negatives(a),
     }
+}
+
+fn mine_negatives(a: &MineNegativesArgs) -> Result<()> {
+    use crate::hard_negatives::{cache_dir_for, check, mine, Options};
+    let o = Options {
+        num_negatives: a.num_negatives,
+        range_min: a.range_min,
+        range_max: a.range_max,
+        max_score: a.max_score,
+        min_score: a.min_score,
+        absolute_margin: a.absolute_margin,
+        relative_margin: a.relative_margin,
+        sampling: a.sampling,
+        output_format: a.output_format,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        policy: a.on_bad_row,
+        quiet: a.quiet,
+    };
+    check(&o)?;
+    let files = expand_all(&a.input)?;
+    let model = a.run_on.load(&a.model, model::LoadOptions::default())?;
+    let cache = a.cache_dir.clone().unwrap_or_else(|| cache_dir_for(&a.out));
+    let t0 = Instant::now();
+    let rep = mine(&model, &a.model, &files, &a.corpus, &a.out, &cache, &o)?;
+    eprintln!(
+        "{rep}\nwrote {} in {:.1} s ({:.0} pairs/s)",
+        a.out.display(),
+        t0.elapsed().as_secs_f64(),
+        rep.pairs as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+    );
+    if rep.skipped_rows.total() > 0 {
+        eprintln!("  {}", rep.skipped_rows.summary());
+    }
+    Ok(())
 }
 
 fn filter(a: &FilterArgs) -> Result<()> {

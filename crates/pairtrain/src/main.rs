@@ -3,10 +3,12 @@
 
 mod bench;
 mod consistency_filter;
+mod corpus_embeddings;
 mod data_cmd;
 mod device_args;
 mod encode;
 mod eval_cmd;
+mod hard_negatives;
 mod mine_cmd;
 mod progress;
 mod texts;
