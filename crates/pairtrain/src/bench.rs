@@ -56,6 +56,13 @@ pub struct BenchEncodeArgs {
     /// How many texts.
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
+    /// Embed these texts instead of the built-in ones: `.txt` (one per line) or `.jsonl` (see
+    /// --field), so that every tool is measured on the same file.
+    #[arg(long)]
+    pub texts: Option<PathBuf>,
+    /// The `.jsonl` field that holds the text.
+    #[arg(long, default_value = "text")]
+    pub field: String,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Timed repetitions; the best is reported (the least disturbed by other work).
@@ -172,7 +179,10 @@ pub fn bench_texts(n: usize) -> Vec<String> {
 }
 
 fn encode(a: &BenchEncodeArgs) -> Result<()> {
-    let texts = bench_texts(a.n);
+    let texts = match &a.texts {
+        Some(p) => crate::texts::read_texts(p, &a.field)?,
+        None => bench_texts(a.n),
+    };
     if let Some(p) = &a.dump_texts {
         std::fs::write(p, texts.join("\n") + "\n")?;
         eprintln!("wrote {} texts to {}", texts.len(), p.display());

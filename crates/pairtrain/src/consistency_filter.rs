@@ -35,6 +35,9 @@ pub struct Options {
 
 /// Rows embedded and ranked at a time.
 const CHUNK: usize = 4096;
+/// Score differences within this are ties (float rounding of one dot product done two ways).
+const TIE: f64 = 1e-6;
+
 /// Scores are computed in [ROW_BLOCK, POOL_BLOCK] blocks (32 MiB of f32): the memory beyond
 /// the pool stays a constant.
 const ROW_BLOCK: usize = 1024;
@@ -108,22 +111,19 @@ fn for_each_row(
     Ok(())
 }
 
-/// A key for the pool cache: the model, the options, the files' names, sizes and times.
-fn cache_key(model_dir: &Path, files: &[PathBuf], o: &Options, max_len: usize) -> Result<u64> {
-    let mut parts = vec![o.pool as u64, o.seed, max_len as u64];
-    parts.extend(crate::corpus_embeddings::file_identity(
-        &crate::corpus_embeddings::weights_file(model_dir),
-    ));
+/// A key for the pool cache: the model, the pool options, the files' names, sizes and times.
+fn cache_key(model: &SentenceModel, files: &[PathBuf], o: &Options) -> u64 {
+    let mut parts = vec![o.pool as u64, o.seed];
+    parts.extend(crate::corpus_embeddings::model_identity(model));
     for p in files {
         parts.extend(crate::corpus_embeddings::file_identity(p));
     }
-    Ok(pairs::rng::mix(&parts))
+    pairs::rng::mix(&parts)
 }
 
 /// Filters one dataset (`files`) into `out`.
 pub fn filter_dataset(
     model: &SentenceModel,
-    model_dir: &Path,
     files: &[PathBuf],
     out: &Path,
     o: &Options,
@@ -166,7 +166,9 @@ pub fn filter_dataset(
     let dim = model.dim();
     let cache_dir = out.join(".pool-cache");
     std::fs::create_dir_all(&cache_dir)?;
-    let key = cache_key(model_dir, files, o, model.tokenizer.max_len())?;
+    let key = cache_key(model, files, o);
+    // A finished file's numbers also depend on the rule and the bad-row policy.
+    let done_key = pairs::rng::mix(&[key, o.top_k as u64, o.policy as u64]);
     let cached = cache_dir.join(format!("{key:016x}.npy"));
     let v =
         crate::corpus_embeddings::cached(model, &pool, &cached, o.batch_size, "the pool", o.quiet)?;
@@ -189,7 +191,7 @@ pub fn filter_dataset(
         let name = path.file_name().context("an input without a file name")?;
         let dest = out.join(name);
         let mut done_name = name.to_os_string();
-        done_name.push(format!(".{key:016x}.json"));
+        done_name.push(format!(".{done_key:016x}.json"));
         let done = done_dir.join(done_name);
         if dest.is_file() {
             if let Some(fs) = std::fs::read_to_string(&done)
@@ -199,6 +201,13 @@ pub fn filter_dataset(
                 bar.inc(fs.kept + fs.dropped);
                 st.merge(fs, o.samples);
                 continue;
+            }
+        }
+        // Any other run's record of this output is void once it is rewritten.
+        let prefix = format!("{}.", name.to_string_lossy());
+        for e in std::fs::read_dir(&done_dir)?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                std::fs::remove_file(e.path())?;
             }
         }
         let mut fs = DatasetStats::default();
@@ -299,16 +308,13 @@ pub(crate) enum Compressed<'a, W: Write> {
 
 impl<'a, W: Write> Compressed<'a, W> {
     pub(crate) fn new(path: &Path, w: &'a mut W) -> Result<Self> {
-        let name = path.to_string_lossy();
-        Ok(if name.ends_with(".gz") {
-            Self::Gz(flate2::write::GzEncoder::new(
+        Ok(match crate::corpus_embeddings::compression_of(path) {
+            Some("gzip") => Self::Gz(flate2::write::GzEncoder::new(
                 w,
                 flate2::Compression::new(1),
-            ))
-        } else if name.ends_with(".zst") {
-            Self::Zst(zstd::Encoder::new(w, 3)?)
-        } else {
-            Self::Plain(w)
+            )),
+            Some(_) => Self::Zst(zstd::Encoder::new(w, 3)?),
+            None => Self::Plain(w),
         })
     }
 
@@ -351,6 +357,9 @@ fn rank(
 ) -> Result<(Vec<u64>, Vec<usize>)> {
     let m = pool_t.dims()[1];
     let n = a.dims()[0];
+    // A pool text is above the positive only by more than rounding: another text with the same
+    // embedding (the same tokens after truncation or lower-casing) ties, and a tie keeps the pair.
+    let own = &own.affine(1.0, TIE)?;
     let own_v = own.flatten_all()?.to_vec1::<f32>()?;
     // The positive's own copy in the pool is not a competitor: where it counted as above, it
     // is taken off again, judged on the very score that was counted (another multiply may

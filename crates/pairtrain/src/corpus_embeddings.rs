@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use model::SentenceModel;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Texts embedded at a time on the way to the cache (sorted by length within the chunk).
 const CHUNK: usize = 4096;
@@ -66,13 +66,40 @@ pub fn read_npy(path: &Path, dim: usize) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// The model's weights file (what a cache key should change with).
-pub fn weights_file(model_dir: &Path) -> PathBuf {
-    ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|f| model_dir.join(f))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| model_dir.to_path_buf())
+/// What embeddings depend on, for cache keys: the weights, tokenizer and module files (names,
+/// sizes, times), the precision and device, the length limit, pooling and normalisation.
+pub fn model_identity(model: &SentenceModel) -> Vec<u64> {
+    let t = &model.transformer_dir;
+    let files = [
+        t.join("model.safetensors"),
+        t.join("pytorch_model.bin"),
+        t.join("tokenizer.json"),
+        t.join("config.json"),
+        model.dir.join("modules.json"),
+    ];
+    let mut parts: Vec<u64> = files.iter().flat_map(|p| file_identity(p)).collect();
+    let setup = format!(
+        "{:?} {:?} {} {:?} {}",
+        model.encoder.config().compute_dtype,
+        model.device.location(),
+        model.tokenizer.max_len(),
+        model.pooling,
+        model.normalize
+    );
+    parts.push(pairs::dedup::hash_bytes(setup.as_bytes()));
+    parts
+}
+
+/// Whether a file name asks for zstd (`.zst`, `.zstd`) or gzip (`.gz`) compression.
+pub fn compression_of(path: &Path) -> Option<&'static str> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".zst") || name.ends_with(".zstd") {
+        Some("zstd")
+    } else if name.ends_with(".gz") {
+        Some("gzip")
+    } else {
+        None
+    }
 }
 
 /// A file's identity for cache keys: its canonical name, size and modification time.

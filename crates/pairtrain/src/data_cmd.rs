@@ -244,7 +244,7 @@ fn mine_negatives(a: &MineNegativesArgs) -> Result<()> {
     let model = a.run_on.load(&a.model, model::LoadOptions::default())?;
     let cache = a.cache_dir.clone().unwrap_or_else(|| cache_dir_for(&a.out));
     let t0 = Instant::now();
-    let rep = mine(&model, &a.model, &files, &a.corpus, &a.out, &cache, &o)?;
+    let rep = mine(&model, &files, &a.corpus, &a.out, &cache, &o)?;
     eprintln!(
         "{rep}\nwrote {} in {:.1} s ({:.0} pairs/s)",
         a.out.display(),
@@ -279,6 +279,19 @@ fn filter(a: &FilterArgs) -> Result<()> {
         }
         datasets.push((pattern.clone(), files));
     }
+    // Outputs are named as their inputs: the output folder must not be an input's folder.
+    for (_, files) in &datasets {
+        for f in files {
+            let dest = a.out.join(f.file_name().unwrap_or_default());
+            if std::fs::canonicalize(&dest).ok() == std::fs::canonicalize(f).ok() && dest.exists() {
+                bail!(
+                    "{}: --out {} would overwrite this input; choose another output folder",
+                    f.display(),
+                    a.out.display()
+                );
+            }
+        }
+    }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("{}: cannot create", a.out.display()))?;
     let model = a.run_on.load(
@@ -301,7 +314,7 @@ fn filter(a: &FilterArgs) -> Result<()> {
     let mut out = serde_json::Map::new();
     let mut total = 0u64;
     for (name, files) in &datasets {
-        let st = filter_dataset(&model, &a.model, files, &a.out, &o)?;
+        let st = filter_dataset(&model, files, &a.out, &o)?;
         let n = st.kept + st.dropped;
         total += n;
         eprintln!(

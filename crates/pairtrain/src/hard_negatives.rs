@@ -65,7 +65,7 @@ pub struct Report {
     pub range_max: usize,
     pub rows_out: usize,
     /// Candidates disqualified, by reason (absolute_margin, relative_margin, max_score,
-    /// min_score), as sentence-transformers counts them.
+    /// min_score), each counted under the first reason that disqualified it.
     pub skipped_candidates: std::collections::BTreeMap<String, u64>,
     /// Pairs (triplet: negatives) that could not be given all their negatives.
     pub missing: usize,
@@ -143,7 +143,6 @@ fn top_k(queries: &Tensor, corpus_t: &Tensor, k: usize) -> Result<Vec<Vec<(f32, 
 /// Mines negatives for the pairs of `files` into `out` (JSONL, gzip or zstd by its name).
 pub fn mine(
     model: &SentenceModel,
-    model_dir: &Path,
     files: &[PathBuf],
     corpus_files: &[PathBuf],
     out: &Path,
@@ -168,7 +167,12 @@ pub fn mine(
     let mut queries: Vec<String> = Vec::new();
     let mut extra: Vec<String> = Vec::new();
     for p in corpus_files {
-        extra.extend(crate::texts::read_texts(p, "text")?);
+        // A blank line is no candidate.
+        extra.extend(
+            crate::texts::read_texts(p, "text")?
+                .into_iter()
+                .filter(|t| !t.trim().is_empty()),
+        );
     }
     let mut corpus: Vec<String> = Vec::new();
     let mut corpus_idx: HashMap<String, usize> = HashMap::new();
@@ -184,6 +188,7 @@ pub fn mine(
     // Each query's distinct positives; `rows_per_query` counts repeated pairs too, as the
     // default range does.
     let mut positives: Vec<Vec<usize>> = Vec::new();
+    let mut seen_pairs: std::collections::HashSet<(usize, usize)> = Default::default();
     let mut rows_per_query: Vec<usize> = Vec::new();
     for (a, p) in &pairs {
         let q = *query_idx.entry(a.as_str()).or_insert_with(|| {
@@ -194,7 +199,7 @@ pub fn mine(
         });
         rows_per_query[q] += 1;
         let ci = corpus_idx[p];
-        if !positives[q].contains(&ci) {
+        if seen_pairs.insert((q, ci)) {
             positives[q].push(ci);
         }
     }
@@ -215,11 +220,7 @@ pub fn mine(
     // Embeddings, cached by the model and the texts themselves.
     let dim = model.dim();
     let key = |texts: &[String]| {
-        let mut parts: Vec<u64> = crate::corpus_embeddings::file_identity(
-            &crate::corpus_embeddings::weights_file(model_dir),
-        )
-        .to_vec();
-        parts.push(model.tokenizer.max_len() as u64);
+        let mut parts = crate::corpus_embeddings::model_identity(model);
         parts.extend(texts.iter().map(|t| pairs::dedup::hash_bytes(t.as_bytes())));
         pairs::rng::mix(&parts)
     };
@@ -241,106 +242,112 @@ pub fn mine(
         o.quiet,
     )?;
     let query_t = Tensor::from_vec(q, (queries.len(), dim), &model.device)?;
-    let bar = crate::progress::bar(queries.len() as u64, "searching", "queries", o.quiet);
-    let candidates = top_k(&query_t, &corpus_t.t()?, k)?;
-    bar.finish_and_clear();
-    let query_rows = query_t.to_vec2::<f32>()?;
+    let corpus_tt = corpus_t.t()?;
     let corpus_rows = |i: usize| -> Result<Vec<f32>> { Ok(corpus_t.get(i)?.to_vec1::<f32>()?) };
 
     let mut rng = pairs::rng::Rng::new(o.seed);
     let mut file = crate::texts::AtomicFile::create(out)?;
     let mut w = crate::consistency_filter::Compressed::new(out, file.writer())?;
     let bar = crate::progress::bar(queries.len() as u64, "mining", "queries", o.quiet);
-    for (qi, cands) in candidates.into_iter().enumerate() {
-        let pos = &positives[qi];
-        // The query's positive scores, by dot product as sentence-transformers' pairwise
-        // similarity computes them.
-        let pos_scores: Vec<f32> = pos
-            .iter()
-            .map(|&p| corpus_rows(p).map(|v| dot(&query_rows[qi], &v)))
-            .collect::<Result<_>>()?;
-        let lowest_positive = pos_scores.iter().copied().fold(f32::INFINITY, f32::min);
-        let mut scored: Vec<(f32, usize)> = cands
-            .into_iter()
-            .map(|(s, i)| {
-                if pos.contains(&i) {
-                    (f32::NEG_INFINITY, i)
-                } else {
-                    (s, i)
+    // One block of queries at a time: searched, then mined, so memory stays one block's
+    // candidates.
+    for q0 in (0..queries.len()).step_by(QUERY_BLOCK) {
+        let block = query_t.narrow(0, q0, QUERY_BLOCK.min(queries.len() - q0))?;
+        let query_rows = block.to_vec2::<f32>()?;
+        let candidates = top_k(&block, &corpus_tt, k)?;
+        for (bi, cands) in candidates.into_iter().enumerate() {
+            let qi = q0 + bi;
+            let pos = &positives[qi];
+            let pos_set: std::collections::HashSet<usize> = pos.iter().copied().collect();
+            // The query's positive scores, by dot product as sentence-transformers' pairwise
+            // similarity computes them.
+            let pos_scores: Vec<f32> = pos
+                .iter()
+                .map(|&p| corpus_rows(p).map(|v| dot(&query_rows[bi], &v)))
+                .collect::<Result<_>>()?;
+            let lowest_positive = pos_scores.iter().copied().fold(f32::INFINITY, f32::min);
+            let mut scored: Vec<(f32, usize)> = cands
+                .into_iter()
+                .map(|(s, i)| {
+                    if pos_set.contains(&i) {
+                        (f32::NEG_INFINITY, i)
+                    } else {
+                        (s, i)
+                    }
+                })
+                .collect();
+            let mut disqualify = |name: &str, test: &dyn Fn(f32) -> bool| {
+                for c in scored
+                    .iter_mut()
+                    .filter(|c| c.0 != f32::NEG_INFINITY && test(c.0))
+                {
+                    c.0 = f32::NEG_INFINITY;
+                    *rep.skipped_candidates.entry(name.into()).or_default() += 1;
                 }
-            })
-            .collect();
-        let mut disqualify = |name: &str, test: &dyn Fn(f32) -> bool| {
-            for c in scored
-                .iter_mut()
-                .filter(|c| c.0 != f32::NEG_INFINITY && test(c.0))
-            {
-                c.0 = f32::NEG_INFINITY;
-                *rep.skipped_candidates.entry(name.into()).or_default() += 1;
-            }
-        };
-        if let Some(m) = o.absolute_margin {
-            disqualify("absolute_margin", &|s| s + m > lowest_positive);
-        }
-        if let Some(m) = o.relative_margin {
-            // |positive| × margin below the positive, whatever its sign.
-            let threshold = lowest_positive - lowest_positive.abs() * m;
-            disqualify("relative_margin", &|s| s > threshold);
-        }
-        if let Some(m) = o.max_score {
-            disqualify("max_score", &|s| s > m);
-        }
-        if let Some(m) = o.min_score {
-            disqualify("min_score", &|s| s < m);
-        }
-        // Best first again (disqualified ones last), the best range_max, minus the first
-        // range_min.
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.truncate(range_max);
-        let scored: Vec<(f32, usize)> = scored.into_iter().skip(o.range_min).collect();
-        let chosen: Vec<(f32, usize)> = match o.sampling {
-            Sampling::Top => scored.into_iter().take(o.num_negatives).collect(),
-            Sampling::Random => {
-                let qualified = scored.iter().filter(|c| c.0 != f32::NEG_INFINITY).count();
-                let options = qualified.max(o.num_negatives).min(scored.len());
-                let mut picks: Vec<usize> = (0..options).collect();
-                pairs::rng::shuffle(&mut picks, &mut rng);
-                picks.truncate(o.num_negatives);
-                picks.sort_unstable();
-                picks.into_iter().map(|i| scored[i]).collect()
-            }
-        };
-        let negatives: Vec<&str> = chosen
-            .iter()
-            .filter(|c| c.0 != f32::NEG_INFINITY)
-            .map(|c| corpus[c.1].as_str())
-            .collect();
-        for &p in pos {
-            let mut write_row = |row: &[&str]| -> Result<()> {
-                serde_json::to_writer(&mut w, row)?;
-                w.write_all(b"\n")?;
-                rep.rows_out += 1;
-                Ok(())
             };
-            match o.output_format {
-                OutputFormat::Triplet => {
-                    rep.missing += o.num_negatives - negatives.len();
-                    for n in &negatives {
-                        write_row(&[&queries[qi], &corpus[p], n])?;
-                    }
+            if let Some(m) = o.absolute_margin {
+                disqualify("absolute_margin", &|s| s + m > lowest_positive);
+            }
+            if let Some(m) = o.relative_margin {
+                // |positive| × margin below the positive, whatever its sign.
+                let threshold = lowest_positive - lowest_positive.abs() * m;
+                disqualify("relative_margin", &|s| s > threshold);
+            }
+            if let Some(m) = o.max_score {
+                disqualify("max_score", &|s| s > m);
+            }
+            if let Some(m) = o.min_score {
+                disqualify("min_score", &|s| s < m);
+            }
+            // Best first again (disqualified ones last), the best range_max, minus the first
+            // range_min.
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scored.truncate(range_max);
+            let scored: Vec<(f32, usize)> = scored.into_iter().skip(o.range_min).collect();
+            let chosen: Vec<(f32, usize)> = match o.sampling {
+                Sampling::Top => scored.into_iter().take(o.num_negatives).collect(),
+                Sampling::Random => {
+                    let qualified = scored.iter().filter(|c| c.0 != f32::NEG_INFINITY).count();
+                    let options = qualified.max(o.num_negatives).min(scored.len());
+                    let mut picks: Vec<usize> = (0..options).collect();
+                    pairs::rng::shuffle(&mut picks, &mut rng);
+                    picks.truncate(o.num_negatives);
+                    picks.sort_unstable();
+                    picks.into_iter().map(|i| scored[i]).collect()
                 }
-                OutputFormat::NTuple => {
-                    if negatives.len() < o.num_negatives {
-                        rep.missing += 1;
-                        continue;
+            };
+            let negatives: Vec<&str> = chosen
+                .iter()
+                .filter(|c| c.0 != f32::NEG_INFINITY)
+                .map(|c| corpus[c.1].as_str())
+                .collect();
+            for &p in pos {
+                let mut write_row = |row: &[&str]| -> Result<()> {
+                    serde_json::to_writer(&mut w, row)?;
+                    w.write_all(b"\n")?;
+                    rep.rows_out += 1;
+                    Ok(())
+                };
+                match o.output_format {
+                    OutputFormat::Triplet => {
+                        rep.missing += o.num_negatives - negatives.len();
+                        for n in &negatives {
+                            write_row(&[&queries[qi], &corpus[p], n])?;
+                        }
                     }
-                    let mut row = vec![queries[qi].as_str(), corpus[p].as_str()];
-                    row.extend(&negatives);
-                    write_row(&row)?;
+                    OutputFormat::NTuple => {
+                        if negatives.len() < o.num_negatives {
+                            rep.missing += 1;
+                            continue;
+                        }
+                        let mut row = vec![queries[qi].as_str(), corpus[p].as_str()];
+                        row.extend(&negatives);
+                        write_row(&row)?;
+                    }
                 }
             }
+            bar.inc(1);
         }
-        bar.inc(1);
     }
     bar.finish_and_clear();
     w.finish()?;
