@@ -23,8 +23,19 @@ cache = os.path.expanduser("~/.cache/pairtrain/onnx/" + os.path.basename(os.path
 os.makedirs(cache, exist_ok=True)
 fp32, int8 = f"{cache}/model.onnx", f"{cache}/model-int8.onnx"
 tok = AutoTokenizer.from_pretrained(a.model)
+class Tokens(torch.nn.Module):
+    """The transformer's token embeddings from (ids, mask), keyword-called as transformers wants."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids, mask):
+        return self.m(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
 if not os.path.exists(fp32):
-    m = AutoModel.from_pretrained(a.model).eval()
+    m = Tokens(AutoModel.from_pretrained(a.model).eval())
     enc = tok(["a b c", "d"], padding=True, return_tensors="pt")
     torch.onnx.export(m, (enc["input_ids"], enc["attention_mask"]), fp32, dynamo=False,
                       input_names=["input_ids", "attention_mask"], output_names=["tokens"],
