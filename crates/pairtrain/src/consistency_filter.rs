@@ -78,7 +78,7 @@ fn bucket(rank: u64) -> String {
 
 /// Reads every row of `files` as (file index, line, raw line, anchor, positive); bad rows follow
 /// `policy`.
-fn for_each_row(
+pub(crate) fn for_each_row(
     files: &[PathBuf],
     policy: BadRowPolicy,
     skipped: &mut SkipCounts,

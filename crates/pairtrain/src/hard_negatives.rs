@@ -19,7 +19,6 @@
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 use model::SentenceModel;
-use pairs::reader::{Line, PairReader};
 use pairs::{BadRowPolicy, SkipCounts};
 use std::collections::HashMap;
 use std::io::Write;
@@ -82,33 +81,10 @@ fn read_pairs(
     skipped: &mut SkipCounts,
 ) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for path in files {
-        let mut r = PairReader::open(path)?;
-        loop {
-            let line_no = r.line() + 1;
-            let problem = match r.next_line() {
-                Line::End => break,
-                Line::Text(t) if t.trim().is_empty() => continue,
-                Line::Text(t) => match pairs::row::parse_row(t) {
-                    Ok(mut row) => {
-                        row.truncate(2);
-                        let p = row.pop().unwrap_or_default();
-                        let a = row.pop().unwrap_or_default();
-                        out.push((a, p));
-                        continue;
-                    }
-                    Err(p) => p,
-                },
-                Line::Bad(p) => p,
-            };
-            match policy {
-                BadRowPolicy::Error => bail!("{}:{line_no}: {}", path.display(), problem.msg),
-                BadRowPolicy::Skip => {
-                    skipped.add(problem.reason, format!("{}:{line_no}", path.display()))
-                }
-            }
-        }
-    }
+    crate::consistency_filter::for_each_row(files, policy, skipped, |_, _, _, a, p| {
+        out.push((a.to_string(), p.to_string()));
+        Ok(())
+    })?;
     Ok(out)
 }
 
