@@ -13,6 +13,11 @@ pub enum TaskKind {
     Sts,
     /// Retrieval on a BEIR folder (InformationRetrievalEvaluator).
     Retrieval,
+    /// Bitext retrieval on parallel sentences, `source<TAB>translation` (TranslationEvaluator).
+    Translation,
+    /// Distance of the model's embeddings of the translations to a teacher's of the sources
+    /// (MSEEvaluator); needs `teacher`.
+    Mse,
 }
 
 impl TaskKind {
@@ -20,6 +25,8 @@ impl TaskKind {
         match self {
             TaskKind::Sts => "sts",
             TaskKind::Retrieval => "retrieval",
+            TaskKind::Translation => "translation",
+            TaskKind::Mse => "mse",
         }
     }
 }
@@ -30,8 +37,10 @@ impl std::str::FromStr for TaskKind {
         match s {
             "sts" => Ok(TaskKind::Sts),
             "retrieval" => Ok(TaskKind::Retrieval),
+            "translation" => Ok(TaskKind::Translation),
+            "mse" => Ok(TaskKind::Mse),
             _ => Err(format!(
-                "evaluation kind \"{s}\" is not one of sts, retrieval"
+                "evaluation kind \"{s}\" is not one of sts, retrieval, translation, mse"
             )),
         }
     }
@@ -59,6 +68,8 @@ pub struct TaskSpec {
     /// retrieval: corpus documents embedded and scored at once.
     #[serde(default = "d_chunk")]
     pub corpus_chunk_size: usize,
+    /// mse: the teacher model's folder.
+    pub teacher: Option<String>,
 }
 
 fn d_batch() -> usize {
@@ -76,6 +87,7 @@ impl TaskSpec {
             path: path.display().to_string(),
             batch_size: d_batch(),
             corpus_chunk_size: d_chunk(),
+            teacher: None,
         }
     }
 
@@ -106,6 +118,9 @@ impl Suite {
             if Path::new(&t.path).is_relative() {
                 t.path = base.join(&t.path).display().to_string();
             }
+            if let Some(teacher) = t.teacher.as_mut().filter(|p| Path::new(p).is_relative()) {
+                *teacher = base.join(&*teacher).display().to_string();
+            }
         }
         Ok(s)
     }
@@ -127,6 +142,21 @@ pub fn run_task(model: &SentenceModel, task: &TaskSpec) -> Result<BTreeMap<Strin
                 task.batch_size,
                 task.corpus_chunk_size,
             )
+        }
+        TaskKind::Translation => {
+            let data = crate::translation::load_parallel(path)?;
+            crate::translation::evaluate_translation(model, &data, task.batch_size)
+        }
+        TaskKind::Mse => {
+            let Some(teacher) = &task.teacher else {
+                anyhow::bail!(
+                    "an mse evaluation needs its teacher model (teacher = \"…\", or --teacher)"
+                );
+            };
+            let teacher = SentenceModel::load(Path::new(teacher), &Default::default())
+                .with_context(|| format!("teacher {teacher}"))?;
+            let data = crate::translation::load_parallel(path)?;
+            crate::mse::evaluate_mse(model, &teacher, &data, task.batch_size)
         }
     }
 }

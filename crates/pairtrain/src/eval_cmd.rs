@@ -15,13 +15,19 @@ pub struct EvalArgs {
     /// Model folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// One task: `sts` (a TSV of sentence pairs with gold scores) or `retrieval` (a BEIR folder:
-    /// corpus.jsonl, queries.jsonl, qrels.tsv).
+    /// One task: `sts` (a TSV of sentence pairs with gold scores), `retrieval` (a BEIR folder:
+    /// corpus.jsonl, queries.jsonl, qrels.tsv) or `translation` (parallel sentences,
+    /// source<TAB>translation, .tsv or .tsv.gz: bitext retrieval accuracy both ways) or `mse`
+    /// (the same files and --teacher: negative MSE x 100 to the teacher's embeddings).
     #[arg(long, requires = "data", conflicts_with = "suite")]
     pub task: Option<String>,
-    /// The task's data: the STS file or the BEIR folder.
+    /// The task's data: the STS file, the BEIR folder or the parallel sentences.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The teacher of an `mse` task (knowledge distillation): its embeddings of the sources are
+    /// the targets for --model's embeddings of the translations.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
     /// Several tasks from a TOML file of `[[task]]` entries (name, kind, path).
     #[arg(long)]
     pub suite: Option<PathBuf>,
@@ -50,6 +56,9 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
     let mut all: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for mut t in tasks {
         t.batch_size = a.batch_size;
+        if let (None, Some(p)) = (&t.teacher, &a.teacher) {
+            t.teacher = Some(p.display().to_string());
+        }
         let name = t.display_name();
         let t0 = Instant::now();
         let res = run_task(&model, &t).with_context(|| format!("task {name}"))?;
