@@ -18,7 +18,7 @@ use model::SentenceModel;
 use pairs::reader::{Line, PairReader};
 use pairs::{BadRowPolicy, SkipCounts};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -76,15 +76,14 @@ fn bucket(rank: u64) -> String {
     }
 }
 
-/// Reads every row of `files` as (file index, line, raw line, anchor, positive); bad rows follow
-/// `policy`.
+/// Reads every row of `files` as (line, raw line, anchor, positive); bad rows follow `policy`.
 pub(crate) fn for_each_row(
     files: &[PathBuf],
     policy: BadRowPolicy,
     skipped: &mut SkipCounts,
-    mut f: impl FnMut(usize, u64, &str, &str, &str) -> Result<()>,
+    mut f: impl FnMut(u64, &str, &str, &str) -> Result<()>,
 ) -> Result<()> {
-    for (fi, path) in files.iter().enumerate() {
+    for path in files {
         let mut r = PairReader::open(path)?;
         loop {
             let line_no = r.line() + 1;
@@ -93,7 +92,7 @@ pub(crate) fn for_each_row(
                 Line::Text(t) if t.trim().is_empty() => continue,
                 Line::Text(t) => match pairs::row::parse_row(t) {
                     Ok(row) => {
-                        f(fi, line_no, t, &row[0], &row[1])?;
+                        f(line_no, t, &row[0], &row[1])?;
                         continue;
                     }
                     Err(p) => p,
@@ -135,16 +134,13 @@ pub fn filter_dataset(
     // Pass 1: the pool, a reservoir sample of the distinct positives.
     let mut rng = pairs::rng::Rng::new(o.seed);
     let mut pool: Vec<String> = Vec::new();
-    let mut seen: HashMap<u64, ()> = HashMap::new();
+    let mut seen: HashSet<u64> = HashSet::new();
     let mut distinct = 0u64;
     let mut rows = 0u64;
     let mut skipped = SkipCounts::default();
-    for_each_row(files, o.policy, &mut skipped, |_, _, _, _, pos| {
+    for_each_row(files, o.policy, &mut skipped, |_, _, _, pos| {
         rows += 1;
-        if seen
-            .insert(pairs::dedup::hash_bytes(pos.as_bytes()), ())
-            .is_some()
-        {
+        if !seen.insert(pairs::dedup::hash_bytes(pos.as_bytes())) {
             return Ok(());
         }
         distinct += 1;
@@ -249,7 +245,7 @@ pub fn filter_dataset(
             std::slice::from_ref(path),
             o.policy,
             &mut skipped,
-            |_, line, raw, a, p| {
+            |line, raw, a, p| {
                 chunk.push(Pending {
                     line,
                     raw: raw.to_string(),

@@ -81,7 +81,7 @@ fn read_pairs(
     skipped: &mut SkipCounts,
 ) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    crate::consistency_filter::for_each_row(files, policy, skipped, |_, _, _, a, p| {
+    crate::consistency_filter::for_each_row(files, policy, skipped, |_, _, a, p| {
         out.push((a.to_string(), p.to_string()));
         Ok(())
     })?;
