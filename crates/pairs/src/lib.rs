@@ -22,6 +22,6 @@ pub mod tokenize;
 pub use dataset::{DatasetSpec, StreamState};
 pub use loader::{Loader, LoaderConfig, LoaderError};
 pub use reader::{BadRowPolicy, SkipCounts};
-pub use row::{parse_row, read_jsonl_rows, Row, RowError};
+pub use row::{parse_row, read_jsonl_rows, Row, RowError, RowFormat};
 pub use sampler::{Sampler, SamplerConfig, SamplerState};
 pub use tokenize::{BatchTokenizer, TokenBatch, TokenColumn, TokenizeError};

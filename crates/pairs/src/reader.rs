@@ -1,7 +1,7 @@
-//! Reading pair files line by line: plain, gzip (`.gz`) and zstd (`.zst`) JSONL, with the line
+//! Reading pair files line by line: plain, gzip (`.gz`) and zstd (`.zst`) JSONL or TSV, with the line
 //! number kept for error messages and resume positions, and the bad-row policy applied.
 
-use crate::row::{self, parse_row, Problem, Row, RowError};
+use crate::row::{self, Problem, Row, RowError, RowFormat};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -108,6 +108,7 @@ pub struct PairReader {
     line: u64,
     buf: Vec<u8>,
     done: bool,
+    format: RowFormat,
 }
 
 /// One raw line, or the reason it could not be read.
@@ -125,11 +126,17 @@ impl PairReader {
             line: 0,
             buf: Vec::with_capacity(4096),
             done: false,
+            format: RowFormat::of(path),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How this file's lines are laid out (from its name).
+    pub fn format(&self) -> RowFormat {
+        self.format
     }
 
     /// Lines consumed so far (the resume position).
@@ -174,12 +181,13 @@ impl PairReader {
 
     /// The next non-blank line parsed, with its line number; `None` at the end.
     pub fn next_parsed(&mut self) -> Option<(u64, Result<Row, Problem>)> {
+        let format = self.format;
         loop {
             let line = self.line + 1;
             let parsed = match self.next_line() {
                 Line::End => return None,
                 Line::Text(t) if t.trim().is_empty() => continue,
-                Line::Text(t) => parse_row(t),
+                Line::Text(t) => format.parse(t),
                 Line::Bad(p) => Err(p),
             };
             return Some((line, parsed));

@@ -144,6 +144,56 @@ pub fn parse_row(line: &str) -> Result<Row, Problem> {
     Ok(row)
 }
 
+/// Parses one line of a tab-separated file (parallel sentences: `source<TAB>translation…`, or
+/// `anchor<TAB>positive<TAB>negative…`): every field is a text, none may be empty.
+pub fn parse_tsv_row(line: &str) -> Result<Row, Problem> {
+    let row: Row = line.split('\t').map(str::to_string).collect();
+    if row.len() < 2 {
+        return Err(Problem::new(
+            TOO_FEW_TEXTS,
+            "a row needs at least 2 tab-separated texts, this one has 1",
+        ));
+    }
+    if let Some(i) = row.iter().position(|t| t.trim().is_empty()) {
+        return Err(Problem::new(
+            BAD_LAYOUT,
+            format!("field {} of the tab-separated row is empty", i + 1),
+        ));
+    }
+    Ok(row)
+}
+
+/// How the lines of a pair file are laid out, from its name (`.tsv` before any `.gz`/`.zst`:
+/// tab-separated; anything else: JSON lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFormat {
+    Jsonl,
+    Tsv,
+}
+
+impl RowFormat {
+    pub fn of(path: &Path) -> Self {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase());
+        let name = name.unwrap_or_default();
+        let stem = [".gz", ".zst", ".zstd"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        if stem.ends_with(".tsv") {
+            RowFormat::Tsv
+        } else {
+            RowFormat::Jsonl
+        }
+    }
+
+    pub fn parse(self, line: &str) -> Result<Row, Problem> {
+        match self {
+            RowFormat::Jsonl => parse_row(line),
+            RowFormat::Tsv => parse_tsv_row(line),
+        }
+    }
+}
+
 /// Reads every row of a pair file (plain, gzip or zstd), blank lines skipped. Errors name
 /// file:line.
 pub fn read_jsonl_rows(path: &Path) -> Result<Vec<Row>, RowError> {
@@ -188,6 +238,31 @@ mod tests {
                 .unwrap(),
             vec!["a", "b"]
         );
+    }
+
+    #[test]
+    fn tab_separated_rows() {
+        let p = |n: &str| RowFormat::of(Path::new(n));
+        assert_eq!(p("multi30k-train.en-de.tsv.gz"), RowFormat::Tsv);
+        assert_eq!(p("x.TSV"), RowFormat::Tsv);
+        assert_eq!(p("x.tsv.zst"), RowFormat::Tsv);
+        assert_eq!(p("x.jsonl.gz"), RowFormat::Jsonl);
+        assert_eq!(
+            parse_tsv_row("A man.\tEin Mann.\tUn homme.").unwrap(),
+            vec!["A man.", "Ein Mann.", "Un homme."]
+        );
+        // Quotes and JSON-looking text are text in a TSV.
+        assert_eq!(
+            parse_tsv_row("\"[1]\"\t{x}").unwrap(),
+            vec!["\"[1]\"", "{x}"]
+        );
+        assert_eq!(
+            parse_tsv_row("only one").unwrap_err().reason,
+            TOO_FEW_TEXTS
+        );
+        let e = parse_tsv_row("a\t\tc").unwrap_err();
+        assert_eq!(e.reason, BAD_LAYOUT);
+        assert!(e.msg.contains("field 2"), "{}", e.msg);
     }
 
     #[test]

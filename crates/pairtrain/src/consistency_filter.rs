@@ -85,12 +85,13 @@ pub(crate) fn for_each_row(
 ) -> Result<()> {
     for path in files {
         let mut r = PairReader::open(path)?;
+        let format = r.format();
         loop {
             let line_no = r.line() + 1;
             let problem = match r.next_line() {
                 Line::End => break,
                 Line::Text(t) if t.trim().is_empty() => continue,
-                Line::Text(t) => match pairs::row::parse_row(t) {
+                Line::Text(t) => match format.parse(t) {
                     Ok(row) => {
                         f(line_no, t, &row[0], &row[1])?;
                         continue;
