@@ -22,10 +22,17 @@ impl TextTokenizer {
                 "not found (a model folder needs tokenizer.json)",
             ));
         }
-        let mut inner = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+        let bad = |msg: String| Error::Tokenizer {
             path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
+            msg,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(cfg) = tokenizer_config(path) {
+            as_transformers_builds(&cfg, &mut json);
+        }
+        let mut inner: Tokenizer = serde_json::from_value(json).map_err(|e| bad(e.to_string()))?;
         inner.with_padding(None);
         let mut t = Self {
             inner,
@@ -84,4 +91,44 @@ impl TextTokenizer {
     pub fn token_to_id(&self, tok: &str) -> Option<u32> {
         self.inner.token_to_id(tok)
     }
+}
+
+/// The tokenizer_config.json beside `tokenizer_json`, if there is a readable one.
+fn tokenizer_config(tokenizer_json: &Path) -> Option<serde_json::Value> {
+    let cfg = tokenizer_json.with_file_name("tokenizer_config.json");
+    serde_json::from_str(&std::fs::read_to_string(cfg).ok()?).ok()
+}
+
+/// transformers 5 no longer uses every part of tokenizer.json: for some tokenizer classes it
+/// rebuilds the pipeline in code and keeps only the vocabulary, so sentence-transformers
+/// tokenizes differently from the file. The same rebuild here keeps the ids equal to theirs.
+///
+/// XLMRobertaTokenizer (XLM-R, multilingual-e5, paraphrase-multilingual-*): the normalizer is the
+/// sentencepiece `Precompiled` map alone, and words are split on whitespace before `Metaspace`,
+/// so runs of spaces and trailing whitespace give no lone `▁` token (the file's pipeline gives
+/// one for trailing whitespace).
+fn as_transformers_builds(cfg: &serde_json::Value, json: &mut serde_json::Value) {
+    let class = cfg["tokenizer_class"].as_str().unwrap_or_default();
+    if !matches!(class, "XLMRobertaTokenizer" | "XLMRobertaTokenizerFast") {
+        return;
+    }
+    let add_prefix_space = cfg["add_prefix_space"].as_bool().unwrap_or(true);
+    let normalizer = &json["normalizer"];
+    let precompiled = if normalizer["type"] == "Precompiled" {
+        Some(normalizer.clone())
+    } else {
+        normalizer["normalizers"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["type"] == "Precompiled").cloned())
+    };
+    json["normalizer"] = precompiled.unwrap_or(serde_json::Value::Null);
+    json["pre_tokenizer"] = serde_json::json!({
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "WhitespaceSplit"},
+            {"type": "Metaspace", "replacement": "\u{2581}",
+             "prepend_scheme": if add_prefix_space { "always" } else { "never" },
+             "split": true}
+        ]
+    });
 }

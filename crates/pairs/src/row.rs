@@ -256,10 +256,7 @@ mod tests {
             parse_tsv_row("\"[1]\"\t{x}").unwrap(),
             vec!["\"[1]\"", "{x}"]
         );
-        assert_eq!(
-            parse_tsv_row("only one").unwrap_err().reason,
-            TOO_FEW_TEXTS
-        );
+        assert_eq!(parse_tsv_row("only one").unwrap_err().reason, TOO_FEW_TEXTS);
         let e = parse_tsv_row("a\t\tc").unwrap_err();
         assert_eq!(e.reason, BAD_LAYOUT);
         assert!(e.msg.contains("field 2"), "{}", e.msg);

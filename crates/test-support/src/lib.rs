@@ -65,6 +65,11 @@ pub fn mpnet_dir() -> PathBuf {
     test_model("mpnet", "PAIRTRAIN_MPNET")
 }
 
+/// multilingual-e5-small, built by the shared tool (`PAIRTRAIN_E5` overrides).
+pub fn e5_dir() -> PathBuf {
+    test_model("e5", "PAIRTRAIN_E5")
+}
+
 /// One row of a golden file in `shared/golden`.
 #[derive(serde::Deserialize)]
 pub struct GoldenRow {
