@@ -7,6 +7,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod dense;
 pub mod device;
 pub mod distilbert;
 pub mod dropout;
@@ -26,7 +27,7 @@ pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use params::{ParamId, ParamSource, Params};
 pub use pooling::Pooling;
-pub use sentence_model::{load_tokenizer, LoadOptions, SentenceModel};
+pub use sentence_model::{load_tokenizer, read_default_prompt, LoadOptions, SentenceModel};
 pub use tokenize::TextTokenizer;
 
 use candle_core::Tensor;

@@ -60,11 +60,16 @@ pub fn save_sentence_model(model: &SentenceModel, dir: &Path, card: &str) -> Res
         serde_json::json!({"idx": 1, "name": "1", "path": "1_Pooling",
             "type": "sentence_transformers.models.Pooling"}),
     ];
+    if let Some(d) = &model.dense {
+        let i = modules.len();
+        modules.push(serde_json::json!({"idx": i, "name": i.to_string(),
+            "path": format!("{i}_Dense"), "type": "sentence_transformers.models.Dense"}));
+        d.save(&dir.join(format!("{i}_Dense")))?;
+    }
     if model.normalize {
-        modules.push(
-            serde_json::json!({"idx": 2, "name": "2", "path": "2_Normalize",
-            "type": "sentence_transformers.models.Normalize"}),
-        );
+        let i = modules.len();
+        modules.push(serde_json::json!({"idx": i, "name": i.to_string(),
+            "path": format!("{i}_Normalize"), "type": "sentence_transformers.models.Normalize"}));
     }
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     write(
@@ -82,19 +87,29 @@ pub fn save_sentence_model(model: &SentenceModel, dir: &Path, card: &str) -> Res
     write(
         &dir.join("1_Pooling/config.json"),
         pretty(&serde_json::json!({
-            "word_embedding_dimension": model.dim(),
+            "word_embedding_dimension": model.encoder.config().hidden_size,
             "pooling_mode_cls_token": p == Cls,
             "pooling_mode_mean_tokens": p == Mean,
             "pooling_mode_max_tokens": p == Max,
             "pooling_mode_mean_sqrt_len_tokens": p == MeanSqrtLen,
         })),
     )?;
+    // The prompt the model was trained with is its default, so sentence-transformers applies it
+    // to every input as pairtrain does.
+    let (prompts, default_prompt) = match &model.prompt {
+        Some(p) => (
+            serde_json::json!({ "default": p }),
+            serde_json::json!("default"),
+        ),
+        None => (serde_json::json!({}), serde_json::Value::Null),
+    };
     write(
         &dir.join("config_sentence_transformers.json"),
         pretty(&serde_json::json!({
             "__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1",
                             "pytorch": "1.8.1"},
-            "prompts": {}, "default_prompt_name": null, "similarity_fn_name": "cosine"
+            "prompts": prompts, "default_prompt_name": default_prompt,
+            "similarity_fn_name": "cosine"
         })),
     )?;
     let src = &model.transformer_dir;

@@ -34,6 +34,11 @@ pub struct SentenceModel {
     pub pooling: Pooling,
     pub normalize: bool,
     pub max_seq_length: usize,
+    /// A Dense module after pooling (a projection), before normalisation.
+    pub dense: Option<crate::dense::Dense>,
+    /// Text put before every input (the folder's default prompt, e.g. e5's `query: `), as
+    /// sentence-transformers' `encode` does with `default_prompt_name`.
+    pub prompt: Option<String>,
     /// The folder the model was loaded from.
     pub dir: PathBuf,
     /// The folder holding config.json, the weights and the tokenizer (the Transformer module's).
@@ -53,6 +58,7 @@ struct ModuleEntry {
 struct Layout {
     transformer_dir: PathBuf,
     pooling: Option<Pooling>,
+    dense: Option<PathBuf>,
     normalize: bool,
 }
 
@@ -64,6 +70,7 @@ fn read_layout(dir: &Path) -> Result<Layout> {
         return Ok(Layout {
             transformer_dir: dir.to_path_buf(),
             pooling: None,
+            dense: None,
             normalize: false,
         });
     }
@@ -71,6 +78,7 @@ fn read_layout(dir: &Path) -> Result<Layout> {
     let mut layout = Layout {
         transformer_dir: dir.to_path_buf(),
         pooling: None,
+        dense: None,
         normalize: false,
     };
     let mut saw_transformer = false;
@@ -83,6 +91,15 @@ fn read_layout(dir: &Path) -> Result<Layout> {
             }
             "Pooling" => {
                 layout.pooling = Some(Pooling::load(&dir.join(&m.path).join("config.json"))?)
+            }
+            "Dense" if layout.dense.is_none() && !layout.normalize => {
+                layout.dense = Some(dir.join(&m.path))
+            }
+            "Dense" => {
+                return Err(Error::invalid(
+                    &modules_path,
+                    "only one Dense module, before Normalize, is supported",
+                ))
             }
             "Normalize" => layout.normalize = true,
             other => {
@@ -97,6 +114,25 @@ fn read_layout(dir: &Path) -> Result<Layout> {
         return Err(Error::invalid(&modules_path, "no Transformer module"));
     }
     Ok(layout)
+}
+
+/// The default prompt of config_sentence_transformers.json: `prompts[default_prompt_name]`.
+pub fn read_default_prompt(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join("config_sentence_transformers.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = read_json(&path)?;
+    let Some(name) = v["default_prompt_name"].as_str() else {
+        return Ok(None);
+    };
+    match v["prompts"][name].as_str() {
+        Some(p) => Ok(Some(p.to_string())),
+        None => Err(Error::invalid(
+            &path,
+            format!("default_prompt_name \"{name}\" is not in prompts"),
+        )),
+    }
 }
 
 /// sentence_bert_config.json, then tokenizer_config.json's `model_max_length`, then the
@@ -190,12 +226,30 @@ impl SentenceModel {
         let mut encoder = build_encoder(&cfg, src)?;
         encoder.config_mut().compute_dtype = opts.compute_dtype.filter(|&d| d != dtype);
         let tokenizer = TextTokenizer::load(&tdir.join("tokenizer.json"), max_seq_length)?;
+        let dense = match &layout.dense {
+            Some(d) => {
+                let dense = crate::dense::Dense::load(d, device)?;
+                if dense.in_features != cfg.hidden_size {
+                    return Err(Error::invalid(
+                        &d.join("config.json"),
+                        format!(
+                            "in_features {} is not the transformer's hidden size {}",
+                            dense.in_features, cfg.hidden_size
+                        ),
+                    ));
+                }
+                Some(dense)
+            }
+            None => None,
+        };
         Ok(Self {
             encoder,
             tokenizer,
             pooling: opts.pooling.or(layout.pooling).unwrap_or(Pooling::Mean),
             normalize: opts.normalize.unwrap_or(layout.normalize),
             max_seq_length,
+            dense,
+            prompt: read_default_prompt(dir)?,
             dir: dir.to_path_buf(),
             transformer_dir: tdir.clone(),
             device: device.clone(),
@@ -210,14 +264,28 @@ impl SentenceModel {
             pooling: self.pooling,
             normalize: self.normalize,
             max_seq_length: self.max_seq_length,
+            dense: self.dense.as_ref().map(|d| d.detached()),
+            prompt: self.prompt.clone(),
             dir: self.dir.clone(),
             transformer_dir: self.transformer_dir.clone(),
             device: self.device.clone(),
         }
     }
 
+    /// The sentence embedding's dimension (the Dense module's output, if there is one).
     pub fn dim(&self) -> usize {
-        self.encoder.config().hidden_size
+        match &self.dense {
+            Some(d) => d.out_features,
+            None => self.encoder.config().hidden_size,
+        }
+    }
+
+    /// The text the model embeds for `text` (its prompt first).
+    pub fn prompted<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.prompt {
+            Some(p) => format!("{p}{text}").into(),
+            None => text.into(),
+        }
     }
 
     pub fn pad_id(&self) -> u32 {
@@ -242,7 +310,10 @@ impl SentenceModel {
     ) -> Result<Tensor> {
         // Pooling, normalisation and everything after (losses, scores) run in f32.
         let tokens = encoder.forward(ids, mask, dropout)?.to_dtype(DType::F32)?;
-        let pooled = self.pooling.apply(&tokens, mask)?;
+        let mut pooled = self.pooling.apply(&tokens, mask)?;
+        if let Some(d) = &self.dense {
+            pooled = d.forward(&pooled)?;
+        }
         if self.normalize {
             l2_normalize(&pooled)
         } else {
@@ -259,7 +330,14 @@ impl SentenceModel {
         batch_size: usize,
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
-        let ids = self.tokenizer.encode_batch(texts)?;
+        let ids = match &self.prompt {
+            Some(_) => {
+                let prompted: Vec<_> = texts.iter().map(|t| self.prompted(t)).collect();
+                let refs: Vec<&str> = prompted.iter().map(|t| t.as_ref()).collect();
+                self.tokenizer.encode_batch(&refs)?
+            }
+            None => self.tokenizer.encode_batch(texts)?,
+        };
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let mut out = vec![Vec::new(); ids.len()];

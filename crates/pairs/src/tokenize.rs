@@ -34,6 +34,9 @@ impl TokenColumn {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenBatch {
     pub columns: Vec<TokenColumn>,
+    /// Column 0 again, tokenized by a distillation teacher's own tokenizer (see
+    /// `BatchTokenizer::with_teacher`).
+    pub teacher: Option<TokenColumn>,
     /// Where this rank's tokenized rows start in the whole batch (0 in one process).
     pub offset: usize,
     /// The dataset of each row.
@@ -72,6 +75,10 @@ pub struct BatchTokenizer {
     fast: Option<AsciiWordPiece>,
     /// (rank, world size): tokenize only rank's 1/world of each batch's rows.
     shard: (usize, usize),
+    /// Put before every text (a model's prompt, e.g. e5's `query: `).
+    prefix: Option<String>,
+    /// A second tokenizer for column 0 (a distillation teacher's).
+    teacher: Option<Box<BatchTokenizer>>,
 }
 
 /// A shortcut through BERT-style tokenizers (BertNormalizer with clean_text, BertPreTokenizer,
@@ -300,7 +307,22 @@ impl BatchTokenizer {
             multiple_of: multiple_of.max(1),
             max_len,
             shard: (0, 1),
+            prefix: None,
+            teacher: None,
         })
+    }
+
+    /// Puts `prefix` before every text it tokenizes (the batch's texts stay as they were).
+    pub fn with_prefix(mut self, prefix: Option<String>) -> Self {
+        self.prefix = prefix.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// Also tokenizes column 0 (the sources of parallel rows) with `teacher`, the tokenizer of a
+    /// distillation teacher, into `TokenBatch::teacher`.
+    pub fn with_teacher(mut self, teacher: BatchTokenizer) -> Self {
+        self.teacher = Some(Box::new(teacher));
+        self
     }
 
     /// Tokenizes only rank `rank` of `world`'s contiguous share of each batch's rows (padded to
@@ -322,6 +344,13 @@ impl BatchTokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
+        match &self.prefix {
+            Some(p) => self.encode_raw(&format!("{p}{text}")),
+            None => self.encode_raw(text),
+        }
+    }
+
+    fn encode_raw(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
         if let Some(f) = &self.fast {
             if let Some(ids) = f.encode(text, self.max_len, &mut String::new()) {
                 return Ok(ids);
@@ -360,20 +389,34 @@ impl BatchTokenizer {
             )));
         }
         let local = rank * n / world..(rank + 1) * n / world;
+        let teacher = match &self.teacher {
+            Some(t) => Some(t.column(texts[0].clone(), &local)?),
+            None => None,
+        };
         let mut columns = Vec::with_capacity(k);
         for col in texts {
-            let ids: Vec<Vec<u32>> = col[local.clone()]
-                .iter()
-                .map(|t| self.encode(t))
-                .collect::<Result<_, _>>()?;
-            columns.push(self.pad(ids, col));
+            columns.push(self.column(col, &local)?);
         }
         Ok(TokenBatch {
             columns,
+            teacher,
             offset: local.start,
             dataset,
             duplicates_skipped,
         })
+    }
+
+    /// Rows `local` of a column's texts, tokenized and padded; the column keeps every text.
+    fn column(
+        &self,
+        texts: Vec<String>,
+        local: &std::ops::Range<usize>,
+    ) -> Result<TokenColumn, TokenizeError> {
+        let ids: Vec<Vec<u32>> = texts[local.clone()]
+            .iter()
+            .map(|t| self.encode(t))
+            .collect::<Result<_, _>>()?;
+        Ok(self.pad(ids, texts))
     }
 
     fn pad(&self, ids: Vec<Vec<u32>>, texts: Vec<String>) -> TokenColumn {

@@ -249,6 +249,8 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         pooling: Pooling::Mean,
         normalize: true,
         max_seq_length: a.seq,
+        dense: None,
+        prompt: None,
         dir: PathBuf::from("<random>"),
         transformer_dir: PathBuf::from("<random>"),
         device: device.clone(),
@@ -277,6 +279,7 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         columns: vec![column()?, column()?],
         texts: vec![texts("a"), texts("p")],
         offset: 0,
+        targets: None,
     };
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();

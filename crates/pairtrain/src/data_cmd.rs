@@ -435,10 +435,7 @@ fn bench(a: &DataBenchArgs) -> Result<()> {
     if let Some(b) = a.batch_size {
         recipe.train.batch_size = b;
     }
-    let base = PathBuf::from(&recipe.model.base);
-    let (tok, pad) = model::load_tokenizer(&base, recipe.model.max_seq_length)
-        .with_context(|| format!("loading the tokenizer of {}", base.display()))?;
-    let mut tokenizer = train::data::tokenizer_for(&tok, pad, recipe.train.pad_to_multiple_of)?;
+    let mut tokenizer = train::data::recipe_tokenizer(&recipe)?;
     if a.no_shortcut {
         tokenizer = tokenizer.without_shortcut();
     }

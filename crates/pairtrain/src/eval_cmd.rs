@@ -37,6 +37,10 @@ pub struct EvalArgs {
     pub output: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Text put before every input of --model (e5 models expect "query: "); default: the
+    /// folder's default prompt (config_sentence_transformers.json); "" for none.
+    #[arg(long)]
+    pub prompt: Option<String>,
     #[command(flatten)]
     pub run_on: crate::device_args::DeviceArgs,
 }
@@ -52,7 +56,10 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         (None, None, Some(suite)) => Suite::load(suite)?.task,
         _ => bail!("give either --task and --data, or --suite"),
     };
-    let model = a.run_on.load(&a.model, LoadOptions::default())?;
+    let mut model = a.run_on.load(&a.model, LoadOptions::default())?;
+    if let Some(p) = &a.prompt {
+        model.prompt = Some(p.clone()).filter(|p| !p.is_empty());
+    }
     let mut all: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for mut t in tasks {
         t.batch_size = a.batch_size;

@@ -124,10 +124,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     if let Some(e) = tr.evals.last() {
         for (task, metrics) in &e.eval {
-            let main = ["spearman_cosine", "cosine_ndcg@10"]
-                .iter()
-                .find_map(|k| metrics.get(*k).map(|v| format!("{k} {v:.5}")))
-                .unwrap_or_default();
+            let main = [
+                "spearman_cosine",
+                "cosine_ndcg@10",
+                "mean_accuracy",
+                "negative_mse",
+            ]
+            .iter()
+            .find_map(|k| metrics.get(*k).map(|v| format!("{k} {v:.5}")))
+            .unwrap_or_default();
             eprintln!("eval {task} after step {}: {main}", e.step);
         }
     }

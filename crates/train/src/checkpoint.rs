@@ -2,7 +2,8 @@
 //! count, the training step, the data position and the dropout generator.
 //!
 //! Layout: `<output>/checkpoints/step-NNNNNNNN/{model.safetensors, optimizer.safetensors,
-//! trainer_state.json}`, written under `.partial` and renamed when complete.
+//! trainer_state.json}` (plus `dense.safetensors` for a student's Dense projection), written under
+//! `.partial` and renamed when complete.
 
 use crate::trainer::Trainer;
 use anyhow::{bail, Context, Result};
@@ -25,6 +26,9 @@ struct TrainerState {
     world_size: Option<usize>,
 }
 
+/// The student's Dense projection (distillation), beside the encoder's model.safetensors.
+const DENSE_FILE: &str = "dense.safetensors";
+
 /// Saves a checkpoint of the current step; returns its folder.
 pub fn save(tr: &Trainer) -> Result<PathBuf> {
     let root = tr.output_dir().join("checkpoints");
@@ -35,6 +39,10 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
     model::save::write_safetensors(&tr.model, &tmp.join("model.safetensors"))?;
+    if let Some(d) = &tr.model.dense {
+        let path = tmp.join(DENSE_FILE);
+        model::save::write_params(&d.params, &path, crate::trainer::DENSE_PREFIX)?;
+    }
     let opt_path = tmp.join("optimizer.safetensors");
     let moments: HashMap<String, Tensor> = tr.opt.state().into_iter().collect();
     candle_core::safetensors::save(&moments, &opt_path)
@@ -86,8 +94,16 @@ pub fn load(tr: &mut Trainer, dir: &Path) -> Result<()> {
         &std::fs::read(&state_path).with_context(|| format!("{}", state_path.display()))?,
     )
     .with_context(|| format!("{}: invalid", state_path.display()))?;
-    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
-        .with_context(|| format!("{}: cannot read", dir.join("model.safetensors").display()))?;
+    let mut weights =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
+            .with_context(|| format!("{}: cannot read", dir.join("model.safetensors").display()))?;
+    if tr.model.dense.is_some() {
+        let path = dir.join(DENSE_FILE);
+        weights.extend(
+            candle_core::safetensors::load(&path, &Device::Cpu)
+                .with_context(|| format!("{}: cannot read", path.display()))?,
+        );
+    }
     let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)
         .with_context(|| {
         format!(

@@ -74,6 +74,28 @@ pub fn start_loader(recipe: &Recipe, tokenizer: BatchTokenizer) -> Result<Loader
     ))
 }
 
+/// The loader's tokenizer for `recipe`, from the model folders alone (no weights): the model's,
+/// with its prompt; when distilling, also the teacher's (with the teacher's prompt) for the
+/// sources in column 0.
+pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
+    let side = |dir: &str, max: Option<usize>, prompt: &Option<String>| -> Result<BatchTokenizer> {
+        let dir = std::path::Path::new(dir);
+        let (tok, pad) = model::load_tokenizer(dir, max)
+            .with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
+        let prompt = match prompt {
+            Some(p) => Some(p.clone()),
+            None => model::read_default_prompt(dir)?,
+        };
+        Ok(tokenizer_for(&tok, pad, recipe.train.pad_to_multiple_of)?.with_prefix(prompt))
+    };
+    let m = &recipe.model;
+    let mut tokenizer = side(&m.base, m.max_seq_length, &m.prompt)?;
+    if let Some(t) = &recipe.teacher {
+        tokenizer = tokenizer.with_teacher(side(&t.model, t.max_seq_length, &t.prompt)?);
+    }
+    Ok(tokenizer)
+}
+
 /// The model's tokenizer, truncating at its max_seq_length, padding with its pad id.
 pub fn batch_tokenizer(model: &SentenceModel, multiple_of: usize) -> Result<BatchTokenizer> {
     tokenizer_for(&model.tokenizer, model.pad_id(), multiple_of)
@@ -87,6 +109,17 @@ pub fn tokenizer_for(
     BatchTokenizer::new(tok.inner().clone(), tok.max_len(), pad_id, multiple_of)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: cannot set up the tokenizer", tok.path().display()))
+}
+
+/// The teacher's embeddings [rows, D] of this rank's sources (`TokenBatch::teacher`), no
+/// gradient.
+pub fn teacher_embeddings(teacher: &SentenceModel, col: pairs::TokenColumn) -> Result<Tensor> {
+    let rows = col.lengths.len();
+    let mask = Tensor::from_vec(col.mask(), (rows, col.len), &teacher.device)?;
+    let ids = Tensor::from_vec(col.ids, (rows, col.len), &teacher.device)?;
+    Ok(teacher
+        .embed_padded(teacher.encoder.as_ref(), &ids, &mask, None)?
+        .detach())
 }
 
 /// Tensors for this rank's rows of a token batch, on the model's device.
@@ -104,6 +137,7 @@ pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<Tra
         columns,
         texts,
         offset: b.offset,
+        targets: None,
     })
 }
 

@@ -12,6 +12,9 @@ pub struct Recipe {
     #[serde(default)]
     pub loss: LossSection,
     pub train: TrainSection,
+    /// Knowledge distillation: the frozen model whose embeddings of each row's source every text
+    /// of the row learns to reproduce (`[loss] kind = "mse"`).
+    pub teacher: Option<TeacherSection>,
     #[serde(default)]
     pub data: Vec<DataSection>,
     /// Evaluations run every `eval_every` steps and at the end.
@@ -28,6 +31,19 @@ pub struct ModelSection {
     pub pooling: Option<model::Pooling>,
     /// L2-normalise embeddings (default: the folder's modules.json).
     pub normalize: Option<bool>,
+    pub max_seq_length: Option<usize>,
+    /// Text put before every input (e5 models expect `query: `); saved as the model's default
+    /// prompt, so sentence-transformers applies it too. Default: the folder's default prompt.
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherSection {
+    /// A sentence-transformers or plain Hugging Face model folder; frozen, no dropout.
+    pub model: String,
+    /// Text put before every source the teacher embeds (default: the folder's default prompt).
+    pub prompt: Option<String>,
     pub max_seq_length: Option<usize>,
 }
 
@@ -194,14 +210,17 @@ pub enum LossKind {
     MnrlSymmetric,
     CachedMnrl,
     CachedMnrlSymmetric,
+    /// Distillation onto a teacher's embeddings (needs `[teacher]`).
+    Mse,
 }
 
 impl LossKind {
-    pub const ALL: [LossKind; 4] = [
+    pub const ALL: [LossKind; 5] = [
         LossKind::Mnrl,
         LossKind::MnrlSymmetric,
         LossKind::CachedMnrl,
         LossKind::CachedMnrlSymmetric,
+        LossKind::Mse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -210,6 +229,7 @@ impl LossKind {
             LossKind::MnrlSymmetric => "mnrl-symmetric",
             LossKind::CachedMnrl => "cached-mnrl",
             LossKind::CachedMnrlSymmetric => "cached-mnrl-symmetric",
+            LossKind::Mse => "mse",
         }
     }
 
@@ -314,6 +334,16 @@ impl Recipe {
                 t.batch_size
             );
         }
+        match (l.kind == LossKind::Mse, &self.teacher) {
+            (true, None) => {
+                bail!("[loss] kind = \"mse\" distils from a teacher: add [teacher] model")
+            }
+            (false, Some(_)) => bail!(
+                "[teacher] is set but [loss] kind is \"{}\": distillation uses kind = \"mse\"",
+                l.kind.name()
+            ),
+            _ => {}
+        }
         model::device::check_device(&t.device).map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         model::device::parse_dtype(&t.dtype).map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         Ok(())
@@ -328,12 +358,18 @@ impl Recipe {
             }
         };
         fix(&mut self.model.base);
+        if let Some(t) = &mut self.teacher {
+            fix(&mut t.model);
+        }
         fix(&mut self.train.output);
         for d in &mut self.data {
             fix(&mut d.path);
         }
         for e in &mut self.eval {
             fix(&mut e.path);
+            if let Some(t) = &mut e.teacher {
+                fix(t);
+            }
         }
     }
 

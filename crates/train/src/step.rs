@@ -27,6 +27,8 @@ pub struct TrainBatch {
     pub texts: Vec<Vec<String>>,
     /// Where this rank's rows start in the global batch.
     pub offset: usize,
+    /// Distillation: the teacher's embeddings of this rank's sources [rows, D] (no gradient).
+    pub targets: Option<Tensor>,
 }
 
 impl TrainBatch {
@@ -90,7 +92,13 @@ pub fn gradients(
             group.all_gather(&local)
         })
         .collect::<Result<Vec<_>>>()?;
-    let value = loss.forward(&Embedded::all(&columns, &batch.texts))?;
+    let targets = match &batch.targets {
+        Some(t) => Some(group.all_gather(t)?),
+        None => None,
+    };
+    let mut embedded = Embedded::all(&columns, &batch.texts);
+    embedded.targets = targets.as_ref();
+    let value = loss.forward(&embedded)?;
     let mut grads = grads_of(&value, vars)?;
     group.all_reduce_sum(&mut grads)?;
     Ok(Gradients {

@@ -3,9 +3,12 @@
 //! in sentence-transformers layout.
 
 use crate::checkpoint;
-use crate::losses::{Loss, MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss};
+use crate::losses::{
+    Loss, MSELoss, MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss,
+};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::process_group::ProcessGroup;
+use crate::recipe::LossKind;
 use crate::recipe::Recipe;
 use crate::schedule::linear_warmup_decay;
 use crate::step::{Embedding, TrainBatch};
@@ -54,6 +57,8 @@ pub struct EvalRecord {
 pub struct Trainer {
     pub recipe: Recipe,
     pub model: SentenceModel,
+    /// Distillation: the frozen teacher.
+    pub teacher: Option<SentenceModel>,
     pub opt: AdamW,
     loss: Box<dyn Loss>,
     embedding: Embedding,
@@ -70,7 +75,9 @@ pub struct Trainer {
 /// The loss a recipe names, and how its embeddings are computed (GradCache for `cached-*`).
 pub fn make_loss(recipe: &Recipe) -> (Box<dyn Loss>, Embedding) {
     let l = &recipe.loss;
-    let loss: Box<dyn Loss> = if l.kind.symmetric() {
+    let loss: Box<dyn Loss> = if l.kind == LossKind::Mse {
+        Box::new(MSELoss)
+    } else if l.kind.symmetric() {
         Box::new(MultipleNegativesSymmetricRankingLoss { scale: l.scale })
     } else {
         Box::new(MultipleNegativesRankingLoss { scale: l.scale })
@@ -91,6 +98,45 @@ pub fn tokenize_batch(model: &SentenceModel, rows: &[pairs::Row]) -> Result<Trai
         .tokenize(rows.to_vec(), vec![0; rows.len()], 0)
         .map_err(anyhow::Error::msg)?;
     crate::data::to_train_batch(model, tb)
+}
+
+/// Checkpoint and optimizer names of the Dense module's parameters (the encoder's have none of
+/// this form).
+pub const DENSE_PREFIX: &str = "dense/";
+
+/// Loads the distillation teacher (frozen, on the student's device and compute dtype) and, when
+/// the student's embeddings are narrower or wider than the teacher's and it has no Dense module
+/// yet, gives the student a new projection to the teacher's dimension.
+fn load_teacher(
+    t: &crate::recipe::TeacherSection,
+    student: &mut SentenceModel,
+    student_opts: &LoadOptions,
+    device: &candle_core::Device,
+    seed: u64,
+) -> Result<SentenceModel> {
+    let opts = LoadOptions {
+        max_seq_length: t.max_seq_length,
+        compute_dtype: student_opts.compute_dtype,
+        ..Default::default()
+    };
+    let mut teacher = SentenceModel::load_on(Path::new(&t.model), &opts, device)
+        .with_context(|| format!("loading teacher {}", t.model))?;
+    if t.prompt.is_some() {
+        teacher.prompt = t.prompt.clone();
+    }
+    let (s, d) = (student.dim(), teacher.dim());
+    if s != d {
+        if student.dense.is_some() {
+            anyhow::bail!(
+                "the student's embeddings have {s} dimensions (after its Dense module) and the                  teacher's {d}: they must match"
+            );
+        }
+        eprintln!(
+            "note: adding a Dense projection {s} -> {d} to the student (the teacher's dimension)"
+        );
+        student.dense = Some(model::dense::Dense::projection(s, d, seed, device)?);
+    }
+    Ok(teacher)
 }
 
 impl Trainer {
@@ -124,7 +170,25 @@ impl Trainer {
         };
         let mut model = SentenceModel::load_on(Path::new(&recipe.model.base), &opts, &device)
             .with_context(|| format!("loading base model {}", recipe.model.base))?;
-        let vars: Vec<(String, Var)> = model.encoder.params_mut().make_trainable()?;
+        if recipe.model.prompt.is_some() {
+            model.prompt = recipe.model.prompt.clone();
+        }
+        let teacher = match &recipe.teacher {
+            Some(t) => Some(load_teacher(
+                t,
+                &mut model,
+                &opts,
+                &device,
+                recipe.train.seed,
+            )?),
+            None => None,
+        };
+        let mut vars: Vec<(String, Var)> = model.encoder.params_mut().make_trainable()?;
+        if let Some(d) = &mut model.dense {
+            for (name, var) in d.params.make_trainable()? {
+                vars.push((format!("{DENSE_PREFIX}{name}"), var));
+            }
+        }
         let t = &recipe.train;
         let opt = AdamW::new(
             vars,
@@ -136,8 +200,8 @@ impl Trainer {
             },
         )?;
         // Every rank draws the same global batch and tokenizes only its own rows.
-        let tokenizer = crate::data::batch_tokenizer(&model, t.pad_to_multiple_of)?
-            .sharded(group.rank(), group.world_size());
+        let tokenizer =
+            crate::data::recipe_tokenizer(&recipe)?.sharded(group.rank(), group.world_size());
         let data = crate::data::start_loader(&recipe, tokenizer)?;
         let (loss, embedding) = make_loss(&recipe);
         let mut tr = Self {
@@ -147,6 +211,7 @@ impl Trainer {
             out: recipe.output_dir(),
             dropout: Dropout::new(t.seed),
             model,
+            teacher,
             opt,
             data,
             step: 0,
@@ -212,15 +277,19 @@ impl Trainer {
         let t0 = Instant::now();
         let t = &self.recipe.train;
         let lr = linear_warmup_decay(t.lr, self.step, t.warmup_steps, t.steps);
-        let tb = self.data.next_batch().map_err(anyhow::Error::msg)?;
+        let mut tb = self.data.next_batch().map_err(anyhow::Error::msg)?;
         let rows = tb.rows();
+        let teacher_column = tb.teacher.take();
         let mut data = std::collections::BTreeMap::new();
         for &d in &tb.dataset {
             *data
                 .entry(self.data.dataset_names()[d].clone())
                 .or_insert(0) += 1;
         }
-        let batch = crate::data::to_train_batch(&self.model, tb)?;
+        let mut batch = crate::data::to_train_batch(&self.model, tb)?;
+        if let (Some(teacher), Some(col)) = (&self.teacher, teacher_column) {
+            batch.targets = Some(crate::data::teacher_embeddings(teacher, col)?);
+        }
         let out = crate::step::step(
             &self.model,
             &mut self.opt,

@@ -1,18 +1,21 @@
-//! The contrastive losses, one file each, named as sentence-transformers names them. A loss is
+//! The losses, one file each, named as sentence-transformers names them. A loss is
 //! only maths over embeddings: the training step (`crate::step`) embeds the batch, gathers it
 //! across ranks and backpropagates; GradCache (`crate::gradcache`) is a way of computing the
 //! embeddings that wraps any of them.
 //!
-//! All of them score anchors against candidates with `scale · cos(a, c)` (embeddings arrive
+//! MSELoss (distillation) regresses every column onto the teacher's embeddings of the sources.
+//! The contrastive ones score anchors against candidates with `scale · cos(a, c)` (embeddings arrive
 //! L2-normalised when the model normalises) and apply cross-entropy with the row's own positive as
 //! the target. **Duplicates inside a batch:** a candidate whose text equals the text of row i's own
 //! positive (other than that positive itself, e.g. the same answer in two rows) is removed from
 //! row i's softmax instead of counting as a negative; in the reverse direction of the symmetric
 //! loss, the same holds for anchors equal to row i's anchor.
 
+mod mse;
 mod multiple_negatives_ranking;
 mod multiple_negatives_symmetric_ranking;
 
+pub use mse::MSELoss;
 pub use multiple_negatives_ranking::MultipleNegativesRankingLoss;
 pub use multiple_negatives_symmetric_ranking::MultipleNegativesSymmetricRankingLoss;
 
@@ -29,6 +32,8 @@ pub struct Embedded<'a> {
     pub columns: &'a [Tensor],
     pub texts: &'a [Vec<String>],
     pub anchors: Range<usize>,
+    /// Distillation: the teacher's embedding of each row's source, [G, D].
+    pub targets: Option<&'a Tensor>,
 }
 
 impl<'a> Embedded<'a> {
@@ -39,6 +44,7 @@ impl<'a> Embedded<'a> {
             columns,
             texts,
             anchors: 0..rows,
+            targets: None,
         }
     }
 
@@ -205,6 +211,7 @@ mod tests {
                     columns: &cols,
                     texts: &t,
                     anchors: r,
+                    targets: None,
                 };
                 loss.forward(&e).unwrap().to_scalar::<f32>().unwrap()
             };
