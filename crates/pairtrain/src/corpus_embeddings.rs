@@ -8,6 +8,8 @@ use model::SentenceModel;
 use std::io::Read;
 use std::path::Path;
 
+pub use model::identity::{file_identity, model_identity};
+
 /// Texts embedded at a time on the way to the cache (sorted by length within the chunk).
 const CHUNK: usize = 4096;
 
@@ -66,30 +68,6 @@ pub fn read_npy(path: &Path, dim: usize) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// What embeddings depend on, for cache keys: the weights, tokenizer and module files (names,
-/// sizes, times), the precision and device, the length limit, pooling and normalisation.
-pub fn model_identity(model: &SentenceModel) -> Vec<u64> {
-    let t = &model.transformer_dir;
-    let files = [
-        t.join("model.safetensors"),
-        t.join("pytorch_model.bin"),
-        t.join("tokenizer.json"),
-        t.join("config.json"),
-        model.dir.join("modules.json"),
-    ];
-    let mut parts: Vec<u64> = files.iter().flat_map(|p| file_identity(p)).collect();
-    let setup = format!(
-        "{:?} {:?} {} {:?} {}",
-        model.encoder.config().compute_dtype,
-        model.device.location(),
-        model.tokenizer.max_len(),
-        model.pooling,
-        model.normalize
-    );
-    parts.push(pairs::dedup::hash_bytes(setup.as_bytes()));
-    parts
-}
-
 /// Whether a file name asks for zstd (`.zst`, `.zstd`) or gzip (`.gz`) compression.
 pub fn compression_of(path: &Path) -> Option<&'static str> {
     let name = path.to_string_lossy();
@@ -100,22 +78,6 @@ pub fn compression_of(path: &Path) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// A file's identity for cache keys: its canonical name, size and modification time.
-pub fn file_identity(p: &Path) -> [u64; 3] {
-    let m = std::fs::metadata(p).ok();
-    let t = m
-        .as_ref()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
-    let name = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    [
-        pairs::dedup::hash_bytes(name.to_string_lossy().as_bytes()),
-        m.map_or(0, |m| m.len()),
-        t,
-    ]
 }
 
 /// The embeddings of `texts` as one row-major vector: read from `cache` when it is there, else

@@ -140,26 +140,12 @@ pub struct EmbeddingWriter {
     path: PathBuf,
 }
 
-/// The npy v1.0 header is padded to this size; it is rewritten with the final row count.
-const NPY_HEADER_LEN: usize = 128;
-
-fn npy_header(rows: usize, dim: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
-    let mut h = b"\x93NUMPY\x01\x00".to_vec();
-    let body_len = NPY_HEADER_LEN - 10;
-    h.extend_from_slice(&(body_len as u16).to_le_bytes());
-    h.extend_from_slice(dict.as_bytes());
-    h.resize(NPY_HEADER_LEN - 1, b' ');
-    h.push(b'\n');
-    h
-}
-
 impl EmbeddingWriter {
     pub fn create(path: &Path, dim: usize) -> Result<Self> {
         let kind = OutputKind::of(path)?;
         let mut file = AtomicFile::create(path)?;
         if let OutputKind::Npy = kind {
-            file.writer().write_all(&npy_header(0, dim))?;
+            file.writer().write_all(&model::npy::header(0, dim))?;
         }
         Ok(Self {
             file,
@@ -191,7 +177,7 @@ impl EmbeddingWriter {
     pub fn finish(mut self) -> Result<usize> {
         if let OutputKind::Npy = self.kind {
             use std::io::{Seek, SeekFrom};
-            let header = npy_header(self.rows, self.dim);
+            let header = model::npy::header(self.rows, self.dim);
             let w = self.file.writer();
             w.seek(SeekFrom::Start(0))?;
             w.write_all(&header)?;

@@ -90,7 +90,8 @@ pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
     };
     let m = &recipe.model;
     let mut tokenizer = side(&m.base, m.max_seq_length, &m.prompt)?;
-    if let Some(t) = &recipe.teacher {
+    // A cached teacher needs no tokens: its embeddings are looked up by the source text.
+    if let Some(t) = recipe.teacher.as_ref().filter(|t| !t.cache) {
         tokenizer = tokenizer.with_teacher(side(&t.model, t.max_seq_length, &t.prompt)?);
     }
     Ok(tokenizer)

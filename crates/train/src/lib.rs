@@ -15,6 +15,7 @@ pub mod process_group;
 pub mod recipe;
 pub mod schedule;
 pub mod step;
+pub mod teacher_cache;
 pub mod trainer;
 
 pub use recipe::Recipe;

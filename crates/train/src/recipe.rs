@@ -45,6 +45,12 @@ pub struct TeacherSection {
     /// Text put before every source the teacher embeds (default: the folder's default prompt).
     pub prompt: Option<String>,
     pub max_seq_length: Option<usize>,
+    /// Embed each data file's sources with the teacher once, into a cache beside the file (or in
+    /// `cache_dir`), instead of running the teacher at every step.
+    #[serde(default)]
+    pub cache: bool,
+    /// Where the teacher caches go (default: beside each data file).
+    pub cache_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +366,9 @@ impl Recipe {
         fix(&mut self.model.base);
         if let Some(t) = &mut self.teacher {
             fix(&mut t.model);
+            if let Some(d) = &mut t.cache_dir {
+                fix(d);
+            }
         }
         fix(&mut self.train.output);
         for d in &mut self.data {

@@ -59,6 +59,8 @@ pub struct Trainer {
     pub model: SentenceModel,
     /// Distillation: the frozen teacher.
     pub teacher: Option<SentenceModel>,
+    /// Distillation with `[teacher] cache`: the teacher's embeddings of every data file's sources.
+    teacher_caches: Vec<crate::teacher_cache::TeacherCache>,
     pub opt: AdamW,
     loss: Box<dyn Loss>,
     embedding: Embedding,
@@ -139,6 +141,62 @@ fn load_teacher(
     Ok(teacher)
 }
 
+/// The teacher caches of every data file of the recipe: rank 0 builds the missing ones while the
+/// other ranks wait, then every rank maps them.
+fn open_teacher_caches(
+    recipe: &Recipe,
+    ts: &crate::recipe::TeacherSection,
+    teacher: &SentenceModel,
+    group: &dyn ProcessGroup,
+) -> Result<Vec<crate::teacher_cache::TeacherCache>> {
+    use crate::teacher_cache::TeacherCache;
+    let policy: pairs::BadRowPolicy = recipe
+        .train
+        .on_bad_row
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let mut files = Vec::new();
+    for spec in crate::data::dataset_specs(recipe)? {
+        files.extend(spec.files);
+    }
+    let dir_of = |f: &Path| match &ts.cache_dir {
+        Some(d) => PathBuf::from(d),
+        None => f
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    if group.rank() == 0 {
+        for f in &files {
+            let (_, keys) = crate::teacher_cache::cache_paths(teacher, f, &dir_of(f));
+            if keys.is_file() {
+                continue;
+            }
+            let t0 = Instant::now();
+            let mut done = 0usize;
+            eprintln!("teacher cache: embedding the sources of {}", f.display());
+            let c = TeacherCache::open_or_build(teacher, f, &dir_of(f), policy, 64, &mut |n| {
+                done += n;
+                eprint!("\r  {done} sources");
+            })?;
+            eprintln!(
+                "\r  {} sources in {:.0} s -> {}",
+                c.len(),
+                t0.elapsed().as_secs_f64(),
+                c.path().display()
+            );
+        }
+    }
+    // Every rank waits for rank 0's caches.
+    group.any(false)?;
+    files
+        .iter()
+        .map(|f| {
+            let (npy, keys) = crate::teacher_cache::cache_paths(teacher, f, &dir_of(f));
+            TeacherCache::open(&npy, &keys, teacher.dim())
+        })
+        .collect()
+}
+
 impl Trainer {
     /// Loads the base model and data of `recipe`; with `resume`, continues from that checkpoint
     /// folder (or the newest checkpoint under that output folder).
@@ -202,6 +260,10 @@ impl Trainer {
         // Every rank draws the same global batch and tokenizes only its own rows.
         let tokenizer =
             crate::data::recipe_tokenizer(&recipe)?.sharded(group.rank(), group.world_size());
+        let teacher_caches = match (&teacher, &recipe.teacher) {
+            (Some(tm), Some(ts)) if ts.cache => open_teacher_caches(&recipe, ts, tm, &*group)?,
+            _ => Vec::new(),
+        };
         let data = crate::data::start_loader(&recipe, tokenizer)?;
         let (loss, embedding) = make_loss(&recipe);
         let mut tr = Self {
@@ -212,6 +274,7 @@ impl Trainer {
             dropout: Dropout::new(t.seed),
             model,
             teacher,
+            teacher_caches,
             opt,
             data,
             step: 0,
@@ -289,6 +352,8 @@ impl Trainer {
         let mut batch = crate::data::to_train_batch(&self.model, tb)?;
         if let (Some(teacher), Some(col)) = (&self.teacher, teacher_column) {
             batch.targets = Some(crate::data::teacher_embeddings(teacher, col)?);
+        } else if !self.teacher_caches.is_empty() {
+            batch.targets = Some(self.cached_targets(&batch)?);
         }
         let out = crate::step::step(
             &self.model,
@@ -313,6 +378,32 @@ impl Trainer {
         };
         self.history.push(rec.clone());
         Ok(rec)
+    }
+
+    /// The cached teacher embeddings [rows, D] of this rank's sources.
+    fn cached_targets(&self, batch: &TrainBatch) -> Result<candle_core::Tensor> {
+        let rows = batch.rows();
+        let mut flat = Vec::new();
+        for source in &batch.texts[0][batch.offset..batch.offset + rows] {
+            let e = self
+                .teacher_caches
+                .iter()
+                .find_map(|c| c.get(source))
+                .with_context(|| {
+                    format!(
+                        "the source {:?} is in no teacher cache (did a data file change during \
+                         the run?)",
+                        source.chars().take(60).collect::<String>()
+                    )
+                })?;
+            flat.extend(e);
+        }
+        let dim = flat.len() / rows.max(1);
+        Ok(candle_core::Tensor::from_vec(
+            flat,
+            (rows, dim),
+            &self.model.device,
+        )?)
     }
 
     /// Runs every `[[eval]]` task of the recipe on the current weights.

@@ -84,14 +84,12 @@ fn close(got: f64, want: f64, rtol: f64) -> bool {
     (got - want).abs() <= rtol * want.abs()
 }
 
-#[test]
-fn distillation_with_a_dense_projection_matches_pytorch() {
-    let d = tempfile::tempdir().unwrap();
-    let mut tr = Trainer::new(recipe(d.path(), &student(d.path())), None).unwrap();
-    assert_eq!(tr.loss_name(), "MSELoss");
-    assert!(tr.run(&AtomicBool::new(false), |_| {}).unwrap());
-    let want: Value =
-        serde_json::from_slice(&std::fs::read(data_dir().join("reference.json")).unwrap()).unwrap();
+fn reference() -> Value {
+    serde_json::from_slice(&std::fs::read(data_dir().join("reference.json")).unwrap()).unwrap()
+}
+
+/// Per-step loss, lr and gradient norm against the reference.
+fn check_steps(tr: &Trainer, want: &Value) {
     let steps = want["steps"].as_array().unwrap();
     assert_eq!(tr.history.len(), steps.len());
     for (got, w) in tr.history.iter().zip(steps) {
@@ -112,6 +110,16 @@ fn distillation_with_a_dense_projection_matches_pytorch() {
             f("grad_norm_before_clip")
         );
     }
+}
+
+#[test]
+fn distillation_with_a_dense_projection_matches_pytorch() {
+    let d = tempfile::tempdir().unwrap();
+    let mut tr = Trainer::new(recipe(d.path(), &student(d.path())), None).unwrap();
+    assert_eq!(tr.loss_name(), "MSELoss");
+    assert!(tr.run(&AtomicBool::new(false), |_| {}).unwrap());
+    let want = reference();
+    check_steps(&tr, &want);
     // Final parameters, the encoder's and the projection's, by their norms.
     let dense = tr.model.dense.as_ref().unwrap();
     for (name, w) in want["final"]["param_l2_norms"].as_object().unwrap() {
@@ -167,6 +175,62 @@ fn distillation_with_a_dense_projection_matches_pytorch() {
     assert!(
         !card.contains(&d.path().display().to_string()),
         "the card names a local path"
+    );
+}
+
+/// With `[teacher] cache`, the teacher's embeddings come from the cache built before the first
+/// step (the same trajectory), and a second run maps the cache instead of building it again.
+#[test]
+fn distillation_from_the_teacher_cache_matches_pytorch() {
+    let d = tempfile::tempdir().unwrap();
+    let s = student(d.path());
+    let cache_dir = d.path().join("cache");
+    let mut r = recipe(d.path(), &s);
+    // The rows the reference trains on (the first 128), so that building the cache is quick.
+    let full = shared_dir().join("data/parallel/multi30k-train.en-de.tsv.gz");
+    let data = d.path().join("first128.en-de.tsv");
+    let rows = pairs::read_jsonl_rows(&full).unwrap();
+    let text: String = rows[..128].iter().map(|r| r.join("\t") + "\n").collect();
+    std::fs::write(&data, text).unwrap();
+    r.data[0].path = data.display().to_string();
+    let t = r.teacher.as_mut().unwrap();
+    t.cache = true;
+    t.cache_dir = Some(cache_dir.display().to_string());
+    let mut tr = Trainer::new(r.clone(), None).unwrap();
+    assert!(tr.run(&AtomicBool::new(false), |_| {}).unwrap());
+    check_steps(&tr, &reference());
+    let files: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let npy = files
+        .iter()
+        .find(|f| f.extension().unwrap() == "npy")
+        .unwrap();
+    let written = std::fs::metadata(npy).unwrap().modified().unwrap();
+
+    // What the cache holds is the teacher's embedding of each source.
+    let teacher = tr.teacher.as_ref().unwrap();
+    let (npy_path, keys) = train::teacher_cache::cache_paths(teacher, &data, &cache_dir);
+    let cache = train::teacher_cache::TeacherCache::open(&npy_path, &keys, 384).unwrap();
+    let unique: std::collections::HashSet<&String> = rows[..128].iter().map(|r| &r[0]).collect();
+    assert_eq!(cache.len(), unique.len());
+    let sources = ["Two young, White males are outside near many bushes."];
+    let want = teacher.encode(&sources, 1, |_| {}).unwrap();
+    let got = cache.get(sources[0]).expect("the first source is cached");
+    for (g, w) in got.iter().zip(&want[0]) {
+        assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+    }
+    assert!(cache.get("a sentence that is not in the file").is_none());
+
+    let mut again = Trainer::new(r, None).unwrap();
+    assert!(again.run(&AtomicBool::new(false), |_| {}).unwrap());
+    check_steps(&again, &reference());
+    assert_eq!(
+        std::fs::metadata(npy).unwrap().modified().unwrap(),
+        written,
+        "the cache was built again"
     );
 }
 
