@@ -78,7 +78,8 @@ def evaluate(tag):
         json.dump(res, f, indent=1)
 
 
-evaluate("before")
+if not os.path.exists(os.path.join(out, "st-before.json")):
+    evaluate("before")
 args = SentenceTransformerTrainingArguments(
     output_dir=os.path.join(out, "st-run"), max_steps=steps, per_device_train_batch_size=32,
     learning_rate=5e-5, warmup_steps=20, weight_decay=0.01, adam_epsilon=1e-6,

@@ -21,6 +21,8 @@ pub struct DatasetSpec {
     pub weight: f64,
     /// Rows in the shuffle buffer (memory: this many rows per dataset).
     pub shuffle_buffer: usize,
+    /// The columns of Parquet files to read, in order (default: a known layout).
+    pub columns: Option<Vec<String>>,
 }
 
 /// Where a stream stands; see the module comment.
@@ -120,7 +122,10 @@ impl DatasetStream {
         self.pass = state.pass;
         self.set_order();
         self.shard = state.shard;
-        let mut r = PairReader::open(&self.spec.files[self.order[self.shard]])?;
+        let mut r = PairReader::open_with(
+            &self.spec.files[self.order[self.shard]],
+            self.spec.columns.as_deref(),
+        )?;
         r.skip_lines(state.line)?;
         self.reader = Some(r);
         self.reader_rows = state.line;
@@ -161,7 +166,7 @@ impl DatasetStream {
         while self.buffer.len() < want {
             if self.reader.is_none() {
                 let path = &self.spec.files[self.order[self.shard]];
-                self.reader = Some(PairReader::open(path)?);
+                self.reader = Some(PairReader::open_with(path, self.spec.columns.as_deref())?);
                 self.reader_rows = 0;
             }
             let r = self.reader.as_mut().expect("opened above");

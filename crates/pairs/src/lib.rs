@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod generate;
 pub mod loader;
 pub mod par;
+pub mod parquet_rows;
 pub mod reader;
 pub mod rng;
 pub mod row;

@@ -105,6 +105,8 @@ pub fn open_decoded(path: &Path) -> Result<Box<dyn Read + Send>, RowError> {
 pub struct PairReader {
     path: PathBuf,
     inner: Box<dyn BufRead + Send>,
+    /// Parquet files are read by row group; `line` then counts rows.
+    parquet: Option<crate::parquet_rows::ParquetRows>,
     line: u64,
     buf: Vec<u8>,
     done: bool,
@@ -120,8 +122,36 @@ pub enum Line<'a> {
 
 impl PairReader {
     pub fn open(path: &Path) -> Result<Self, RowError> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens `path`; of a Parquet file, reads `columns` in that order (default: a known layout
+    /// such as anchor/positive/negative or query/answer). Other formats take no columns.
+    pub fn open_with(path: &Path, columns: Option<&[String]>) -> Result<Self, RowError> {
+        let format = RowFormat::of(path);
+        if format == RowFormat::Parquet {
+            let rows = crate::parquet_rows::ParquetRows::open(path, columns)
+                .map_err(|msg| RowError::Other(format!("{}: {msg}", path.display())))?;
+            return Ok(Self {
+                inner: Box::new(std::io::empty()),
+                parquet: Some(rows),
+                path: path.to_path_buf(),
+                line: 0,
+                buf: Vec::new(),
+                done: false,
+                format,
+            });
+        }
+        if columns.is_some() {
+            return Err(RowError::Other(format!(
+                "{}: `columns` picks the columns of Parquet files; JSONL and TSV rows are read \
+                 as they are",
+                path.display()
+            )));
+        }
         Ok(Self {
             inner: Box::new(BufReader::with_capacity(1 << 18, open_decoded(path)?)),
+            parquet: None,
             path: path.to_path_buf(),
             line: 0,
             buf: Vec::with_capacity(4096),
@@ -145,10 +175,17 @@ impl PairReader {
     }
 
     /// The next line. A read error (a truncated or corrupt compressed stream) ends the file:
-    /// nothing after it can be trusted.
+    /// nothing after it can be trusted. A Parquet file has no lines (one problem, then the end).
     pub fn next_line(&mut self) -> Line<'_> {
         if self.done {
             return Line::End;
+        }
+        if self.parquet.is_some() {
+            self.done = true;
+            return Line::Bad(Problem::new(
+                row::BAD_LAYOUT,
+                "a Parquet file has rows, not lines: this tool reads JSONL or TSV",
+            ));
         }
         self.buf.clear();
         match self.inner.read_until(b'\n', &mut self.buf) {
@@ -181,6 +218,11 @@ impl PairReader {
 
     /// The next non-blank line parsed, with its line number; `None` at the end.
     pub fn next_parsed(&mut self) -> Option<(u64, Result<Row, Problem>)> {
+        if let Some(p) = &mut self.parquet {
+            let next = p.next_row()?;
+            self.line += 1;
+            return Some((self.line, next));
+        }
         let format = self.format;
         loop {
             let line = self.line + 1;
@@ -224,6 +266,19 @@ impl PairReader {
 
     /// Passes over `n` lines without parsing them (to reach a resume position).
     pub fn skip_lines(&mut self, n: u64) -> Result<(), RowError> {
+        if let Some(p) = &mut self.parquet {
+            let want = n.saturating_sub(self.line);
+            let got = p.skip(want);
+            self.line += got;
+            if got < want {
+                return Err(RowError::Other(format!(
+                    "{}: has {} rows, but the saved position is row {n}; did the file change?",
+                    self.path.display(),
+                    self.line
+                )));
+            }
+            return Ok(());
+        }
         while self.line < n {
             if let Line::End = self.next_line() {
                 return Err(RowError::Other(format!(

@@ -163,12 +163,14 @@ pub fn parse_tsv_row(line: &str) -> Result<Row, Problem> {
     Ok(row)
 }
 
-/// How the lines of a pair file are laid out, from its name (`.tsv` before any `.gz`/`.zst`:
-/// tab-separated; anything else: JSON lines).
+/// How a pair file is laid out, from its name (`.parquet`: Parquet; `.tsv` before any
+/// `.gz`/`.zst`: tab-separated lines; anything else: JSON lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowFormat {
     Jsonl,
     Tsv,
+    /// Read by `crate::parquet_rows`, not line by line.
+    Parquet,
 }
 
 impl RowFormat {
@@ -181,6 +183,8 @@ impl RowFormat {
             .unwrap_or(&name);
         if stem.ends_with(".tsv") {
             RowFormat::Tsv
+        } else if name.ends_with(".parquet") {
+            RowFormat::Parquet
         } else {
             RowFormat::Jsonl
         }
@@ -190,6 +194,7 @@ impl RowFormat {
         match self {
             RowFormat::Jsonl => parse_row(line),
             RowFormat::Tsv => parse_tsv_row(line),
+            RowFormat::Parquet => Err(Problem::new(BAD_LAYOUT, "a Parquet file has no text lines")),
         }
     }
 }

@@ -48,6 +48,7 @@ fn spec(name: &str, files: Vec<PathBuf>, weight: f64, buffer: usize) -> DatasetS
         files,
         weight,
         shuffle_buffer: buffer,
+        columns: None,
     }
 }
 

@@ -38,6 +38,7 @@ pub fn dataset_specs(recipe: &Recipe) -> Result<Vec<DatasetSpec>> {
             files,
             weight: d.weight.unwrap_or(1.0),
             shuffle_buffer: d.shuffle_buffer.unwrap_or(t.shuffle_buffer),
+            columns: d.columns.clone(),
         });
     }
     if let Some(temp) = t.temperature {

@@ -154,6 +154,9 @@ pub struct DataSection {
     /// Row count, as `pairtrain data stats` reports it (for temperature sampling).
     pub rows: Option<u64>,
     pub shuffle_buffer: Option<usize>,
+    /// Parquet files: the columns to read, in order (e.g. ["query", "answer"]); default: the
+    /// first of anchor/positive/negative, query/answer, sentence1/sentence2, text1/text2, …
+    pub columns: Option<Vec<String>>,
 }
 
 fn d_scale() -> f64 {
