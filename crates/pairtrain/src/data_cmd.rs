@@ -46,6 +46,27 @@ pub enum DataCmd {
     /// all-MiniLM-L6-v2 --input pairs.jsonl.gz --out triplets.jsonl.gz --relative-margin 0.05
     /// --num-negatives 5
     MineNegatives(MineNegativesArgs),
+    /// Before a long run: which of a recipe's files are present, missing or malformed.
+    ///
+    /// For each [[data]] entry, every file its path or glob names, opened as training opens it
+    /// (Parquet columns included) and read for its first --rows rows (--full: every row); the
+    /// model, teacher and [[eval]] paths must exist. Prints one line per file, a summary, and
+    /// exits 1 when anything is missing or malformed.
+    ///
+    /// Example: pairtrain data check-recipe recipes/general/minilm-l6.toml
+    CheckRecipe(CheckRecipeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckRecipeArgs {
+    /// The recipe (TOML).
+    pub config: PathBuf,
+    /// Rows read from each file.
+    #[arg(long, default_value_t = 1000)]
+    pub rows: u64,
+    /// Read every row of every file.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +240,7 @@ pub fn run(cmd: &DataCmd) -> Result<()> {
         DataCmd::Generate(a) => generate(a),
         DataCmd::Filter(a) => filter(a),
         DataCmd::MineNegatives(a) => mine_negatives(a),
+        DataCmd::CheckRecipe(a) => check_recipe(a),
     }
 }
 
@@ -400,6 +422,86 @@ fn stats(a: &StatsArgs) -> Result<()> {
     );
     if st.skipped.total() > 0 {
         println!("skipped\t{}", st.skipped.summary());
+    }
+    Ok(())
+}
+
+/// What `check_recipe` found for one file.
+enum FileCheck {
+    Ok(u64),
+    Bad(String),
+}
+
+fn check_file(path: &std::path::Path, columns: Option<&[String]>, limit: u64) -> FileCheck {
+    let mut r = match pairs::reader::PairReader::open_with(path, columns) {
+        Ok(r) => r,
+        Err(e) => return FileCheck::Bad(e.to_string()),
+    };
+    let mut skips = pairs::SkipCounts::default();
+    let mut n = 0;
+    while n < limit {
+        match r.next_row(BadRowPolicy::Error, &mut skips) {
+            Ok(Some(_)) => n += 1,
+            Ok(None) if n == 0 => return FileCheck::Bad(format!("{}: no rows", path.display())),
+            Ok(None) => break,
+            Err(e) => return FileCheck::Bad(e.to_string()),
+        }
+    }
+    FileCheck::Ok(n)
+}
+
+fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
+    let recipe = train::Recipe::load_unchecked(&a.config)?;
+    let limit = if a.full { u64::MAX } else { a.rows.max(1) };
+    let (mut ok, mut missing, mut bad) = (0usize, 0usize, 0usize);
+    let mut folder = |what: &str, p: &str| {
+        if std::path::Path::new(p).exists() {
+            println!("ok       {what} {p}");
+            ok += 1;
+        } else {
+            println!("MISSING  {what} {p}");
+            missing += 1;
+        }
+    };
+    folder("model", &recipe.model.base);
+    if let Some(t) = &recipe.teacher {
+        folder("teacher", &t.model);
+    }
+    for e in &recipe.eval {
+        folder(&format!("eval {}", e.display_name()), &e.path);
+    }
+    for (i, d) in recipe.data.iter().enumerate() {
+        let name = d.name.clone().unwrap_or_else(|| format!("data{i}"));
+        let files = match pairs::reader::expand(&d.path) {
+            Ok(f) => f,
+            Err(e) => {
+                println!("MISSING  data {name}: {e}");
+                missing += 1;
+                continue;
+            }
+        };
+        let pb = progress::line_spinner(&format!("reading {name}"));
+        for f in files {
+            match check_file(&f, d.columns.as_deref(), limit) {
+                FileCheck::Ok(n) => {
+                    println!("ok       data {name} {} ({n} rows read)", f.display());
+                    ok += 1;
+                }
+                FileCheck::Bad(e) => {
+                    println!("BAD      data {name} {e}");
+                    bad += 1;
+                }
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+    }
+    eprintln!(
+        "{}: {ok} ok, {missing} missing, {bad} malformed",
+        a.config.display()
+    );
+    if missing + bad > 0 {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -172,3 +172,46 @@ fn training_on_mixed_compressed_data_resumes_exactly() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(losses(&trace2), want[10..]);
 }
+
+/// `data check-recipe` names what is there, what is missing and what is malformed (a bad JSONL
+/// line, a truncated Parquet file), and exits 1.
+#[test]
+fn check_recipe_lists_present_missing_and_malformed_files() {
+    let d = tempfile::tempdir().unwrap();
+    make_data(d.path());
+    let parquet = test_support::repo_root().join("crates/pairs/tests/data/triplets.parquet");
+    let bytes = std::fs::read(&parquet).unwrap();
+    std::fs::write(d.path().join("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    let r = d.path().join("r.toml");
+    std::fs::write(
+        &r,
+        format!(
+            "[model]\nbase = \"{m}\"\n[train]\nbatch_size = 8\n\
+             [[data]]\nname = \"good\"\npath = \"{d}/a.jsonl.gz\"\n\
+             [[data]]\nname = \"pq\"\npath = \"{p}\"\ncolumns = [\"positive\", \"anchor\"]\n\
+             [[data]]\nname = \"shards\"\npath = \"{d}/b-*.jsonl.zst\"\n\
+             [[data]]\nname = \"gone\"\npath = \"{d}/gooaq.jsonl.gz\"\n\
+             [[data]]\nname = \"cut\"\npath = \"{d}/cut.parquet\"\n",
+            m = shared_dir().join("reference/train-parity/model").display(),
+            d = d.path().display(),
+            p = parquet.display(),
+        ),
+    )
+    .unwrap();
+    let o = pairtrain(&["data", "check-recipe", r.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}:\n{out}"))
+            .to_string()
+    };
+    assert!(line("a.jsonl.gz").starts_with("ok") && line("a.jsonl.gz").contains("32 rows"));
+    assert!(line("triplets.parquet").contains("120 rows"));
+    assert!(line("b-1.jsonl.zst").starts_with("BAD") && line("b-1.jsonl.zst").contains(":17:"));
+    assert!(line("gooaq").starts_with("MISSING"));
+    assert!(line("cut.parquet").starts_with("BAD"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("4 ok, 1 missing, 2 malformed"), "{err}");
+}
