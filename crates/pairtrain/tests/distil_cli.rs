@@ -73,6 +73,15 @@ teacher = "{minilm}"
     assert!((0.002..0.01).contains(&first), "{first}");
 
     let saved = out.join("model");
+    // The card names models by id or folder name and lists the rows each dataset gave.
+    let card = std::fs::read_to_string(saved.join("README.md")).unwrap();
+    assert!(
+        card.contains("`sentence-transformers/all-MiniLM-L6-v2`"),
+        "{card}"
+    );
+    assert!(card.contains("| data0 | `en-fr.tsv` | 24 | 1 |"), "{card}");
+    assert!(card.contains("prefixed with `query: `"), "{card}");
+    assert!(!card.contains(&d.path().display().to_string()), "{card}");
     let cfg = std::fs::read_to_string(saved.join("config_sentence_transformers.json")).unwrap();
     let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(cfg["default_prompt_name"], "default");

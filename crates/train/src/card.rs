@@ -2,11 +2,40 @@
 
 use crate::trainer::Trainer;
 
-/// A model by its folder's name: the card names no path of the training machine.
-fn model_name(path: &str) -> String {
+/// A model's id for the card: `org/name` for a folder of the Hugging Face cache
+/// (`models--org--name/snapshots/<rev>`) or a sentence-transformers folder whose README loads
+/// it by that id, else the folder's name. Never a path of the training machine.
+pub fn model_id(path: &str) -> String {
     let p = std::path::Path::new(path);
-    p.file_name()
-        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned())
+    for part in p.components().rev() {
+        let s = part.as_os_str().to_string_lossy();
+        if let Some(rest) = s.strip_prefix("models--") {
+            if let Some((org, name)) = rest.split_once("--") {
+                return format!("{org}/{name}");
+            }
+        }
+    }
+    let folder = p
+        .file_name()
+        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
+    if let Ok(readme) = std::fs::read_to_string(p.join("README.md")) {
+        for quote in ['\'', '"'] {
+            let needle = format!("SentenceTransformer({quote}");
+            if let Some(at) = readme.find(&needle) {
+                let id = readme[at + needle.len()..]
+                    .split(quote)
+                    .next()
+                    .unwrap_or("");
+                let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+                if let Some((org, name)) = id.split_once('/') {
+                    if name == folder && org.chars().all(valid) && name.chars().all(valid) {
+                        return id.to_string();
+                    }
+                }
+            }
+        }
+    }
+    folder
 }
 
 /// The loss and what it was given: the scale of the contrastive losses, the teacher of
@@ -15,7 +44,7 @@ fn loss_line(tr: &Trainer) -> String {
     let r = &tr.recipe;
     match &r.teacher {
         Some(t) => {
-            let name = model_name(&t.model);
+            let name = model_id(&t.model);
             let prompt = tr
                 .model
                 .prompt
@@ -38,6 +67,52 @@ fn loss_line(tr: &Trainer) -> String {
         }
     }
 }
+
+/// Rows of each dataset the run trained on, from the step log, with the recipe's weights.
+fn data_table(tr: &Trainer) -> String {
+    let r = &tr.recipe;
+    let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &tr.history {
+        for (name, n) in &s.data {
+            *seen.entry(name.as_str()).or_insert(0) += n;
+        }
+    }
+    let mut t =
+        String::from("| dataset | files | rows seen | weight |\n| --- | --- | --- | --- |\n");
+    for (i, d) in r.data.iter().enumerate() {
+        let name = d.name.clone().unwrap_or_else(|| format!("data{i}"));
+        let files = std::path::Path::new(&d.path)
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let weight = match (r.train.temperature, d.weight) {
+            (Some(temp), _) => format!("rows^(1/{temp})"),
+            (None, w) => format!("{}", w.unwrap_or(1.0)),
+        };
+        let rows = seen.get(name.as_str()).copied().unwrap_or(0);
+        t.push_str(&format!("| {name} | `{files}` | {rows} | {weight} |\n"));
+    }
+    t
+}
+
+const CITATION: &str = "```bibtex\n@inproceedings{reimers-2019-sentence-bert,\n    title = \
+\"Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks\",\n    author = \"Reimers, Nils \
+and Gurevych, Iryna\",\n    booktitle = \"Proceedings of the 2019 Conference on Empirical \
+Methods in Natural Language Processing\",\n    year = \"2019\",\n    publisher = \"Association \
+for Computational Linguistics\",\n    url = \"https://arxiv.org/abs/1908.10084\",\n}\n```\n";
+
+const CITATION_DISTILLATION: &str =
+    "```bibtex\n@inproceedings{reimers-2020-multilingual-sentence-bert,\n    \
+title = \"Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation\",\n    \
+author = \"Reimers, Nils and Gurevych, Iryna\",\n    booktitle = \"Proceedings of the 2020 \
+Conference on Empirical Methods in Natural Language Processing\",\n    year = \"2020\",\n    \
+publisher = \"Association for Computational Linguistics\",\n    url = \
+\"https://arxiv.org/abs/2004.09813\",\n}\n```\n";
+
+const CITATION_MNRL: &str = "```bibtex\n@misc{henderson2017efficient,\n    title = \
+{Efficient Natural Language Response Suggestion for Smart Reply},\n    author = {Matthew \
+Henderson and Rami Al-Rfou and Brian Strope and Yun-hsuan Sung and Laszlo Lukacs and Ruiqi Guo \
+and Sanjiv Kumar and Balint Miklos and Ray Kurzweil},\n    year = {2017},\n    eprint = \
+{1705.00652},\n    archivePrefix = {arXiv},\n    primaryClass = {cs.CL}\n}\n```\n";
 
 pub fn model_card(tr: &Trainer) -> String {
     let r = &tr.recipe;
@@ -65,24 +140,43 @@ pub fn model_card(tr: &Trainer) -> String {
             }
         }
     }
+    let base = model_id(&r.model.base);
+    let base_line = if base.contains('/') {
+        format!("base_model: {base}\n")
+    } else {
+        String::new()
+    };
+    let loss_citation = if r.teacher.is_some() {
+        CITATION_DISTILLATION
+    } else {
+        CITATION_MNRL
+    };
+    let prompt = tr.model.prompt.as_ref().map_or(String::new(), |p| {
+        format!(
+            " Every input is prefixed with `{p}` (the model's default prompt: sentence-transformers \
+             and pairtrain add it for you)."
+        )
+    });
     format!(
-        "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\ntags:\n\
-         - sentence-transformers\n- feature-extraction\n- sentence-similarity\n---\n\n\
-         # Sentence embedding model trained with pairtrain\n\n\
-         Fine-tuned from `{base}` with pairtrain. It maps text to a {dim}-dimensional vector \
-         ({pool} pooling{norm}), max sequence length {msl}.\n\n\
+        "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n{base_line}\
+         tags:\n- sentence-transformers\n- feature-extraction\n- sentence-similarity\n- pairtrain\n\
+         ---\n\n\
+         # {base} fine-tuned with pairtrain\n\n\
+         Fine-tuned from `{base}`. It maps text to a {dim}-dimensional vector ({pool} pooling{norm}), \
+         max sequence length {msl} tokens.{prompt}\n\n\
          ## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer\n\
          model = SentenceTransformer(\"path/to/this/folder\")\n\
          embeddings = model.encode([\"How do I keep coffee fresh?\"])\n```\n\n\
-         ## Training\n\n\
-         - Data: {data}\n- Loss: {loss}\n\
+         ```sh\npairtrain encode --model path/to/this/folder --input texts.txt --output emb.npy\n```\n\n\
+         ## Training\n\n{data}\n\
+         - Loss: {loss}\n\
          - Steps: {steps} at batch size {bs}; lr {lr:e}, {warm} warmup steps then linear decay; \
          AdamW (weight decay {wd}, none on biases and LayerNorm), gradient clipping at {clip}; \
          seed {seed}\n\n\
          ## Results\n\n\
          - Final training loss: {final_loss}\n- Mean loss over the last {window} steps: \
-         {mean_tail:.4}\n{evals}",
-        base = model_name(&r.model.base),
+         {mean_tail:.4}\n{evals}\n\
+         ## Citation\n\n{CITATION}\n{loss_citation}",
         dim = tr.model.dim(),
         pool = tr.model.pooling.name(),
         norm = if tr.model.normalize {
@@ -91,7 +185,7 @@ pub fn model_card(tr: &Trainer) -> String {
             ""
         },
         msl = tr.model.max_seq_length,
-        data = tr.data_description(),
+        data = data_table(tr),
         loss = loss_line(tr),
         steps = tr.step,
         bs = t.batch_size,
@@ -102,4 +196,37 @@ pub fn model_card(tr: &Trainer) -> String {
         seed = t.seed,
         final_loss = last.map_or("n/a".to_string(), |s| format!("{:.4}", s.loss)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_id;
+
+    #[test]
+    fn model_ids_name_no_local_path() {
+        let d = tempfile::tempdir().unwrap();
+        let snap = d
+            .path()
+            .join("hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc123");
+        std::fs::create_dir_all(&snap).unwrap();
+        assert_eq!(
+            model_id(snap.to_str().unwrap()),
+            "sentence-transformers/all-MiniLM-L6-v2"
+        );
+        // A sentence-transformers folder whose README loads it by its hub id.
+        let st = d.path().join("all-mpnet-base-v2");
+        std::fs::create_dir_all(&st).unwrap();
+        std::fs::write(
+            st.join("README.md"),
+            "model = SentenceTransformer('sentence-transformers/all-mpnet-base-v2')\n",
+        )
+        .unwrap();
+        assert_eq!(
+            model_id(st.to_str().unwrap()),
+            "sentence-transformers/all-mpnet-base-v2"
+        );
+        // Any other folder: its name only.
+        let other = d.path().join("my-student");
+        assert_eq!(model_id(other.to_str().unwrap()), "my-student");
+    }
 }
