@@ -12,6 +12,8 @@ pub mod device;
 pub mod distilbert;
 pub mod dropout;
 pub mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod identity;
 pub mod mpnet;
 pub mod npy;
@@ -29,7 +31,9 @@ pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use params::{ParamId, ParamSource, Params};
 pub use pooling::Pooling;
-pub use sentence_model::{load_tokenizer, read_default_prompt, LoadOptions, SentenceModel};
+pub use sentence_model::{
+    load_tokenizer, read_default_prompt, resolve_folder, LoadOptions, SentenceModel,
+};
 pub use tokenize::TextTokenizer;
 
 use candle_core::Tensor;

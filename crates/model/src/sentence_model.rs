@@ -116,6 +116,18 @@ fn read_layout(dir: &Path) -> Result<Layout> {
     Ok(layout)
 }
 
+/// The model folder `dir` names: itself when it exists, else, when it reads as a hub id
+/// (`org/name`), the folder of the Hugging Face cache it resolves to (see `crate::hub`).
+pub fn resolve_folder(dir: &Path) -> Result<PathBuf> {
+    #[cfg(feature = "hub")]
+    if !dir.exists() {
+        if let Some(spec) = dir.to_str().filter(|s| crate::hub::is_hub_id(s)) {
+            return crate::hub::resolve_env(spec);
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// The default prompt of config_sentence_transformers.json: `prompts[default_prompt_name]`.
 pub fn read_default_prompt(dir: &Path) -> Result<Option<String>> {
     let path = dir.join("config_sentence_transformers.json");
@@ -179,6 +191,7 @@ pub fn load_safetensors(
 /// The tokenizer of a model folder as the model uses it (truncating at its max_seq_length, or
 /// `max_seq_length` when given) and its padding id, without loading the weights.
 pub fn load_tokenizer(dir: &Path, max_seq_length: Option<usize>) -> Result<(TextTokenizer, u32)> {
+    let dir = &resolve_folder(dir)?;
     if !dir.is_dir() {
         return Err(Error::invalid(dir, "model folder not found"));
     }
@@ -198,6 +211,7 @@ impl SentenceModel {
     }
 
     pub fn load_on(dir: &Path, opts: &LoadOptions, device: &Device) -> Result<Self> {
+        let dir = &resolve_folder(dir)?;
         if !dir.is_dir() {
             return Err(Error::invalid(dir, "model folder not found"));
         }

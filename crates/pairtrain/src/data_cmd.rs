@@ -454,21 +454,26 @@ fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
     let recipe = train::Recipe::load_unchecked(&a.config)?;
     let limit = if a.full { u64::MAX } else { a.rows.max(1) };
     let (mut ok, mut missing, mut bad) = (0usize, 0usize, 0usize);
-    let mut folder = |what: &str, p: &str| {
+    // Models may be hub ids; data and evaluation files are paths.
+    let mut folder = |what: &str, p: &str, model: bool| {
         if std::path::Path::new(p).exists() {
             println!("ok       {what} {p}");
+            ok += 1;
+        } else if model && model::hub::is_hub_id(p) {
+            // Resolved (from the cache, or downloaded) when the run starts.
+            println!("hub      {what} {p}");
             ok += 1;
         } else {
             println!("MISSING  {what} {p}");
             missing += 1;
         }
     };
-    folder("model", &recipe.model.base);
+    folder("model", &recipe.model.base, true);
     if let Some(t) = &recipe.teacher {
-        folder("teacher", &t.model);
+        folder("teacher", &t.model, true);
     }
     for e in &recipe.eval {
-        folder(&format!("eval {}", e.display_name()), &e.path);
+        folder(&format!("eval {}", e.display_name()), &e.path, false);
     }
     for (i, d) in recipe.data.iter().enumerate() {
         let name = d.name.clone().unwrap_or_else(|| format!("data{i}"));

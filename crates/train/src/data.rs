@@ -80,7 +80,7 @@ pub fn start_loader(recipe: &Recipe, tokenizer: BatchTokenizer) -> Result<Loader
 /// sources in column 0.
 pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
     let side = |dir: &str, max: Option<usize>, prompt: &Option<String>| -> Result<BatchTokenizer> {
-        let dir = std::path::Path::new(dir);
+        let dir = &model::resolve_folder(std::path::Path::new(dir))?;
         let (tok, pad) = model::load_tokenizer(dir, max)
             .with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
         let prompt = match prompt {
