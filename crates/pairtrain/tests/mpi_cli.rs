@@ -252,3 +252,81 @@ fn sigkill_of_one_rank_stops_the_job_and_resume_continues_exactly() {
         assert_eq!(g["grad_norm"], w["grad_norm"], "step {s}");
     }
 }
+
+/// Distillation over two ranks (each tokenizes and embeds half the sources with the teacher, or
+/// both map the teacher cache rank 0 builds) reproduces the single-process PyTorch run of
+/// crates/train/tests/data/distil-parity: tiny student + Dense 32 → 384, all-MiniLM-L6-v2 teacher.
+#[test]
+fn two_ranks_distil_as_the_pytorch_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let student = d.path().join("student");
+    let copy = |from: &Path, to: &Path| {
+        let o = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    };
+    copy(&shared_dir().join("reference/train-parity/model"), &student);
+    std::fs::remove_dir_all(student.join("2_Normalize")).unwrap();
+    copy(
+        &repo_root().join("crates/train/tests/data/distil-parity/dense"),
+        &student.join("2_Dense"),
+    );
+    std::fs::write(
+        student.join("modules.json"),
+        r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+ {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+ {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
+    )
+    .unwrap();
+    let rows =
+        pairs::read_jsonl_rows(&shared_dir().join("data/parallel/multi30k-train.en-de.tsv.gz"))
+            .unwrap();
+    let data = d.path().join("first128.tsv");
+    let text: String = rows[..128].iter().map(|r| r.join("\t") + "\n").collect();
+    std::fs::write(&data, text).unwrap();
+    let want: Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("crates/train/tests/data/distil-parity/reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let want = want["steps"].as_array().unwrap();
+    for cache in [false, true] {
+        let out = d.path().join(format!("out-{cache}"));
+        let cfg = d.path().join(format!("distil-{cache}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[model]\nbase = \"{s}\"\n[teacher]\nmodel = \"{t}\"\ncache = {cache}\n\
+                 cache_dir = \"{c}\"\n[loss]\nkind = \"mse\"\n[train]\nbatch_size = 16\n\
+                 steps = 8\nlr = 1e-3\nwarmup_steps = 2\nweight_decay = 0.01\n\
+                 max_grad_norm = 1.0\nadam_eps = 1e-6\nseed = 0\nshuffle = false\n\
+                 dedup = false\noutput = \"{o}\"\n[[data]]\npath = \"{p}\"\n",
+                s = student.display(),
+                t = test_support::minilm_dir().display(),
+                c = d.path().join("cache").display(),
+                o = out.display(),
+                p = data.display(),
+            ),
+        )
+        .unwrap();
+        let trace = d.path().join(format!("trace-{cache}.jsonl"));
+        train(2, &cfg, &trace, &[]);
+        let got = jsonl(&trace);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            let loss = rel(g["loss"].as_f64().unwrap(), w["loss"].as_f64().unwrap());
+            let gn = rel(
+                g["grad_norm"].as_f64().unwrap(),
+                w["grad_norm_before_clip"].as_f64().unwrap(),
+            );
+            assert!(loss <= 1e-5 && gn <= 1e-4, "cache {cache}: {g} vs {w}");
+        }
+        let log = jsonl(&out.join("train_log.jsonl"));
+        assert!(log.iter().all(|r| r["world_size"] == 2));
+    }
+}
