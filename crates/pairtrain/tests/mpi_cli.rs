@@ -259,30 +259,7 @@ fn sigkill_of_one_rank_stops_the_job_and_resume_continues_exactly() {
 #[test]
 fn two_ranks_distil_as_the_pytorch_reference() {
     let d = tempfile::tempdir().unwrap();
-    let student = d.path().join("student");
-    let copy = |from: &Path, to: &Path| {
-        let o = Command::new("cp")
-            .arg("-r")
-            .arg(from)
-            .arg(to)
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-    };
-    copy(&shared_dir().join("reference/train-parity/model"), &student);
-    std::fs::remove_dir_all(student.join("2_Normalize")).unwrap();
-    copy(
-        &repo_root().join("crates/train/tests/data/distil-parity/dense"),
-        &student.join("2_Dense"),
-    );
-    std::fs::write(
-        student.join("modules.json"),
-        r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
- {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
- {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
- {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
-    )
-    .unwrap();
+    let student = test_support::distil_parity_student(d.path());
     let rows =
         pairs::read_jsonl_rows(&shared_dir().join("data/parallel/multi30k-train.en-de.tsv.gz"))
             .unwrap();

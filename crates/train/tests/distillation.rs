@@ -13,35 +13,9 @@ fn data_dir() -> PathBuf {
     repo_root().join("crates/train/tests/data/distil-parity")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-/// The reference's student: the tiny parity model with the reference's initial Dense module
-/// between pooling and normalisation.
+/// The reference's student (the tiny parity model + Dense 32 → 384).
 fn student(dir: &Path) -> PathBuf {
-    let s = dir.join("student");
-    copy_dir(&shared_dir().join("reference/train-parity/model"), &s);
-    copy_dir(&data_dir().join("dense"), &s.join("2_Dense"));
-    std::fs::remove_dir_all(s.join("2_Normalize")).unwrap();
-    std::fs::write(
-        s.join("modules.json"),
-        r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
- {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
- {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
- {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
-    )
-    .unwrap();
-    s
+    test_support::distil_parity_student(dir)
 }
 
 fn recipe(dir: &Path, student: &Path) -> Recipe {
