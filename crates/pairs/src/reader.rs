@@ -156,7 +156,7 @@ impl PairReader {
             line: 0,
             buf: Vec::with_capacity(4096),
             done: false,
-            format: RowFormat::of(path),
+            format,
         })
     }
 

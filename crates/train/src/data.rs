@@ -98,6 +98,22 @@ pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
     Ok(tokenizer)
 }
 
+/// The loader's tokenizer for loaded models (the trainer's): `model`'s with its prompt and, when
+/// given, `teacher`'s with the teacher's prompt for the sources in column 0. The same as
+/// `recipe_tokenizer` builds from the folders, without reading the tokenizer files again.
+pub fn loader_tokenizer(
+    model: &SentenceModel,
+    teacher: Option<&SentenceModel>,
+    multiple_of: usize,
+) -> Result<BatchTokenizer> {
+    let mut tokenizer = batch_tokenizer(model, multiple_of)?.with_prefix(model.prompt.clone());
+    if let Some(t) = teacher {
+        tokenizer =
+            tokenizer.with_teacher(batch_tokenizer(t, multiple_of)?.with_prefix(t.prompt.clone()));
+    }
+    Ok(tokenizer)
+}
+
 /// The model's tokenizer, truncating at its max_seq_length, padding with its pad id.
 pub fn batch_tokenizer(model: &SentenceModel, multiple_of: usize) -> Result<BatchTokenizer> {
     tokenizer_for(&model.tokenizer, model.pad_id(), multiple_of)

@@ -258,8 +258,13 @@ impl Trainer {
             },
         )?;
         // Every rank draws the same global batch and tokenizes only its own rows.
+        // A cached teacher needs no tokens: its embeddings are looked up by the source text.
+        let tokenizing_teacher = teacher
+            .as_ref()
+            .filter(|_| !recipe.teacher.as_ref().is_some_and(|t| t.cache));
         let tokenizer =
-            crate::data::recipe_tokenizer(&recipe)?.sharded(group.rank(), group.world_size());
+            crate::data::loader_tokenizer(&model, tokenizing_teacher, t.pad_to_multiple_of)?
+                .sharded(group.rank(), group.world_size());
         let teacher_caches = match (&teacher, &recipe.teacher) {
             (Some(tm), Some(ts)) if ts.cache => open_teacher_caches(&recipe, ts, tm, &*group)?,
             _ => Vec::new(),
@@ -301,10 +306,6 @@ impl Trainer {
         let state: pairs::SamplerState = serde_json::from_value(s.clone())
             .context("the checkpoint's data position is not one this version can read")?;
         self.data.restore(&state).map_err(anyhow::Error::msg)
-    }
-
-    pub fn data_description(&self) -> String {
-        self.data.describe().to_string()
     }
 
     /// Rows skipped as bad so far (`on_bad_row = "skip"`).
