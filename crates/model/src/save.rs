@@ -109,7 +109,7 @@ pub fn save_sentence_model(model: &SentenceModel, dir: &Path, card: &str) -> Res
             "__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1",
                             "pytorch": "1.8.1"},
             "prompts": prompts, "default_prompt_name": default_prompt,
-            "similarity_fn_name": "cosine"
+            "similarity_fn_name": model.similarity_fn_name
         })),
     )?;
     let src = &model.transformer_dir;

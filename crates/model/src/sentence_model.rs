@@ -39,6 +39,9 @@ pub struct SentenceModel {
     /// Text put before every input (the folder's default prompt, e.g. e5's `query: `), as
     /// sentence-transformers' `encode` does with `default_prompt_name`.
     pub prompt: Option<String>,
+    /// How sentence-transformers compares this model's embeddings (`similarity_fn_name`:
+    /// "cosine", "dot", …); a model trained with dot-product scores is saved with "dot".
+    pub similarity_fn_name: String,
     /// The folder the model was loaded from.
     pub dir: PathBuf,
     /// The folder holding config.json, the weights and the tokenizer (the Transformer module's).
@@ -145,6 +148,20 @@ pub fn read_default_prompt(dir: &Path) -> Result<Option<String>> {
             format!("default_prompt_name \"{name}\" is not in prompts"),
         )),
     }
+}
+
+/// `similarity_fn_name` of config_sentence_transformers.json; "cosine" when the folder does not
+/// say (sentence-transformers' default).
+pub fn read_similarity_fn_name(dir: &Path) -> Result<String> {
+    let path = dir.join("config_sentence_transformers.json");
+    if !path.is_file() {
+        return Ok("cosine".into());
+    }
+    let v: serde_json::Value = read_json(&path)?;
+    Ok(v["similarity_fn_name"]
+        .as_str()
+        .unwrap_or("cosine")
+        .to_string())
 }
 
 /// sentence_bert_config.json, then tokenizer_config.json's `model_max_length`, then the
@@ -264,6 +281,7 @@ impl SentenceModel {
             max_seq_length,
             dense,
             prompt: read_default_prompt(dir)?,
+            similarity_fn_name: read_similarity_fn_name(dir)?,
             dir: dir.to_path_buf(),
             transformer_dir: tdir.clone(),
             device: device.clone(),
@@ -280,6 +298,7 @@ impl SentenceModel {
             max_seq_length: self.max_seq_length,
             dense: self.dense.as_ref().map(|d| d.detached()),
             prompt: self.prompt.clone(),
+            similarity_fn_name: self.similarity_fn_name.clone(),
             dir: self.dir.clone(),
             transformer_dir: self.transformer_dir.clone(),
             device: self.device.clone(),

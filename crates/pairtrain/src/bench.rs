@@ -229,7 +229,7 @@ pub fn peak_rss_mib() -> f64 {
 fn train_step(a: &BenchTrainArgs) -> Result<()> {
     use candle_core::{DType, Tensor};
     use model::{build_encoder, ModelConfig, ParamSource, Pooling};
-    use train::losses::MultipleNegativesRankingLoss;
+    use train::losses::{MultipleNegativesRankingLoss, Similarity};
     use train::optim::{AdamW, AdamWConfig};
     use train::process_group::SingleProcess;
     use train::step::{Column, Embedding, TrainBatch};
@@ -251,13 +251,17 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         max_seq_length: a.seq,
         dense: None,
         prompt: None,
+        similarity_fn_name: "cosine".into(),
         dir: PathBuf::from("<random>"),
         transformer_dir: PathBuf::from("<random>"),
         device: device.clone(),
     };
     let vars = m.encoder.params_mut().make_trainable()?;
     let mut opt = AdamW::new(vars, AdamWConfig::default())?;
-    let loss = MultipleNegativesRankingLoss { scale: 20.0 };
+    let loss = MultipleNegativesRankingLoss {
+        scale: 20.0,
+        similarity: Similarity::Cos,
+    };
     let embedding = match a.mini_batch {
         Some(mb) => Embedding::GradCache {
             mini_batch_size: mb,

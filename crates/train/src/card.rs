@@ -63,7 +63,15 @@ fn loss_line(tr: &Trainer) -> String {
             } else {
                 String::new()
             };
-            format!("{} (scale {}{mini})", tr.loss_name(), r.loss.scale)
+            let sim = match r.loss.similarity {
+                crate::losses::Similarity::Cos => "cos_sim",
+                crate::losses::Similarity::Dot => "dot_score",
+            };
+            format!(
+                "{} (scale {}, similarity {sim}{mini})",
+                tr.loss_name(),
+                r.loss.scale
+            )
         }
     }
 }

@@ -60,6 +60,10 @@ pub struct LossSection {
     pub kind: LossKind,
     #[serde(default = "d_scale")]
     pub scale: f64,
+    /// cos | dot: how the ranking losses score a pair (dot: the multi-qa *-dot models, with CLS
+    /// pooling, `normalize = false` and scale 1).
+    #[serde(default)]
+    pub similarity: crate::losses::Similarity,
     /// cached-*: rows embedded at once (memory), while negatives come from the whole batch.
     #[serde(default = "d_mini")]
     pub mini_batch_size: usize,
@@ -70,6 +74,7 @@ impl Default for LossSection {
         Self {
             kind: LossKind::default(),
             scale: d_scale(),
+            similarity: Default::default(),
             mini_batch_size: d_mini(),
         }
     }
@@ -348,6 +353,11 @@ impl Recipe {
                 l.mini_batch_size,
                 t.batch_size
             );
+        }
+        if l.kind == LossKind::Mse && l.similarity != Default::default() {
+            bail!(
+                "[loss] similarity is for the ranking losses; \"mse\" compares embeddings directly"
+            )
         }
         match (l.kind == LossKind::Mse, &self.teacher) {
             (true, None) => {

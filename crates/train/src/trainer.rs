@@ -80,9 +80,15 @@ pub fn make_loss(recipe: &Recipe) -> (Box<dyn Loss>, Embedding) {
     let loss: Box<dyn Loss> = if l.kind == LossKind::Mse {
         Box::new(MSELoss)
     } else if l.kind.symmetric() {
-        Box::new(MultipleNegativesSymmetricRankingLoss { scale: l.scale })
+        Box::new(MultipleNegativesSymmetricRankingLoss {
+            scale: l.scale,
+            similarity: l.similarity,
+        })
     } else {
-        Box::new(MultipleNegativesRankingLoss { scale: l.scale })
+        Box::new(MultipleNegativesRankingLoss {
+            scale: l.scale,
+            similarity: l.similarity,
+        })
     };
     let embedding = if l.kind.cached() {
         Embedding::GradCache {
@@ -230,6 +236,10 @@ impl Trainer {
             .with_context(|| format!("loading base model {}", recipe.model.base))?;
         if recipe.model.prompt.is_some() {
             model.prompt = recipe.model.prompt.clone();
+        }
+        if recipe.loss.kind != LossKind::Mse {
+            // The model is saved to be compared the way it was trained.
+            model.similarity_fn_name = recipe.loss.similarity.fn_name().into();
         }
         let teacher = match &recipe.teacher {
             Some(t) => Some(load_teacher(

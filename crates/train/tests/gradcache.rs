@@ -4,12 +4,15 @@ use candle_core::{Tensor, Var};
 use model::{Dropout, SentenceModel};
 use test_support::shared_dir;
 use test_support::sum_sq as sq;
-use train::losses::{Embedded, Loss, MultipleNegativesRankingLoss};
+use train::losses::{Embedded, Loss, MultipleNegativesRankingLoss, Similarity};
 use train::process_group::SingleProcess;
 use train::step::{gradients, Embedding, Gradients, TrainBatch};
 use train::trainer::tokenize_batch;
 
-const MNRL: MultipleNegativesRankingLoss = MultipleNegativesRankingLoss { scale: 20.0 };
+const MNRL: MultipleNegativesRankingLoss = MultipleNegativesRankingLoss {
+    scale: 20.0,
+    similarity: Similarity::Cos,
+};
 
 fn grads(
     m: &SentenceModel,

@@ -148,7 +148,7 @@ fn model_card_names_the_cached_symmetric_loss() {
     let dir = tr.save_final().unwrap();
     let card = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
-        card.contains("Loss: CachedMultipleNegativesSymmetricRankingLoss (scale 20, mini-batch 4)"),
+        card.contains("Loss: CachedMultipleNegativesSymmetricRankingLoss (scale 20, similarity cos_sim, mini-batch 4)"),
         "{card}"
     );
 }

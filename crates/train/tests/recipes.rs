@@ -72,6 +72,10 @@ fn nonsense_settings_are_refused_with_the_setting_named() {
         "[loss] kind \"mnrl-sym\" is not one of mnrl, mnrl-symmetric, cached-mnrl",
     );
     check(
+        &format!("[loss]\nsimilarity = \"l2\"\n{}", train("")),
+        "similarity \"l2\" is not one of cos, dot",
+    );
+    check(
         &format!("{}[[eval]]\nkind = \"nli\"\npath = \"x\"\n", train("")),
         "evaluation kind \"nli\" is not one of sts, retrieval",
     );

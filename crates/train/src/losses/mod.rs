@@ -4,9 +4,10 @@
 //! embeddings that wraps any of them.
 //!
 //! MSELoss (distillation) regresses every column onto the teacher's embeddings of the sources.
-//! The contrastive ones score anchors against candidates with `scale · cos(a, c)` (embeddings arrive
-//! L2-normalised when the model normalises) and apply cross-entropy with the row's own positive as
-//! the target. **Duplicates inside a batch:** a candidate whose text equals the text of row i's own
+//! The contrastive ones score anchors against candidates with `scale · sim(a, c)` — cosine
+//! (sentence-transformers' default, whether or not the model normalises) or the dot product (the
+//! multi-qa *-dot models: CLS pooling, no normalisation, scale 1) — and apply cross-entropy with
+//! the row's own positive as the target. **Duplicates inside a batch:** a candidate whose text equals the text of row i's own
 //! positive (other than that positive itself, e.g. the same answer in two rows) is removed from
 //! row i's softmax instead of counting as a negative; in the reverse direction of the symmetric
 //! loss, the same holds for anchors equal to row i's anchor.
@@ -22,6 +23,59 @@ pub use multiple_negatives_symmetric_ranking::MultipleNegativesSymmetricRankingL
 use anyhow::{ensure, Result};
 use candle_core::{Tensor, D};
 use std::ops::Range;
+
+/// How a contrastive loss scores an anchor against a candidate (`[loss] similarity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Similarity {
+    /// `cos_sim`: both sides L2-normalised first.
+    #[default]
+    Cos,
+    /// `dot_score`: the raw inner product.
+    Dot,
+}
+
+impl Similarity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Similarity::Cos => "cos",
+            Similarity::Dot => "dot",
+        }
+    }
+
+    /// What sentence-transformers calls it in config_sentence_transformers.json.
+    pub fn fn_name(self) -> &'static str {
+        match self {
+            Similarity::Cos => "cosine",
+            Similarity::Dot => "dot",
+        }
+    }
+
+    fn prepare(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Similarity::Cos => model::pooling::l2_normalize(x)?,
+            Similarity::Dot => x.clone(),
+        })
+    }
+}
+
+impl std::str::FromStr for Similarity {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cos" | "cosine" => Ok(Similarity::Cos),
+            "dot" => Ok(Similarity::Dot),
+            _ => Err(format!("similarity \"{s}\" is not one of cos, dot")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Similarity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// The embedded batch a loss sees: column 0 anchors, column 1 positives, columns 2.. hard
 /// negatives, each [G, D] over the whole (global) batch of G rows, with their texts for the
@@ -133,8 +187,10 @@ fn ranking(
     target_texts: &[String],
     candidate_texts: &[&String],
     scale: f64,
+    similarity: Similarity,
 ) -> Result<Tensor> {
-    let q = query.narrow(0, rows.start, rows.len())?;
+    let q = similarity.prepare(&query.narrow(0, rows.start, rows.len())?)?;
+    let candidates = similarity.prepare(candidates)?;
     let scores = (q.matmul(&candidates.t()?)? * scale)?;
     let targets = &target_texts[rows.clone()];
     let bias = duplicate_bias(targets, candidate_texts, rows.start, q.device())?;
@@ -159,11 +215,14 @@ mod tests {
     }
 
     fn mnrl(cols: &[Tensor], t: &[Vec<String>]) -> f32 {
-        MultipleNegativesRankingLoss { scale: 20.0 }
-            .forward(&Embedded::all(cols, t))
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        MultipleNegativesRankingLoss {
+            scale: 20.0,
+            similarity: Similarity::Cos,
+        }
+        .forward(&Embedded::all(cols, t))
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
     }
 
     #[test]
@@ -173,6 +232,37 @@ mod tests {
         let t = texts(&[&["q1", "q2"], &["p1", "p2"]]);
         let want = (1.0f64 + (-20.0f64).exp()).ln();
         assert!((mnrl(&[a.clone(), a], &t) as f64 - want).abs() < 1e-7);
+    }
+
+    fn raw(v: &[[f32; 2]]) -> Tensor {
+        let flat: Vec<f32> = v.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (v.len(), 2), &Device::Cpu).unwrap()
+    }
+
+    /// Cosine scores ignore the embeddings' lengths (as sentence-transformers' cos_sim, even for
+    /// a model without a Normalize module); dot scores use them.
+    #[test]
+    fn cos_normalises_and_dot_does_not() {
+        let t = texts(&[&["q1", "q2"], &["p1", "p2"]]);
+        let (a, p) = (
+            raw(&[[3.0, 0.0], [0.0, 0.5]]),
+            raw(&[[2.0, 0.0], [0.0, 4.0]]),
+        );
+        let loss = |similarity, scale, cols: &[Tensor]| {
+            MultipleNegativesRankingLoss { scale, similarity }
+                .forward(&Embedded::all(cols, &t))
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
+        };
+        // cos: S = 20·I as for unit vectors.
+        let want = (1.0f64 + (-20.0f64).exp()).ln();
+        let cos = loss(Similarity::Cos, 20.0, &[a.clone(), p.clone()]);
+        assert!((cos - want).abs() < 1e-7, "{cos}");
+        // dot, scale 1: S = diag(6, 2), off-diagonal 0; row loss ln(1 + e^-s_ii).
+        let want = ((1.0f64 + (-6.0f64).exp()).ln() + (1.0f64 + (-2.0f64).exp()).ln()) / 2.0;
+        let dot = loss(Similarity::Dot, 1.0, &[a, p]);
+        assert!((dot - want).abs() < 1e-6, "{dot} vs {want}");
     }
 
     #[test]
@@ -202,8 +292,14 @@ mod tests {
         let t = texts(&[&["a", "b", "c", "d"], &["w", "x", "y", "z"]]);
         let cols = [a, p];
         for loss in [
-            &MultipleNegativesRankingLoss { scale: 20.0 } as &dyn Loss,
-            &MultipleNegativesSymmetricRankingLoss { scale: 20.0 },
+            &MultipleNegativesRankingLoss {
+                scale: 20.0,
+                similarity: Similarity::Cos,
+            } as &dyn Loss,
+            &MultipleNegativesSymmetricRankingLoss {
+                scale: 20.0,
+                similarity: Similarity::Cos,
+            },
         ] {
             let whole = loss.forward(&Embedded::all(&cols, &t)).unwrap();
             let part = |r: Range<usize>| {

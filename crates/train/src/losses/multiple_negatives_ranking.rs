@@ -2,13 +2,14 @@
 //! Suggestion for Smart Reply"): in-batch negatives. Each anchor is scored against every positive
 //! of the batch, then every hard-negative column; cross-entropy targets its own positive.
 
-use super::{ranking, Embedded, Loss};
+use super::{ranking, Embedded, Loss, Similarity};
 use anyhow::Result;
 use candle_core::Tensor;
 
 pub struct MultipleNegativesRankingLoss {
     /// Multiplies the cosine similarities (sentence-transformers' default: 20).
     pub scale: f64,
+    pub similarity: Similarity,
 }
 
 impl Loss for MultipleNegativesRankingLoss {
@@ -27,6 +28,7 @@ impl Loss for MultipleNegativesRankingLoss {
             &e.texts[1],
             &candidate_texts,
             self.scale,
+            self.similarity,
         )
     }
 }

@@ -3,12 +3,13 @@
 //! chooses its anchor among the batch's anchors. The 2021 sentence-transformers models were trained
 //! with it on pairs.
 
-use super::{ranking, Embedded, Loss, MultipleNegativesRankingLoss};
+use super::{ranking, Embedded, Loss, MultipleNegativesRankingLoss, Similarity};
 use anyhow::Result;
 use candle_core::Tensor;
 
 pub struct MultipleNegativesSymmetricRankingLoss {
     pub scale: f64,
+    pub similarity: Similarity,
 }
 
 impl Loss for MultipleNegativesSymmetricRankingLoss {
@@ -17,7 +18,11 @@ impl Loss for MultipleNegativesSymmetricRankingLoss {
     }
 
     fn forward(&self, e: &Embedded) -> Result<Tensor> {
-        let forward = MultipleNegativesRankingLoss { scale: self.scale }.forward(e)?;
+        let forward = MultipleNegativesRankingLoss {
+            scale: self.scale,
+            similarity: self.similarity,
+        }
+        .forward(e)?;
         let anchor_texts: Vec<&String> = e.texts[0].iter().collect();
         let backward = ranking(
             &e.columns[1],
@@ -26,6 +31,7 @@ impl Loss for MultipleNegativesSymmetricRankingLoss {
             &e.texts[0],
             &anchor_texts,
             self.scale,
+            self.similarity,
         )?;
         Ok(((forward + backward)? / 2.0)?)
     }
