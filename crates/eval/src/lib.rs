@@ -1,11 +1,12 @@
 //! Evaluation as sentence-transformers does it: metrics as pure functions (Pearson, Spearman,
-//! nDCG, MRR, MAP, recall) and evaluators (STS, retrieval, translation, MSE) that run an encoder over a data set,
+//! nDCG, MRR, MAP, recall) and evaluators (STS, retrieval, translation, MSE, response retrieval) that run an encoder over a data set,
 //! named as sentence-transformers names them, with its metric keys.
 
 pub mod embedding_similarity;
 pub mod information_retrieval;
 pub mod metrics;
 pub mod mse;
+pub mod response_retrieval;
 pub mod suite;
 pub mod translation;
 

@@ -18,6 +18,9 @@ pub enum TaskKind {
     /// Distance of the model's embeddings of the translations to a teacher's of the sources
     /// (MSEEvaluator); needs `teacher`.
     Mse,
+    /// Conversational response retrieval on held-out (context, response) pairs: 1-of-100
+    /// accuracy (Henderson et al., 2019).
+    ResponseRetrieval,
 }
 
 impl TaskKind {
@@ -27,6 +30,7 @@ impl TaskKind {
             TaskKind::Retrieval => "retrieval",
             TaskKind::Translation => "translation",
             TaskKind::Mse => "mse",
+            TaskKind::ResponseRetrieval => "response-retrieval",
         }
     }
 }
@@ -39,8 +43,10 @@ impl std::str::FromStr for TaskKind {
             "retrieval" => Ok(TaskKind::Retrieval),
             "translation" => Ok(TaskKind::Translation),
             "mse" => Ok(TaskKind::Mse),
+            "response-retrieval" => Ok(TaskKind::ResponseRetrieval),
             _ => Err(format!(
-                "evaluation kind \"{s}\" is not one of sts, retrieval, translation, mse"
+                "evaluation kind \"{s}\" is not one of sts, retrieval, translation, mse, \
+                 response-retrieval"
             )),
         }
     }
@@ -70,6 +76,8 @@ pub struct TaskSpec {
     pub corpus_chunk_size: usize,
     /// mse: the teacher model's folder.
     pub teacher: Option<String>,
+    /// response-retrieval: read only the file's first this many pairs.
+    pub max_rows: Option<usize>,
 }
 
 fn d_batch() -> usize {
@@ -88,6 +96,7 @@ impl TaskSpec {
             batch_size: d_batch(),
             corpus_chunk_size: d_chunk(),
             teacher: None,
+            max_rows: None,
         }
     }
 
@@ -146,6 +155,10 @@ pub fn run_task(model: &SentenceModel, task: &TaskSpec) -> Result<BTreeMap<Strin
         TaskKind::Translation => {
             let data = crate::translation::load_parallel(path)?;
             crate::translation::evaluate_translation(model, &data, task.batch_size)
+        }
+        TaskKind::ResponseRetrieval => {
+            let data = crate::response_retrieval::load_pairs(path, task.max_rows)?;
+            crate::response_retrieval::evaluate_response_retrieval(model, &data, task.batch_size)
         }
         TaskKind::Mse => {
             let Some(teacher) = &task.teacher else {

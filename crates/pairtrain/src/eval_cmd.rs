@@ -18,10 +18,12 @@ pub struct EvalArgs {
     /// One task: `sts` (a TSV of sentence pairs with gold scores), `retrieval` (a BEIR folder:
     /// corpus.jsonl, queries.jsonl, qrels.tsv) or `translation` (parallel sentences,
     /// source<TAB>translation, .tsv or .tsv.gz: bitext retrieval accuracy both ways) or `mse`
-    /// (the same files and --teacher: negative MSE x 100 to the teacher's embeddings).
+    /// (the same files and --teacher: negative MSE x 100 to the teacher's embeddings) or
+    /// `response-retrieval` (held-out context/response pairs, e.g. `pairtrain mine reddit`'s
+    /// test-* files: 1-of-100 accuracy and MRR).
     #[arg(long, requires = "data", conflicts_with = "suite")]
     pub task: Option<String>,
-    /// The task's data: the STS file, the BEIR folder or the parallel sentences.
+    /// The task's data: the STS file, the BEIR folder, the parallel sentences or the pairs.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The teacher of an `mse` task (knowledge distillation): its embeddings of the sources are

@@ -44,7 +44,8 @@ enum Cmd {
     Encode(encode::EncodeArgs),
     /// Train (fine-tune) a model as a recipe says.
     Train(train_cmd::TrainArgs),
-    /// Evaluate a model as sentence-transformers' evaluators do (STS, retrieval).
+    /// Evaluate a model as sentence-transformers' evaluators do (STS, retrieval, translation,
+    /// MSE), and conversational response retrieval.
     Eval(eval_cmd::EvalArgs),
     /// Show the documents of a corpus closest to a query.
     Search(eval_cmd::SearchArgs),
