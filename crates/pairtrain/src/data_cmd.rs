@@ -460,9 +460,24 @@ fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
             println!("ok       {what} {p}");
             ok += 1;
         } else if model && model::hub::is_hub_id(p) {
-            // Resolved (from the cache, or downloaded) when the run starts.
-            println!("hub      {what} {p}");
-            ok += 1;
+            let hub = model::hub::HubConfig::from_env();
+            if !hub.offline {
+                // Downloaded (or found in the cache) when the run starts.
+                println!("hub      {what} {p}");
+                ok += 1;
+            } else {
+                // Offline, the run can only use the cache: look there now, without a request.
+                match model::hub::resolve(p, &hub) {
+                    Ok(dir) => {
+                        println!("cached   {what} {p} ({})", dir.display());
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        println!("MISSING  {what} {e}");
+                        missing += 1;
+                    }
+                }
+            }
         } else {
             println!("MISSING  {what} {p}");
             missing += 1;

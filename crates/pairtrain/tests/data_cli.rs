@@ -215,3 +215,65 @@ fn check_recipe_lists_present_missing_and_malformed_files() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("4 ok, 1 missing, 2 malformed"), "{err}");
 }
+
+/// A shipped recipe on a machine without its data: every file is named as missing (this machine
+/// has none of the 2021 files), and with `HF_HUB_OFFLINE=1` a base model absent from the cache is
+/// missing too, while a cached one is found there without a request.
+#[test]
+fn check_recipe_on_a_shipped_recipe_names_everything_missing() {
+    let recipe = test_support::repo_root().join("recipes/semantic-search/minilm-l6-dot.toml");
+    let d = tempfile::tempdir().unwrap();
+    let run = |hf_home: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_pairtrain"))
+            .args(["data", "check-recipe", recipe.to_str().unwrap()])
+            .current_dir(d.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", hf_home)
+            .output()
+            .unwrap()
+    };
+    let o = run(&d.path().join("empty-hf"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1));
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("MISSING  model nreimers/MiniLM-L6-H384-uncased")
+            && first.contains("HF_HUB_OFFLINE"),
+        "{first}"
+    );
+    assert!(out.contains(
+        "MISSING  data msmarco-query_passage_negative.jsonl.gz: \
+         data/2021/msmarco-query_passage_negative.jsonl.gz"
+    ));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("0 ok, 189 missing, 0 malformed"), "{err}");
+
+    // The same id in a cache laid out as the Python tools lay it out.
+    let snap = d
+        .path()
+        .join("hf/hub/models--nreimers--MiniLM-L6-H384-uncased/snapshots/0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    let refs = d
+        .path()
+        .join("hf/hub/models--nreimers--MiniLM-L6-H384-uncased/refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    std::fs::write(refs.join("main"), "0123abcd").unwrap();
+    let src = test_support::minilm_dir();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "vocab.txt",
+    ] {
+        std::fs::copy(src.join(f), snap.join(f)).unwrap();
+    }
+    let o = run(&d.path().join("hf"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with("cached   model nreimers/MiniLM-L6-H384-uncased"),
+        "{out}"
+    );
+}
