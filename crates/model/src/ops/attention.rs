@@ -2,7 +2,7 @@
 //! softmax(scale · Q·Kᵀ + bias + mask)·V without materialising the [B, heads, L, L] scores or
 //! transposing Q, K and V; keys past the padding are skipped.
 
-use super::kernel::{cpu_op3, simd, softmax_row, Elem, SharedMut};
+use super::kernel::{cpu_op3, softmax_row, vectorized, Elem, SharedMut, Vectorized};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -121,25 +121,15 @@ fn attention_fwd<T: Elem>(
                 (k.as_ptr().add(base), h, 1),
             );
         }
-        simd(|| {
-            let mut row = vec![T::zero(); kl];
-            for (i, r) in p.chunks_mut(kl).enumerate() {
-                row.copy_from_slice(r);
-                let brow = op.bias.as_ref().map(|bias| {
-                    let start = (hi * l + i) * l;
-                    &bias[start..start + kl]
-                });
-                softmax_row(&row, r, &mask[..kl], scale, brow);
-                if let Some((dp, seed)) = op.dropout {
-                    // The scale as ops::dropout rounds it (f32), in every dtype.
-                    let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
-                    let base = ((task * l + i) * l) as u64;
-                    for (j, v) in r.iter_mut().enumerate() {
-                        let u = crate::rng::hash_uniform(seed, base + j as u64);
-                        *v = if u >= dp as f32 { *v * keep } else { T::zero() };
-                    }
-                }
-            }
+        vectorized(&mut Probabilities {
+            p: &mut p,
+            op,
+            mask: &mask[..kl],
+            scale,
+            l,
+            kl,
+            hi,
+            task,
         });
         // SAFETY: as above; O = P·V.
         unsafe {
@@ -152,6 +142,44 @@ fn attention_fwd<T: Elem>(
         }
     });
     Ok((T::wrap(out), l1.shape().clone()))
+}
+
+/// The attention probabilities of one (batch, head) block, in place over its scores `p`
+/// [l, kl]: masked softmax with the optional bias, then dropout.
+struct Probabilities<'a, T> {
+    p: &'a mut [T],
+    op: &'a Attention,
+    mask: &'a [f32],
+    scale: T,
+    l: usize,
+    kl: usize,
+    hi: usize,
+    task: usize,
+}
+
+impl<T: Elem> Vectorized for Probabilities<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let (l, kl, op) = (self.l, self.kl, self.op);
+        let mut row = vec![T::zero(); kl];
+        for (i, r) in self.p.chunks_mut(kl).enumerate() {
+            row.copy_from_slice(r);
+            let brow = op.bias.as_ref().map(|bias| {
+                let start = (self.hi * l + i) * l;
+                &bias[start..start + kl]
+            });
+            softmax_row(&row, r, self.mask, self.scale, brow);
+            if let Some((dp, seed)) = op.dropout {
+                // The scale as ops::dropout rounds it (f32), in every dtype.
+                let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
+                let base = ((self.task * l + i) * l) as u64;
+                for (j, v) in r.iter_mut().enumerate() {
+                    let u = crate::rng::hash_uniform(seed, base + j as u64);
+                    *v = if u >= dp as f32 { *v * keep } else { T::zero() };
+                }
+            }
+        }
+    }
 }
 
 /// `dst = lhs·rhs` for one (batch, head) block on this thread: (m, n, k); dst row-major with row

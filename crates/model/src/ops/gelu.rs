@@ -1,6 +1,6 @@
 //! Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, and its derivative, as fused CPU kernels.
 
-use super::kernel::{cpu_op1, map_rows, Elem};
+use super::kernel::{cpu_op1, map_rows, Elem, RowOp};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 // ---------------------------------------------------------------------------------------------
@@ -9,15 +9,22 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 pub(super) struct GeluErf;
 pub(super) struct GeluErfGrad;
 
-/// GELU (`GRAD = false`) or its derivative (`GRAD = true`) element-wise; a const parameter
-/// rather than a function pointer so the call inlines and the loop vectorises.
-fn map_gelu<T: Elem, const GRAD: bool>(src: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
-    let n = l.dims().last().copied().unwrap_or(1);
-    let dst = map_rows(src, n, |x, y| {
+/// GELU (`GRAD = false`) or its derivative (`GRAD = true`) of a row; a const parameter rather
+/// than a function pointer so the call inlines and the loop vectorises.
+struct GeluRow<const GRAD: bool>;
+
+impl<T: Elem, const GRAD: bool> RowOp<T> for GeluRow<GRAD> {
+    #[inline(always)]
+    fn row(&self, x: &[T], y: &mut [T]) {
         for (yi, &xi) in y.iter_mut().zip(x) {
             *yi = if GRAD { xi.gelu_grad() } else { xi.gelu() };
         }
-    });
+    }
+}
+
+fn map_gelu<T: Elem, const GRAD: bool>(src: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
+    let n = l.dims().last().copied().unwrap_or(1);
+    let dst = map_rows(src, n, &GeluRow::<GRAD>);
     Ok((T::wrap(dst), l.shape().clone()))
 }
 

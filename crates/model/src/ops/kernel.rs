@@ -1,5 +1,5 @@
 //! What the fused CPU kernels share: the float types they run in, vectorisable maths
-//! (exp, erf, lane-parallel reductions), row-parallel maps and the AVX2 dispatch.
+//! (exp, erf, lane-parallel reductions), row-parallel maps and the AVX-512 / AVX2 dispatch.
 
 use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result};
 use num_traits::Float;
@@ -34,13 +34,16 @@ impl Elem for f32 {
     fn wrap(v: Vec<f32>) -> CpuStorage {
         CpuStorage::F32(v)
     }
+    #[inline(always)]
     fn gelu(self) -> f32 {
         0.5 * self * (1.0 + erf_f32(self * std::f32::consts::FRAC_1_SQRT_2))
     }
+    #[inline(always)]
     fn gelu_grad(self) -> f32 {
         let cdf = 0.5 * (1.0 + erf_f32(self * std::f32::consts::FRAC_1_SQRT_2));
         cdf + self * FRAC_1_SQRT_2PI as f32 * exp_f32(-0.5 * self * self)
     }
+    #[inline(always)]
     fn exp_fast(self) -> f32 {
         exp_f32(self)
     }
@@ -56,13 +59,16 @@ impl Elem for f64 {
     fn wrap(v: Vec<f64>) -> CpuStorage {
         CpuStorage::F64(v)
     }
+    #[inline(always)]
     fn gelu(self) -> f64 {
         0.5 * self * (1.0 + candle_core::cpu::erf::erf_f64(self * FRAC_1_SQRT_2))
     }
+    #[inline(always)]
     fn gelu_grad(self) -> f64 {
         let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(self * FRAC_1_SQRT_2));
         cdf + self * FRAC_1_SQRT_2PI * (-0.5 * self * self).exp()
     }
+    #[inline(always)]
     fn exp_fast(self) -> f64 {
         self.exp()
     }
@@ -205,47 +211,113 @@ macro_rules! cpu_op1 {
 }
 pub(super) use cpu_op1;
 
-/// Runs `f` compiled for AVX2+FMA when the CPU has them (the kernels' loops are written to
-/// vectorise; the default x86-64 target only allows SSE2).
-#[inline(always)]
-pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the features were just detected on this CPU.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
+/// A kernel over one row: `row(input, output)`. Implementations mark `row` `#[inline(always)]`:
+/// it is then compiled inside `map_rows`'s AVX-512 / AVX2 loops. (A closure's body is compiled on
+/// its own for the baseline target — SSE2, four lanes — whatever target the caller has.)
+pub(super) trait RowOp<T>: Sync {
+    fn row(&self, x: &[T], y: &mut [T]);
 }
 
-/// Applies `f(input_row, output_row)` to every row of length `n`, in parallel when worthwhile.
-pub(super) fn map_rows<T: Elem>(src: &[T], n: usize, f: impl Fn(&[T], &mut [T]) + Sync) -> Vec<T> {
+/// Applies `k.row(input_row, output_row)` to every row of length `n`, in parallel when
+/// worthwhile.
+pub(super) fn map_rows<T: Elem, K: RowOp<T>>(src: &[T], n: usize, k: &K) -> Vec<T> {
     let mut dst = vec![T::zero(); src.len()];
     if n == 0 {
         return dst;
     }
-    let rows = |d: &mut [T], s: &[T]| {
-        simd(|| {
-            for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
-                f(sr, dr)
-            }
-        })
-    };
     if src.len() >= PAR_MIN_ELEMS {
         let rows_per_task = (PAR_MIN_ELEMS / 4 / n).max(1) * n;
         dst.par_chunks_mut(rows_per_task)
             .zip(src.par_chunks(rows_per_task))
-            .for_each(|(d, s)| rows(d, s));
+            .for_each(|(d, s)| rows(d, s, n, k));
     } else {
-        rows(&mut dst, src);
+        rows(&mut dst, src, n, k);
     }
     dst
+}
+
+/// `k.row` over the rows of `s` into `d`, in the widest vector instructions the CPU has.
+#[inline(always)]
+fn rows<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
+    #[inline(always)]
+    fn each<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
+        for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
+            k.row(sr, dr)
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+        unsafe fn avx512<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
+            each(d, s, n, k)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
+            each(d, s, n, k)
+        }
+        match vector_level() {
+            // SAFETY: the features were detected on this CPU.
+            VectorLevel::Avx512 => return unsafe { avx512(d, s, n, k) },
+            VectorLevel::Avx2 => return unsafe { avx2(d, s, n, k) },
+            VectorLevel::Baseline => {}
+        }
+    }
+    each(d, s, n, k)
+}
+
+/// A kernel whose whole body runs in the widest vector instructions the CPU has: `run` is marked
+/// `#[inline(always)]` by implementations and compiled inside `vectorized`'s AVX-512 / AVX2
+/// functions (see `RowOp` for why a closure is not).
+pub(super) trait Vectorized {
+    fn run(&mut self);
+}
+
+pub(super) fn vectorized<K: Vectorized>(k: &mut K) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+        unsafe fn avx512<K: Vectorized>(k: &mut K) {
+            k.run()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<K: Vectorized>(k: &mut K) {
+            k.run()
+        }
+        match vector_level() {
+            // SAFETY: the features were detected on this CPU.
+            VectorLevel::Avx512 => return unsafe { avx512(k) },
+            VectorLevel::Avx2 => return unsafe { avx2(k) },
+            VectorLevel::Baseline => {}
+        }
+    }
+    k.run()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum VectorLevel {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+/// The widest vector instructions this CPU has that the kernels are compiled for.
+pub(super) fn vector_level() -> VectorLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512dq")
+            && has!("avx512vl")
+            && has!("fma")
+        {
+            return VectorLevel::Avx512;
+        }
+        if has!("avx2") && has!("fma") {
+            return VectorLevel::Avx2;
+        }
+    }
+    VectorLevel::Baseline
 }
 
 /// Independent accumulators: a float reduction in one accumulator is a serial chain the compiler

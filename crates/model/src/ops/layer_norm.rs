@@ -1,7 +1,9 @@
 //! LayerNorm over the last dimension (Ba et al., 2016): one pass per row forward, one backward
 //! that returns dx, dw and db together.
 
-use super::kernel::{cpu_op3, lanes_sum, map_rows, simd, Elem, PAR_MIN_ELEMS};
+use super::kernel::{
+    cpu_op3, lanes_sum, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
+};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -55,16 +57,29 @@ fn layer_norm_fwd<T: Elem>(
     }
     let eps = T::from(op.eps).unwrap_or(T::epsilon());
     let nf = T::from(n).unwrap_or(T::one());
-    let dst = map_rows(x, n, |x, y| {
+    let dst = map_rows(x, n, &LayerNormRow { w, b, eps, nf });
+    Ok((T::wrap(dst), l1.shape().clone()))
+}
+
+struct LayerNormRow<'a, T> {
+    w: &'a [T],
+    b: &'a [T],
+    eps: T,
+    nf: T,
+}
+
+impl<T: Elem> RowOp<T> for LayerNormRow<'_, T> {
+    #[inline(always)]
+    fn row(&self, x: &[T], y: &mut [T]) {
+        let (w, b, nf) = (self.w, self.b, self.nf);
         // Two passes (mean, then centred variance), as PyTorch does, for the same rounding.
         let mean = lanes_sum(x, |v| v) / nf;
         let var = lanes_sum(x, |v| (v - mean) * (v - mean)) / nf;
-        let rstd = T::one() / (var + eps).sqrt();
-        for i in 0..n {
+        let rstd = T::one() / (var + self.eps).sqrt();
+        for i in 0..y.len() {
             y[i] = (x[i] - mean) * rstd * w[i] + b[i];
         }
-    });
-    Ok((T::wrap(dst), l1.shape().clone()))
+    }
 }
 
 /// LayerNorm's backward: with x̂ = (x − μ)·r, r = 1/√(σ² + ε) and ĝ = g·w,
@@ -97,30 +112,15 @@ fn layer_norm_bwd<T: Elem>(
         .enumerate()
         .map(|(c, dxc)| {
             let mut part = vec![T::zero(); 2 * n];
-            simd(|| {
-                let (dw, db) = part.split_at_mut(n);
-                let mut xhat = vec![T::zero(); n];
-                for (r, dxr) in dxc.chunks_mut(n).enumerate() {
-                    let row = c * chunk_rows + r;
-                    let xr = &x[row * n..(row + 1) * n];
-                    let gr = &g[row * n..(row + 1) * n];
-                    let mean = lanes_sum(xr, |v| v) / nf;
-                    let var = lanes_sum(xr, |v| (v - mean) * (v - mean)) / nf;
-                    let rstd = T::one() / (var + eps).sqrt();
-                    let (mut m1, mut m2) = (T::zero(), T::zero());
-                    for i in 0..n {
-                        xhat[i] = (xr[i] - mean) * rstd;
-                        let gh = gr[i] * w[i];
-                        m1 = m1 + gh;
-                        m2 = m2 + gh * xhat[i];
-                        dw[i] = dw[i] + gr[i] * xhat[i];
-                        db[i] = db[i] + gr[i];
-                    }
-                    let (m1, m2) = (m1 / nf, m2 / nf);
-                    for i in 0..n {
-                        dxr[i] = rstd * (gr[i] * w[i] - m1 - xhat[i] * m2);
-                    }
-                }
+            let first = c * chunk_rows * n;
+            vectorized(&mut LayerNormBwdRows {
+                x: &x[first..first + dxc.len()],
+                g: &g[first..first + dxc.len()],
+                w,
+                dx: dxc,
+                part: &mut part,
+                eps,
+                nf,
             });
             part
         })
@@ -131,6 +131,50 @@ fn layer_norm_bwd<T: Elem>(
         }
     }
     Ok((T::wrap(out), Shape::from((rows + 2, n))))
+}
+
+/// LayerNorm's backward over a run of rows: their dx, and their sums for dw and db in `part`
+/// (dw then db).
+struct LayerNormBwdRows<'a, T> {
+    x: &'a [T],
+    g: &'a [T],
+    w: &'a [T],
+    dx: &'a mut [T],
+    part: &'a mut [T],
+    eps: T,
+    nf: T,
+}
+
+impl<T: Elem> Vectorized for LayerNormBwdRows<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let (w, nf, n) = (self.w, self.nf, self.w.len());
+        let (dw, db) = self.part.split_at_mut(n);
+        let mut xhat = vec![T::zero(); n];
+        for ((dxr, xr), gr) in self
+            .dx
+            .chunks_mut(n)
+            .zip(self.x.chunks(n))
+            .zip(self.g.chunks(n))
+        {
+            let mean = lanes_sum(xr, |v| v) / nf;
+            let var = lanes_sum(xr, |v| (v - mean) * (v - mean)) / nf;
+            let rstd = T::one() / (var + self.eps).sqrt();
+            let (mut m1, mut m2) = (T::zero(), T::zero());
+            for i in 0..n {
+                xhat[i] = (xr[i] - mean) * rstd;
+                let gh = gr[i] * w[i];
+                m1 = m1 + gh;
+                m2 = m2 + gh * xhat[i];
+                dw[i] = dw[i] + gr[i] * xhat[i];
+                db[i] = db[i] + gr[i];
+            }
+            let (m1, m2) = (m1 / nf, m2 / nf);
+            for i in 0..n {
+                dxr[i] = rstd * (gr[i] * w[i] - m1 - xhat[i] * m2);
+            }
+        }
+    }
 }
 
 /// The kernel on CPU tensors.

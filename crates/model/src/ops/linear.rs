@@ -1,7 +1,7 @@
 //! The linear layer x·Wᵀ + b in one multiply (the bias is the accumulator's starting value),
 //! and the column sums that give its bias gradient.
 
-use super::kernel::{cpu_op1, cpu_op3, simd, Elem, PAR_MIN_ELEMS};
+use super::kernel::{cpu_op1, cpu_op3, vectorized, Elem, Vectorized, PAR_MIN_ELEMS};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -106,12 +106,9 @@ fn sum_rows_fwd<T: Elem>(_op: &SumRows, x: &[T], l: &Layout) -> Result<(CpuStora
         .par_chunks(chunk.max(1))
         .map(|c| {
             let mut acc = vec![T::zero(); n];
-            simd(|| {
-                for row in c.chunks(n) {
-                    for (a, &v) in acc.iter_mut().zip(row) {
-                        *a = *a + v;
-                    }
-                }
+            vectorized(&mut ColumnSums {
+                x: c,
+                acc: &mut acc,
             });
             acc
         })
@@ -123,6 +120,23 @@ fn sum_rows_fwd<T: Elem>(_op: &SumRows, x: &[T], l: &Layout) -> Result<(CpuStora
         }
     }
     Ok((T::wrap(out), Shape::from(n)))
+}
+
+/// Adds the rows of `x` (rows of `acc.len()`) to `acc`.
+struct ColumnSums<'a, T> {
+    x: &'a [T],
+    acc: &'a mut [T],
+}
+
+impl<T: Elem> Vectorized for ColumnSums<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        for row in self.x.chunks(self.acc.len()) {
+            for (a, &v) in self.acc.iter_mut().zip(row) {
+                *a = *a + v;
+            }
+        }
+    }
 }
 
 /// The kernel on CPU tensors.

@@ -1,7 +1,9 @@
 //! Softmax over the last dimension, and the attention probabilities softmax(scale · x + mask
 //! bias), as fused CPU kernels with their backward.
 
-use super::kernel::{contiguous, cpu_op1, dispatch, map_rows, simd, softmax_row, Elem};
+use super::kernel::{
+    contiguous, cpu_op1, dispatch, map_rows, softmax_row, vectorized, Elem, RowOp, Vectorized,
+};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -27,7 +29,15 @@ fn softmax_fwd<T: Elem>(
     l: &Layout,
 ) -> Result<(CpuStorage, Shape)> {
     let n = l.dims().last().copied().unwrap_or(1);
-    let dst = map_rows(src, n, |x, y| {
+    let dst = map_rows(src, n, &SoftmaxRow);
+    Ok((T::wrap(dst), l.shape().clone()))
+}
+
+struct SoftmaxRow;
+
+impl<T: Elem> RowOp<T> for SoftmaxRow {
+    #[inline(always)]
+    fn row(&self, x: &[T], y: &mut [T]) {
         let max = x.iter().copied().fold(T::neg_infinity(), T::max);
         let mut sum = T::zero();
         for (yi, &xi) in y.iter_mut().zip(x) {
@@ -39,8 +49,7 @@ fn softmax_fwd<T: Elem>(
         for yi in y.iter_mut() {
             *yi = *yi * inv;
         }
-    });
-    Ok((T::wrap(dst), l.shape().clone()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,16 +84,17 @@ impl CustomOp2 for MaskedSoftmax {
             let rows_per_batch = dims[1..dims.len() - 1].iter().product::<usize>() * lk;
             let scale = T::from(scale).unwrap_or(T::one());
             let mut dst = vec![T::zero(); x.len()];
-            let kernel = |b: usize, xs: &[T], ys: &mut [T]| {
-                let m = &mask[b * lk..(b + 1) * lk];
-                for (xr, yr) in xs.chunks(lk).zip(ys.chunks_mut(lk)) {
-                    softmax_row(xr, yr, m, scale, None);
-                }
-            };
             dst.par_chunks_mut(rows_per_batch)
                 .zip(x.par_chunks(rows_per_batch))
                 .enumerate()
-                .for_each(|(b, (ys, xs))| simd(|| kernel(b, xs, ys)));
+                .for_each(|(b, (ys, xs))| {
+                    vectorized(&mut MaskedRows {
+                        x: xs,
+                        y: ys,
+                        mask: &mask[b * lk..(b + 1) * lk],
+                        scale,
+                    })
+                });
             Ok((T::wrap(dst), l1.shape().clone()))
         }
         dispatch!(s1, run(self.scale, (s1, l1), (s2, l2)))
@@ -114,4 +124,22 @@ pub(super) fn apply_masked(scores: &Tensor, mask: &Tensor, scale: f64) -> Result
     scores
         .contiguous()?
         .apply_op2(&mask, MaskedSoftmax { scale })
+}
+
+/// The masked softmax of one batch element's rows, which share its key mask.
+struct MaskedRows<'a, T> {
+    x: &'a [T],
+    y: &'a mut [T],
+    mask: &'a [f32],
+    scale: T,
+}
+
+impl<T: Elem> Vectorized for MaskedRows<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let lk = self.mask.len();
+        for (xr, yr) in self.x.chunks(lk).zip(self.y.chunks_mut(lk)) {
+            softmax_row(xr, yr, self.mask, self.scale, None);
+        }
+    }
 }
