@@ -63,14 +63,11 @@ fn loss_line(tr: &Trainer) -> String {
             } else {
                 String::new()
             };
-            let sim = match r.loss.similarity {
-                crate::losses::Similarity::Cos => "cos_sim",
-                crate::losses::Similarity::Dot => "dot_score",
-            };
             format!(
-                "{} (scale {}, similarity {sim}{mini})",
+                "{} (scale {}, similarity {}{mini})",
                 tr.loss_name(),
-                r.loss.scale
+                r.loss.scale,
+                r.loss.similarity.util_name()
             )
         }
     }

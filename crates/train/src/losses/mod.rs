@@ -35,13 +35,6 @@ pub enum Similarity {
 }
 
 impl Similarity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Similarity::Cos => "cos",
-            Similarity::Dot => "dot",
-        }
-    }
-
     /// What sentence-transformers calls it in config_sentence_transformers.json.
     pub fn fn_name(self) -> &'static str {
         match self {
@@ -50,11 +43,26 @@ impl Similarity {
         }
     }
 
-    fn prepare(self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Similarity::Cos => model::pooling::l2_normalize(x)?,
-            Similarity::Dot => x.clone(),
-        })
+    /// The function sentence-transformers' losses take for it (model cards).
+    pub fn util_name(self) -> &'static str {
+        match self {
+            Similarity::Cos => "cos_sim",
+            Similarity::Dot => "dot_score",
+        }
+    }
+
+    /// The embedded columns as this similarity scores them: each row L2-normalised for cosine,
+    /// as they are for the dot product. Done once per loss, however many directions it scores.
+    fn prepare(self, columns: &[Tensor]) -> Result<Vec<Tensor>> {
+        columns
+            .iter()
+            .map(|c| {
+                Ok(match self {
+                    Similarity::Cos => model::pooling::l2_normalize(c)?,
+                    Similarity::Dot => c.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -177,9 +185,9 @@ fn cross_entropy(scores: &Tensor, bias: Option<&Tensor>, offset: usize) -> Resul
     Ok((lse - target)?.mean_all()?)
 }
 
-/// One-way ranking loss: anchors `rows` of `query` against `candidates` [C, D], row i's target
-/// at candidate `rows.start + i`; duplicates of the target's text among `candidate_texts`
-/// masked.
+/// One-way ranking loss: anchors `rows` of `query` against `candidates` [C, D] (both as the
+/// similarity scores them), row i's target at candidate `rows.start + i`; duplicates of the
+/// target's text among `candidate_texts` masked.
 fn ranking(
     query: &Tensor,
     rows: &Range<usize>,
@@ -187,10 +195,8 @@ fn ranking(
     target_texts: &[String],
     candidate_texts: &[&String],
     scale: f64,
-    similarity: Similarity,
 ) -> Result<Tensor> {
-    let q = similarity.prepare(&query.narrow(0, rows.start, rows.len())?)?;
-    let candidates = similarity.prepare(candidates)?;
+    let q = query.narrow(0, rows.start, rows.len())?;
     let scores = (q.matmul(&candidates.t()?)? * scale)?;
     let targets = &target_texts[rows.clone()];
     let bias = duplicate_bias(targets, candidate_texts, rows.start, q.device())?;

@@ -19,16 +19,26 @@ impl Loss for MultipleNegativesRankingLoss {
 
     fn forward(&self, e: &Embedded) -> Result<Tensor> {
         e.check()?;
-        let candidates = Tensor::cat(&e.columns[1..], 0)?;
-        let candidate_texts: Vec<&String> = e.texts[1..].iter().flatten().collect();
-        ranking(
-            &e.columns[0],
-            &e.anchors,
-            &candidates,
-            &e.texts[1],
-            &candidate_texts,
-            self.scale,
-            self.similarity,
-        )
+        let columns = self.similarity.prepare(e.columns)?;
+        anchors_to_candidates(&columns, e, self.scale)
     }
+}
+
+/// The loss over `columns`, the embedded columns of `e` already prepared for the similarity:
+/// anchors against every positive and hard negative.
+pub(super) fn anchors_to_candidates(
+    columns: &[Tensor],
+    e: &Embedded,
+    scale: f64,
+) -> Result<Tensor> {
+    let candidates = Tensor::cat(&columns[1..], 0)?;
+    let candidate_texts: Vec<&String> = e.texts[1..].iter().flatten().collect();
+    ranking(
+        &columns[0],
+        &e.anchors,
+        &candidates,
+        &e.texts[1],
+        &candidate_texts,
+        scale,
+    )
 }

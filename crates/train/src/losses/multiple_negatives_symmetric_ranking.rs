@@ -3,7 +3,8 @@
 //! chooses its anchor among the batch's anchors. The 2021 sentence-transformers models were trained
 //! with it on pairs.
 
-use super::{ranking, Embedded, Loss, MultipleNegativesRankingLoss, Similarity};
+use super::multiple_negatives_ranking::anchors_to_candidates;
+use super::{ranking, Embedded, Loss, Similarity};
 use anyhow::Result;
 use candle_core::Tensor;
 
@@ -18,20 +19,17 @@ impl Loss for MultipleNegativesSymmetricRankingLoss {
     }
 
     fn forward(&self, e: &Embedded) -> Result<Tensor> {
-        let forward = MultipleNegativesRankingLoss {
-            scale: self.scale,
-            similarity: self.similarity,
-        }
-        .forward(e)?;
+        e.check()?;
+        let columns = self.similarity.prepare(e.columns)?;
+        let forward = anchors_to_candidates(&columns, e, self.scale)?;
         let anchor_texts: Vec<&String> = e.texts[0].iter().collect();
         let backward = ranking(
-            &e.columns[1],
+            &columns[1],
             &e.anchors,
-            &e.columns[0],
+            &columns[0],
             &e.texts[0],
             &anchor_texts,
             self.scale,
-            self.similarity,
         )?;
         Ok(((forward + backward)? / 2.0)?)
     }
