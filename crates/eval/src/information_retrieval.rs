@@ -163,7 +163,8 @@ fn better(a: &Hit, b: &Hit, ids: &[(String, String)]) -> std::cmp::Ordering {
         .then_with(|| ids[a.doc].0.cmp(&ids[b.doc].0))
 }
 
-fn normalized(rows: Vec<Vec<f32>>, dim: usize) -> Result<Tensor> {
+/// Embeddings as returned by `encode`, as one [n, dim] tensor with L2-normalised rows.
+pub(crate) fn normalized(rows: Vec<Vec<f32>>, dim: usize) -> Result<Tensor> {
     let n = rows.len();
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
     let t = Tensor::from_vec(flat, (n, dim), &Device::Cpu)?;

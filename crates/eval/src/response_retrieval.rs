@@ -6,6 +6,7 @@
 //! there; ties go to the lower index (NumPy's argsort order for equal scores is not defined, so
 //! the reference script breaks them the same way).
 
+use crate::information_retrieval::normalized;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 use model::SentenceModel;
@@ -67,9 +68,7 @@ pub fn evaluate_response_retrieval(
     let n = data.contexts.len() / GROUP * GROUP;
     let embed = |texts: &[String]| -> Result<Tensor> {
         let refs: Vec<&str> = texts[..n].iter().map(String::as_str).collect();
-        let rows = model.encode(&refs, batch_size, |_| {})?;
-        let t = Tensor::from_vec(rows.concat(), (n, model.dim()), &candle_core::Device::Cpu)?;
-        Ok(model::pooling::l2_normalize(&t)?)
+        normalized(model.encode(&refs, batch_size, |_| {})?, model.dim())
     };
     let (c, r) = (embed(&data.contexts)?, embed(&data.responses)?);
     let (mut hits, mut rr) = (0usize, 0f64);

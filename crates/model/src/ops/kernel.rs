@@ -239,30 +239,23 @@ pub(super) fn map_rows<T: Elem, K: RowOp<T>>(src: &[T], n: usize, k: &K) -> Vec<
 /// `k.row` over the rows of `s` into `d`, in the widest vector instructions the CPU has.
 #[inline(always)]
 fn rows<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
+    vectorized(&mut EachRow { d, s, n, k })
+}
+
+struct EachRow<'a, T, K> {
+    d: &'a mut [T],
+    s: &'a [T],
+    n: usize,
+    k: &'a K,
+}
+
+impl<T: Elem, K: RowOp<T>> Vectorized for EachRow<'_, T, K> {
     #[inline(always)]
-    fn each<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
-        for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
-            k.row(sr, dr)
+    fn run(&mut self) {
+        for (dr, sr) in self.d.chunks_mut(self.n).zip(self.s.chunks(self.n)) {
+            self.k.row(sr, dr)
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn avx512<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
-            each(d, s, n, k)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<T: Elem, K: RowOp<T>>(d: &mut [T], s: &[T], n: usize, k: &K) {
-            each(d, s, n, k)
-        }
-        match vector_level() {
-            // SAFETY: the features were detected on this CPU.
-            VectorLevel::Avx512 => return unsafe { avx512(d, s, n, k) },
-            VectorLevel::Avx2 => return unsafe { avx2(d, s, n, k) },
-            VectorLevel::Baseline => {}
-        }
-    }
-    each(d, s, n, k)
 }
 
 /// A kernel whose whole body runs in the widest vector instructions the CPU has: `run` is marked
