@@ -2,11 +2,13 @@
 //! trainable.
 
 use crate::error::{Error, Result};
+use crate::ops::Bf16Weight;
 use crate::rng::Rng;
 use crate::transformer::{Dense, Norm};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A parameter resolved by name when the model loads: forwards index by it instead of looking
 /// names up, so a wrong name fails at load, not in the middle of a forward pass.
@@ -21,6 +23,10 @@ pub struct Params {
     trainable: Vec<bool>,
     index: HashMap<String, usize>,
     vars: Vec<Option<Var>>,
+    /// The weights of the linear layers, which `pack_linears_bf16` packs.
+    linear_weights: Vec<ParamId>,
+    /// bf16 copies of linear weights for CPU inference, by parameter index.
+    packed: Vec<Option<Arc<Bf16Weight>>>,
 }
 
 impl Params {
@@ -31,7 +37,26 @@ impl Params {
         self.tensors.push(t);
         self.trainable.push(trainable);
         self.vars.push(None);
+        self.packed.push(None);
         id
+    }
+
+    /// Packs every linear layer's weight in bf16 for CPU inference (`ops::linear_bf16`).
+    pub fn pack_linears_bf16(&mut self) -> Result<()> {
+        for &id in &self.linear_weights {
+            self.packed[id.0] = Some(Arc::new(Bf16Weight::pack(&self.tensors[id.0])?));
+        }
+        Ok(())
+    }
+
+    /// The bf16 packing of the weight `id`, if `pack_linears_bf16` made one.
+    pub fn packed_bf16(&self, id: ParamId) -> Option<&Bf16Weight> {
+        self.packed[id.0].as_deref()
+    }
+
+    /// Whether the linear layers run from bf16 packings (activations then stay in f32).
+    pub fn has_packed_bf16(&self) -> bool {
+        self.packed.iter().any(Option::is_some)
     }
 
     /// The tensor of a handle this set handed out.
@@ -63,6 +88,8 @@ impl Params {
     /// place) and returns them with their names, in declaration order. Calling it again returns
     /// the same variables.
     pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        // Packed copies would go stale as the optimizer updates the weights.
+        self.packed.iter_mut().for_each(|p| *p = None);
         let mut out = Vec::new();
         for i in 0..self.names.len() {
             if !self.trainable[i] {
@@ -90,6 +117,8 @@ impl Params {
             trainable: self.trainable.clone(),
             index: self.index.clone(),
             vars: vec![None; self.names.len()],
+            linear_weights: self.linear_weights.clone(),
+            packed: self.packed.clone(),
         }
     }
 
@@ -177,8 +206,10 @@ impl<'a> ParamSource<'a> {
 
     /// A linear layer: `name.weight` [out, inp] (normal init) and `name.bias` [out] (zeros).
     pub fn take_linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Dense> {
+        let weight = self.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?;
+        self.params.linear_weights.push(weight);
         Ok(Dense {
-            weight: self.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?,
+            weight,
             bias: self.take(&format!("{name}.bias"), &[out], Init::Zeros)?,
         })
     }

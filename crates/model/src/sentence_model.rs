@@ -256,6 +256,12 @@ impl SentenceModel {
         let src = ParamSource::from_file(&weights_path, tensors, crate::prefixes(&cfg), dtype);
         let mut encoder = build_encoder(&cfg, src)?;
         encoder.config_mut().compute_dtype = opts.compute_dtype.filter(|&d| d != dtype);
+        // bf16 on the CPU: the linear layers (nearly all the arithmetic) multiply bf16 packings
+        // of their weights; training drops them (`Params::make_trainable`) and runs the
+        // composed bf16 ops instead.
+        if device.is_cpu() && dtype == DType::F32 && opts.compute_dtype == Some(DType::BF16) {
+            encoder.params_mut().pack_linears_bf16()?;
+        }
         let tokenizer = TextTokenizer::load(&tdir.join("tokenizer.json"), max_seq_length)?;
         let dense = match &layout.dense {
             Some(d) => {

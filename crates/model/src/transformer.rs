@@ -5,10 +5,10 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::ops::{attention, gelu_erf, layer_norm, linear, AttentionSpec};
+use crate::ops::{attention, gelu_erf, layer_norm, linear, linear_bf16, AttentionSpec};
 use crate::params::{ParamId, ParamSource, Params};
 use crate::Encoder;
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 /// What an architecture adds to the shared encoder: its input embeddings and, optionally, a
 /// bias on the attention scores.
@@ -69,8 +69,10 @@ impl<E: Embeddings> Encoder for Transformer<E> {
         let x = self.embedding_norm.forward(p, &x, cfg.layer_norm_eps)?;
         let mut x = drop(x, cfg.hidden_dropout_prob, &mut dropout)?;
         let bias = self.embeddings.attention_bias(p, cfg, ids.dims2()?.1)?;
-        // Activations in the compute dtype (bf16 under mixed precision, weights staying f32).
-        if let Some(dt) = cfg.compute_dtype {
+        // Activations in the compute dtype (bf16 under mixed precision, weights staying f32),
+        // except where the linear layers were packed for bf16 on the CPU: they round their own
+        // inputs and everything else runs in f32.
+        if let Some(dt) = cfg.compute_dtype.filter(|_| !p.has_packed_bf16()) {
             x = x.to_dtype(dt)?;
         }
         for layer in &self.layers {
@@ -89,7 +91,10 @@ pub struct Dense {
 
 impl Dense {
     pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
-        Ok(linear(x, p.at(self.weight), p.at(self.bias))?)
+        match p.packed_bf16(self.weight) {
+            Some(w) if x.dtype() == DType::F32 => Ok(linear_bf16(x, w, p.at(self.bias))?),
+            _ => Ok(linear(x, p.at(self.weight), p.at(self.bias))?),
+        }
     }
 }
 

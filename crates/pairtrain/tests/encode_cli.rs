@@ -215,7 +215,7 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
 }
 
 /// `--device cuda` in a CPU-only build says how to get CUDA and writes nothing; `--dtype bf16`
-/// runs (through the composed ops) and stays close to the f32 golden embeddings.
+/// runs (bf16 linear layers) and stays close to the f32 golden embeddings.
 #[test]
 fn encode_device_and_dtype_flags() {
     let model = minilm_dir();
@@ -242,7 +242,7 @@ fn encode_device_and_dtype_flags() {
     for (r, e) in rows.iter().zip(data.chunks(384)) {
         let cos: f32 = e.iter().zip(&r.embedding).map(|(a, b)| a * b).sum();
         assert!(
-            cos >= 0.99,
+            cos >= 0.999,
             "{:?}: cosine {cos} to the f32 embedding",
             r.text
         );

@@ -6,18 +6,22 @@
 //! file each: `linear`, `layer_norm`, `softmax`, `gelu`, `attention`, `dropout`) and a composed
 //! version in `reference` that runs on any device and is the oracle of the tests. The functions
 //! below take the kernel for CPU tensors in f32/f64 and the reference for everything else
-//! (CUDA, bf16).
+//! (CUDA, bf16). For bf16 inference on the CPU, `linear_bf16` multiplies bf16 packings of the
+//! weights (on AMX tiles, `amx`, where the CPU has them).
 
+mod amx;
 mod attention;
 pub mod dropout;
 mod gelu;
 mod kernel;
 mod layer_norm;
 mod linear;
+mod linear_bf16;
 pub mod reference;
 mod softmax;
 
 pub use kernel::exp_f32;
+pub use linear_bf16::Bf16Weight;
 
 use candle_core::{DType, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +87,12 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else {
         reference::linear(x, w, b)
     }
+}
+
+/// `x·Wᵀ + b` with the weight packed in bf16 (`Bf16Weight`) and x in f32 on the CPU: bf16
+/// products, f32 accumulation and output. Inference only (no backward).
+pub fn linear_bf16(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
+    linear_bf16::apply(x, w, b)
 }
 
 /// What multi-head attention needs beside q, k and v.

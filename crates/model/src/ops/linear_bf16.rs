@@ -1,0 +1,359 @@
+//! The linear layer x·Wᵀ + b with bf16 inputs and f32 accumulation, for inference on the CPU
+//! (`--dtype bf16`): the weight is rounded to bf16 and packed once, the activations are rounded
+//! on the way in, and everything around the multiply (LayerNorm, softmax, GELU, the residuals)
+//! stays in f32 — what PyTorch's CPU autocast does for linear layers.
+//!
+//! With AMX (`super::amx`) the multiply runs on tiles; without it, the same bf16-rounded inputs go
+//! through the f32 linear kernel, which gives the same products summed in another order.
+
+use super::amx::{self, Tiles, BLOCK, TILE_K};
+use super::kernel::{contiguous, vectorized, Vectorized};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// A linear layer's weight [out, in], rounded to bf16 and laid out for the multiply this
+/// machine runs.
+#[derive(Debug)]
+pub struct Bf16Weight {
+    n: usize,
+    k: usize,
+    packed: Packed,
+}
+
+#[derive(Debug)]
+enum Packed {
+    /// AMX operand tiles (layout in `Tiles::block`), n and k padded with zeros to multiples of
+    /// 32.
+    Tiles(Vec<u16>),
+    /// The weight rounded to bf16 precision, kept in f32 for the f32 kernel.
+    Rounded(Tensor),
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+impl Bf16Weight {
+    /// Packs `w` [out, in] (f32, CPU) for the fastest multiply available here.
+    pub fn pack(w: &Tensor) -> Result<Self> {
+        Self::pack_for(w, amx::available())
+    }
+
+    fn pack_for(w: &Tensor, tiles: bool) -> Result<Self> {
+        let (n, k) = w.dims2()?;
+        let v = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let packed = if tiles {
+            Packed::Tiles(pack_tiles(&v, n, k))
+        } else {
+            let mut r = v;
+            round_in_place(&mut r);
+            Packed::Rounded(Tensor::from_vec(r, (n, k), w.device())?)
+        };
+        Ok(Self { n, k, packed })
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+}
+
+/// W [n, k] as AMX B operands: for each block of 32 output columns and each 32-deep slice of k,
+/// two 16-row tiles (columns 0–15, then 16–31) whose row p holds (W[c][2p], W[c][2p+1]) for
+/// each column c — TDPBF16PS's pairs-of-k layout.
+fn pack_tiles(w: &[f32], n: usize, k: usize) -> Vec<u16> {
+    let (np, kp) = (round_up(n, BLOCK), round_up(k, TILE_K));
+    let kblocks = kp / TILE_K;
+    let mut out = vec![0u16; np * kp];
+    for nb in 0..np / BLOCK {
+        for kb in 0..kblocks {
+            for half in 0..2 {
+                let tile = ((nb * kblocks + kb) * 2 + half) * 512;
+                for p in 0..TILE_K / 2 {
+                    for col in 0..16 {
+                        let row = nb * BLOCK + half * 16 + col;
+                        for j in 0..2 {
+                            let kk = kb * TILE_K + 2 * p + j;
+                            if row < n && kk < k {
+                                out[tile + p * 32 + col * 2 + j] = to_bf16(w[row * k + kk]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// f32 → bf16 by round-to-nearest-even (NaN stays NaN), as PyTorch converts.
+#[inline(always)]
+fn to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        ((b >> 16) | 0x40) as u16
+    } else {
+        ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    }
+}
+
+fn round_in_place(v: &mut [f32]) {
+    struct Round<'a>(&'a mut [f32]);
+    impl Vectorized for Round<'_> {
+        #[inline(always)]
+        fn run(&mut self) {
+            for x in self.0.iter_mut() {
+                *x = f32::from_bits((to_bf16(*x) as u32) << 16);
+            }
+        }
+    }
+    vectorized(&mut Round(v));
+}
+
+/// Rows of `x` (length k) into bf16 rows of length `kp` (zero padded).
+struct RowsToBf16<'a> {
+    x: &'a [f32],
+    k: usize,
+    dst: &'a mut [u16],
+    kp: usize,
+}
+
+impl Vectorized for RowsToBf16<'_> {
+    #[inline(always)]
+    fn run(&mut self) {
+        for (src, dst) in self.x.chunks(self.k).zip(self.dst.chunks_mut(self.kp)) {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = to_bf16(s);
+            }
+        }
+    }
+}
+
+/// Problems smaller than this many multiply-adds run on one thread.
+const PAR_MIN_MACS: usize = 1 << 20;
+
+/// `x·Wᵀ + b` over the last dimension of `x` (f32, CPU, any rank); b is [out] in f32.
+pub(super) fn apply(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let k = *dims.last().unwrap_or(&0);
+    if k != w.k || b.dims() != [w.n] {
+        candle_core::bail!(
+            "linear (bf16): input {:?}, weight [{}, {}], bias {:?}",
+            dims,
+            w.n,
+            w.k,
+            b.dims()
+        );
+    }
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("k was read from it") = w.n;
+    match &w.packed {
+        Packed::Rounded(wr) => {
+            let mut xr = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            round_in_place(&mut xr);
+            let xr = Tensor::from_vec(xr, x.shape(), x.device())?;
+            super::linear::apply(&xr, wr, b)?.reshape(out_dims)
+        }
+        Packed::Tiles(tiles) => x
+            .to_dtype(DType::F32)?
+            .contiguous()?
+            .apply_op2_no_bwd(
+                &b.to_dtype(DType::F32)?.contiguous()?,
+                &TilesLinear { w, tiles },
+            )?
+            .reshape(out_dims),
+    }
+}
+
+/// The AMX multiply as a candle op over (x, b), so that both are read in place.
+struct TilesLinear<'a> {
+    w: &'a Bf16Weight,
+    tiles: &'a [u16],
+}
+
+impl CustomOp2 for TilesLinear<'_> {
+    fn name(&self) -> &'static str {
+        "pt-linear-bf16"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous::<f32>(s1, l1, self.name())?;
+        let b = contiguous::<f32>(s2, l2, self.name())?;
+        let y = tiles_linear(x, self.tiles, b, self.w.n, self.w.k);
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((x.len() / self.w.k, self.w.n)),
+        ))
+    }
+}
+
+/// The AMX multiply: rows of `x` [m, k] times the packed weight, plus `b`; returns [m, n].
+fn tiles_linear(x: &[f32], tiles: &[u16], b: &[f32], n: usize, k: usize) -> Vec<f32> {
+    let m = x.len() / k.max(1);
+    let (mp, kp) = (round_up(m, BLOCK), round_up(k, TILE_K));
+    // The bf16 copy of x lives in a buffer kept per thread: a fresh one per call costs more in
+    // page faults and zeroing than the multiply. Only its padding needs zeros; the conversion
+    // writes the rest.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|a| {
+        if a.len() < mp * kp {
+            a.resize(mp * kp, 0);
+        }
+        let a = &mut a[..mp * kp];
+        if kp != k {
+            a.chunks_mut(kp).for_each(|r| r[k..].fill(0));
+        }
+        a[m * kp..].fill(0);
+        vectorized(&mut RowsToBf16 { x, k, dst: a, kp });
+        tiles_multiply(a, tiles, b, (m, n, k))
+    })
+}
+
+/// `a` (bf16 rows of x, padded) times the packed weight, plus `b`; returns [m, n].
+fn tiles_multiply(
+    a: &[u16],
+    tiles: &[u16],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+) -> Vec<f32> {
+    let (mp, np, kp) = (round_up(m, BLOCK), round_up(n, BLOCK), round_up(k, TILE_K));
+    // The bias is where every accumulator starts; padded rows and columns are cut off below.
+    let mut y = Vec::with_capacity(mp * np);
+    for _ in 0..mp {
+        y.extend_from_slice(b);
+        y.resize(y.len() + np - n, 0.0);
+    }
+    let kblocks = kp / TILE_K;
+    let (a_ptr, y_ptr) = (a.as_ptr() as usize, y.as_mut_ptr() as usize);
+    // One task per block of 32 output columns: its weights (kp × 32 bf16) stay in cache while
+    // every row block streams past, and no two tasks write the same output element.
+    let column_block = |nb: usize| {
+        let t = Tiles::configure();
+        let b_ptr = tiles[nb * kblocks * 2 * 512..].as_ptr();
+        for mb in 0..mp / BLOCK {
+            // SAFETY: A has mp rows of kp bf16, the weight block kblocks pairs of 512-element
+            // tiles, and Y mp rows of np f32; block (mb, nb) lies inside all three, and tasks
+            // write disjoint column blocks of Y.
+            unsafe {
+                t.block(
+                    (a_ptr as *const u16).add(mb * BLOCK * kp),
+                    kp * 2,
+                    b_ptr,
+                    (y_ptr as *mut f32).add(mb * BLOCK * np + nb * BLOCK),
+                    np * 4,
+                    kblocks,
+                );
+            }
+        }
+    };
+    let threads = candle_core::utils::get_num_threads();
+    if threads > 1 && m * n * k >= PAR_MIN_MACS {
+        (0..np / BLOCK).into_par_iter().for_each(column_block);
+    } else {
+        (0..np / BLOCK).for_each(column_block);
+    }
+    y.truncate(m * np);
+    if np != n {
+        y = y.chunks(np).flat_map(|r| &r[..n]).copied().collect();
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn seeded(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// x·Wᵀ + b in f64 from the bf16-rounded inputs: what both paths must equal up to f32
+    /// summation order.
+    fn exact(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+        let r = |v: f32| f32::from_bits((to_bf16(v) as u32) << 16) as f64;
+        let mut y = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                y[i * n + j] = b[j] as f64
+                    + (0..k)
+                        .map(|t| r(x[i * k + t]) * r(w[j * k + t]))
+                        .sum::<f64>();
+            }
+        }
+        y
+    }
+
+    fn check(tiles: bool, m: usize, n: usize, k: usize) {
+        let dev = Device::Cpu;
+        let (x, w, b) = (seeded(m * k, 1), seeded(n * k, 2), seeded(n, 3));
+        let want = exact(&x, &w, &b, m, n, k);
+        let wt = Tensor::from_vec(w, (n, k), &dev).unwrap();
+        let packed = Bf16Weight::pack_for(&wt, tiles).unwrap();
+        let xt = Tensor::from_vec(x, (m, k), &dev).unwrap();
+        let bt = Tensor::from_vec(b, n, &dev).unwrap();
+        let got = apply(&xt, &packed, &bt).unwrap();
+        assert_eq!(got.dims(), [m, n]);
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            // |sum| ≤ k terms of magnitude ≤ 1: f32 accumulation error stays below k·2⁻²³·k.
+            assert!(
+                (*g as f64 - e).abs() < 1e-6 * k as f64,
+                "tiles={tiles} {m}x{n}x{k} element {i}: {g} vs {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn portable_path_is_the_bf16_rounded_product() {
+        for (m, n, k) in [(1, 1, 1), (7, 5, 3), (40, 384, 384), (33, 70, 100)] {
+            check(false, m, n, k);
+        }
+    }
+
+    #[test]
+    fn amx_tiles_give_the_bf16_rounded_product() {
+        if !amx::available() {
+            eprintln!("no AMX on this machine (or PAIRTRAIN_AMX=0): the tile kernel is untested");
+            return;
+        }
+        // Aligned shapes, ragged edges in every dimension, and one big enough to go parallel.
+        for (m, n, k) in [
+            (32, 32, 32),
+            (1, 1, 1),
+            (7, 5, 3),
+            (33, 70, 100),
+            (512, 384, 384),
+            (100, 1536, 384),
+            (64, 384, 1536),
+        ] {
+            check(true, m, n, k);
+        }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        // 1 + 2⁻⁸ is halfway between two bf16 values: ties go to the even one (1.0).
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert!(f32::from_bits((to_bf16(f32::NAN) as u32) << 16).is_nan());
+        assert_eq!(to_bf16(f32::INFINITY), 0x7f80);
+    }
+}
