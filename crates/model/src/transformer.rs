@@ -5,7 +5,9 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::Result;
-use crate::ops::{attention, gelu_erf, layer_norm, linear, linear_bf16, AttentionSpec};
+use crate::ops::{
+    attention, gelu_erf, gelu_linear_bf16, layer_norm, linear, linear_bf16, AttentionSpec,
+};
 use crate::params::{ParamId, ParamSource, Params};
 use crate::Encoder;
 use candle_core::{DType, Tensor};
@@ -205,10 +207,28 @@ impl PostLnLayer {
         let a = self.attention_out.forward(p, &ctx)?;
         let a = drop(a, cfg.hidden_dropout_prob, dropout)?;
         let x1 = self.attention_norm.forward(p, &(a + x)?, eps)?;
-        let f = gelu_erf(&self.ffn_in.forward(p, &x1)?)?;
-        let f = self.ffn_out.forward(p, &f)?;
+        let f = self.feed_forward(p, &x1)?;
         let f = drop(f, cfg.hidden_dropout_prob, dropout)?;
         self.output_norm.forward(p, &(f + &x1)?, eps)
+    }
+}
+
+impl PostLnLayer {
+    /// ffn_out(gelu(ffn_in(x))); with bf16 packings, the GELU is fused into the first multiply.
+    fn feed_forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
+        let packed = (
+            p.packed_bf16(self.ffn_in.weight),
+            p.packed_bf16(self.ffn_out.weight),
+        );
+        match packed {
+            (Some(w_in), Some(w_out)) if x.dtype() == DType::F32 => {
+                let h = gelu_linear_bf16(x, w_in, p.at(self.ffn_in.bias))?;
+                Ok(linear_bf16(&h, w_out, p.at(self.ffn_out.bias))?)
+            }
+            _ => self
+                .ffn_out
+                .forward(p, &gelu_erf(&self.ffn_in.forward(p, x)?)?),
+        }
     }
 }
 

@@ -7,8 +7,9 @@
 //! through the f32 linear kernel, which gives the same products summed in another order.
 
 use super::amx::{self, Tiles, BLOCK, TILE_K};
-use super::kernel::{contiguous, vectorized, Vectorized};
+use super::kernel::{contiguous, vectorized, Elem, Vectorized};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 /// A linear layer's weight [out, in], rounded to bf16 and laid out for the multiply this
@@ -131,9 +132,36 @@ impl Vectorized for RowsToBf16<'_> {
 
 /// Problems smaller than this many multiply-adds run on one thread.
 const PAR_MIN_MACS: usize = 1 << 20;
+/// Inputs smaller than this many elements are converted to bf16 on one thread.
+const PAR_MIN_CONVERT: usize = 1 << 15;
 
-/// `x·Wᵀ + b` over the last dimension of `x` (f32, CPU, any rank); b is [out] in f32.
+/// `x·Wᵀ + b` over the last dimension of `x` (CPU, any rank; f32, or bf16 as `apply_gelu`
+/// returns it); b is [out] in f32. Returns f32.
 pub(super) fn apply(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
+    run(x, w, b, Epilogue::None)
+}
+
+/// `gelu(x·Wᵀ + b)` for a feed-forward's first layer, whose output only feeds the second
+/// layer's bf16 multiply. With AMX the GELU runs on each 32×32 block while it is in cache and
+/// the result is stored in bf16 (as the second layer would round it); elsewhere it is the f32
+/// GELU of `apply`.
+pub(super) fn apply_gelu(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
+    match &w.packed {
+        Packed::Rounded(_) => super::gelu::apply(&apply(x, w, b)?),
+        Packed::Tiles(_) => run(x, w, b, Epilogue::GeluBf16),
+    }
+}
+
+/// What happens to the f32 results of the multiply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Epilogue {
+    /// Stored as they are (f32).
+    None,
+    /// GELU, then stored in bf16.
+    GeluBf16,
+}
+
+fn run(x: &Tensor, w: &Bf16Weight, b: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let k = *dims.last().unwrap_or(&0);
     if k != w.k || b.dims() != [w.n] {
@@ -147,21 +175,22 @@ pub(super) fn apply(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
     }
     let mut out_dims = dims;
     *out_dims.last_mut().expect("k was read from it") = w.n;
+    let b = b.to_dtype(DType::F32)?.contiguous()?;
     match &w.packed {
         Packed::Rounded(wr) => {
             let mut xr = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
             round_in_place(&mut xr);
             let xr = Tensor::from_vec(xr, x.shape(), x.device())?;
-            super::linear::apply(&xr, wr, b)?.reshape(out_dims)
+            super::linear::apply(&xr, wr, &b)?.reshape(out_dims)
         }
-        Packed::Tiles(tiles) => x
-            .to_dtype(DType::F32)?
-            .contiguous()?
-            .apply_op2_no_bwd(
-                &b.to_dtype(DType::F32)?.contiguous()?,
-                &TilesLinear { w, tiles },
-            )?
-            .reshape(out_dims),
+        Packed::Tiles(tiles) => {
+            let x = match x.dtype() {
+                DType::BF16 | DType::F32 => x.contiguous()?,
+                _ => x.to_dtype(DType::F32)?.contiguous()?,
+            };
+            let op = TilesLinear { w, tiles, epilogue };
+            x.apply_op2_no_bwd(&b, &op)?.reshape(out_dims)
+        }
     }
 }
 
@@ -169,6 +198,7 @@ pub(super) fn apply(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
 struct TilesLinear<'a> {
     w: &'a Bf16Weight,
     tiles: &'a [u16],
+    epilogue: Epilogue,
 }
 
 impl CustomOp2 for TilesLinear<'_> {
@@ -183,23 +213,47 @@ impl CustomOp2 for TilesLinear<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous::<f32>(s1, l1, self.name())?;
-        let b = contiguous::<f32>(s2, l2, self.name())?;
-        let y = tiles_linear(x, self.tiles, b, self.w.n, self.w.k);
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((x.len() / self.w.k, self.w.n)),
-        ))
+        let name = self.name();
+        let rows = match s1 {
+            CpuStorage::BF16(v) => {
+                let (start, end) = l1
+                    .contiguous_offsets()
+                    .ok_or(candle_core::Error::RequiresContiguous { op: name })?;
+                Rows::Bf16(v[start..end].reinterpret_cast())
+            }
+            _ => Rows::F32(contiguous::<f32>(s1, l1, name)?),
+        };
+        let b = contiguous::<f32>(s2, l2, name)?;
+        let (n, k) = (self.w.n, self.w.k);
+        let m = l1.shape().elem_count() / k.max(1);
+        let y = with_a_operand(rows, m, k, |a| match self.epilogue {
+            Epilogue::None => CpuStorage::F32(tiles_multiply(a, self.tiles, b, (m, n, k))),
+            Epilogue::GeluBf16 => {
+                CpuStorage::BF16(tiles_multiply_gelu(a, self.tiles, b, (m, n, k)))
+            }
+        });
+        Ok((y, Shape::from((m, n))))
     }
 }
 
-/// The AMX multiply: rows of `x` [m, k] times the packed weight, plus `b`; returns [m, n].
-fn tiles_linear(x: &[f32], tiles: &[u16], b: &[f32], n: usize, k: usize) -> Vec<f32> {
-    let m = x.len() / k.max(1);
+/// The rows of x as the multiply receives them.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    F32(&'a [f32]),
+    /// Already rounded (a previous `apply_gelu`), as bf16 bits.
+    Bf16(&'a [u16]),
+}
+
+/// Calls `f` with x as the A operand: bf16 rows of kp elements, mp rows, zero padded. bf16
+/// input that is already so shaped is passed as it is; anything else goes through a buffer kept
+/// per thread (a fresh one per call costs more in page faults and zeroing than the multiply).
+fn with_a_operand<R>(x: Rows, m: usize, k: usize, f: impl FnOnce(&[u16]) -> R) -> R {
     let (mp, kp) = (round_up(m, BLOCK), round_up(k, TILE_K));
-    // The bf16 copy of x lives in a buffer kept per thread: a fresh one per call costs more in
-    // page faults and zeroing than the multiply. Only its padding needs zeros; the conversion
-    // writes the rest.
+    if let Rows::Bf16(v) = x {
+        if mp == m && kp == k {
+            return f(v);
+        }
+    }
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -208,13 +262,42 @@ fn tiles_linear(x: &[f32], tiles: &[u16], b: &[f32], n: usize, k: usize) -> Vec<
             a.resize(mp * kp, 0);
         }
         let a = &mut a[..mp * kp];
+        // Only the padding needs zeros: the rows of x overwrite the rest.
         if kp != k {
             a.chunks_mut(kp).for_each(|r| r[k..].fill(0));
         }
         a[m * kp..].fill(0);
-        vectorized(&mut RowsToBf16 { x, k, dst: a, kp });
-        tiles_multiply(a, tiles, b, (m, n, k))
+        match x {
+            // Row chunks in parallel: the conversion is memory-bound, and one thread left the
+            // other core idle for an eighth of the run.
+            Rows::F32(x) if x.len() >= PAR_MIN_CONVERT => {
+                let rows = (PAR_MIN_CONVERT / 4 / k.max(1)).max(1);
+                x.par_chunks(rows * k)
+                    .zip(a.par_chunks_mut(rows * kp))
+                    .for_each(|(x, dst)| vectorized(&mut RowsToBf16 { x, k, dst, kp }));
+            }
+            Rows::F32(x) => vectorized(&mut RowsToBf16 { x, k, dst: a, kp }),
+            Rows::Bf16(x) => {
+                for (src, dst) in x.chunks(k).zip(a.chunks_mut(kp)) {
+                    dst[..k].copy_from_slice(src);
+                }
+            }
+        }
+        f(a)
     })
+}
+
+/// Runs `column_block(nb)` for every block of 32 output columns, in parallel when the multiply
+/// is big enough. One task per column block: its weights (kp × 32 bf16) stay in cache while every
+/// row block streams past, and no two tasks write the same output element.
+fn for_column_blocks((m, n, k): (usize, usize, usize), column_block: impl Fn(usize) + Sync + Send) {
+    let blocks = round_up(n, BLOCK) / BLOCK;
+    let threads = candle_core::utils::get_num_threads();
+    if threads > 1 && m * n * k >= PAR_MIN_MACS {
+        (0..blocks).into_par_iter().for_each(column_block);
+    } else {
+        (0..blocks).for_each(column_block);
+    }
 }
 
 /// `a` (bf16 rows of x, padded) times the packed weight, plus `b`; returns [m, n].
@@ -233,9 +316,7 @@ fn tiles_multiply(
     }
     let kblocks = kp / TILE_K;
     let (a_ptr, y_ptr) = (a.as_ptr() as usize, y.as_mut_ptr() as usize);
-    // One task per block of 32 output columns: its weights (kp × 32 bf16) stay in cache while
-    // every row block streams past, and no two tasks write the same output element.
-    let column_block = |nb: usize| {
+    for_column_blocks((m, n, k), |nb| {
         let t = Tiles::configure();
         let b_ptr = tiles[nb * kblocks * 2 * 512..].as_ptr();
         for mb in 0..mp / BLOCK {
@@ -253,18 +334,89 @@ fn tiles_multiply(
                 );
             }
         }
-    };
-    let threads = candle_core::utils::get_num_threads();
-    if threads > 1 && m * n * k >= PAR_MIN_MACS {
-        (0..np / BLOCK).into_par_iter().for_each(column_block);
-    } else {
-        (0..np / BLOCK).for_each(column_block);
-    }
+    });
     y.truncate(m * np);
     if np != n {
         y = y.chunks(np).flat_map(|r| &r[..n]).copied().collect();
     }
     y
+}
+
+/// `gelu(a·Wᵀ + b)` in bf16, [m, n]: each 32×32 block is computed into a buffer on the stack,
+/// then goes through GELU and rounding while it is in L1, so the f32 result never reaches memory.
+fn tiles_multiply_gelu(
+    a: &[u16],
+    tiles: &[u16],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+) -> Vec<half::bf16> {
+    let kp = round_up(k, TILE_K);
+    let mut y = vec![half::bf16::ZERO; m * n];
+    let kblocks = kp / TILE_K;
+    let y_ptr = y.as_mut_ptr() as usize;
+    for_column_blocks((m, n, k), |nb| {
+        vectorized(&mut GeluColumnBlock {
+            a,
+            w: &tiles[nb * kblocks * 2 * 512..],
+            b,
+            y: y_ptr as *mut half::bf16,
+            nb,
+            dims: (m, n, kblocks),
+        })
+    });
+    y
+}
+
+/// One task of `tiles_multiply_gelu`: output columns nb·32 .. nb·32 + 32 of every row. Run
+/// through `vectorized` as a whole so that the GELU loop is compiled for AVX-512.
+struct GeluColumnBlock<'a> {
+    a: &'a [u16],
+    w: &'a [u16],
+    b: &'a [f32],
+    y: *mut half::bf16,
+    nb: usize,
+    /// (m, n, kblocks)
+    dims: (usize, usize, usize),
+}
+
+impl Vectorized for GeluColumnBlock<'_> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let (m, n, kblocks) = self.dims;
+        let kp = kblocks * TILE_K;
+        let t = Tiles::configure();
+        let col0 = self.nb * BLOCK;
+        let cols = BLOCK.min(n - col0);
+        let mut bias = [0f32; BLOCK];
+        bias[..cols].copy_from_slice(&self.b[col0..col0 + cols]);
+        let mut c = [0f32; BLOCK * BLOCK];
+        for mb in 0..round_up(m, BLOCK) / BLOCK {
+            c.chunks_mut(BLOCK).for_each(|r| r.copy_from_slice(&bias));
+            // SAFETY: A has mp rows of kp bf16 and w kblocks pairs of 512-element tiles; C is 32
+            // rows of 32 f32 (stride 128 bytes).
+            unsafe {
+                t.block(
+                    self.a[mb * BLOCK * kp..].as_ptr(),
+                    kp * 2,
+                    self.w.as_ptr(),
+                    c.as_mut_ptr(),
+                    BLOCK * 4,
+                    kblocks,
+                );
+            }
+            let rows = BLOCK.min(m - mb * BLOCK);
+            for (r, src) in c.chunks(BLOCK).take(rows).enumerate() {
+                // SAFETY: row mb·32 + r < m and columns col0 .. col0 + cols ≤ n of Y [m, n],
+                // which only this task writes.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(self.y.add((mb * BLOCK + r) * n + col0), cols)
+                };
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = half::bf16::from_bits(to_bf16(<f32 as Elem>::gelu(s)));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +496,48 @@ mod tests {
             (64, 384, 1536),
         ] {
             check(true, m, n, k);
+        }
+    }
+
+    #[test]
+    fn amx_gelu_epilogue_and_bf16_input() {
+        if !amx::available() {
+            eprintln!("no AMX on this machine (or PAIRTRAIN_AMX=0): the tile kernel is untested");
+            return;
+        }
+        let dev = Device::Cpu;
+        for (m, n, k) in [(7, 5, 3), (33, 70, 100), (64, 1536, 384)] {
+            let (x, w, b) = (seeded(m * k, 4), seeded(n * k, 5), seeded(n, 6));
+            let want = exact(&x, &w, &b, m, n, k);
+            let w =
+                Bf16Weight::pack_for(&Tensor::from_vec(w, (n, k), &dev).unwrap(), true).unwrap();
+            let xt = Tensor::from_vec(x, (m, k), &dev).unwrap();
+            let bt = Tensor::from_vec(b, n, &dev).unwrap();
+            let h = apply_gelu(&xt, &w, &bt).unwrap();
+            assert_eq!((h.dtype(), h.dims()), (DType::BF16, &[m, n][..]));
+            let got = h.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+            for (g, e) in got.to_vec1::<f32>().unwrap().iter().zip(&want) {
+                let e = 0.5 * e * (1.0 + candle_core::cpu::erf::erf_f64(e / 2f64.sqrt()));
+                // One bf16 rounding (2⁻⁹ relative) over the f32 product's error.
+                assert!(
+                    (*g as f64 - e).abs() <= e.abs() / 256.0 + 1e-6 * k as f64,
+                    "{m}x{n}x{k}: {g} vs gelu {e}"
+                );
+            }
+            // A bf16 input is the same numbers as its f32 widening: the same result exactly,
+            // whether it is used in place (rows a multiple of 32) or copied with padding.
+            let w2 = Tensor::from_vec(seeded(3 * n, 7), (3, n), &dev).unwrap();
+            let w2 = Bf16Weight::pack_for(&w2, true).unwrap();
+            let b2 = Tensor::zeros(3, DType::F32, &dev).unwrap();
+            let from_bf16 = apply(&h, &w2, &b2).unwrap();
+            let from_f32 = apply(&h.to_dtype(DType::F32).unwrap(), &w2, &b2).unwrap();
+            let diff = (from_bf16 - from_f32)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
         }
     }
 

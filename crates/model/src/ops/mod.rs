@@ -95,6 +95,12 @@ pub fn linear_bf16(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
     linear_bf16::apply(x, w, b)
 }
 
+/// `gelu(x·Wᵀ + b)` with the weight packed in bf16, for input to another `linear_bf16` only: the
+/// result may be bf16 (GELU and rounding fused into the multiply where AMX runs it).
+pub fn gelu_linear_bf16(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
+    linear_bf16::apply_gelu(x, w, b)
+}
+
 /// What multi-head attention needs beside q, k and v.
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionSpec<'a> {
