@@ -2,7 +2,9 @@
 //! softmax(scale · Q·Kᵀ + bias + mask)·V without materialising the [B, heads, L, L] scores or
 //! transposing Q, K and V; keys past the padding are skipped.
 
-use super::kernel::{cpu_op3, softmax_row, vectorized, Elem, SharedMut, Vectorized};
+use super::kernel::{
+    cpu_op3, lanes_map_sum, lanes_max, softmax_row, vectorized, Elem, SharedMut, Vectorized,
+};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -125,6 +127,7 @@ fn attention_fwd<T: Elem>(
             p: &mut p,
             op,
             mask: &mask[..kl],
+            all_real: prefix,
             scale,
             l,
             kl,
@@ -150,6 +153,8 @@ struct Probabilities<'a, T> {
     p: &'a mut [T],
     op: &'a Attention,
     mask: &'a [f32],
+    /// Every key of `mask` is real (mask 1).
+    all_real: bool,
     scale: T,
     l: usize,
     kl: usize,
@@ -163,12 +168,20 @@ impl<T: Elem> Vectorized for Probabilities<'_, T> {
         let (l, kl, op) = (self.l, self.kl, self.op);
         let mut row = vec![T::zero(); kl];
         for (i, r) in self.p.chunks_mut(kl).enumerate() {
-            row.copy_from_slice(r);
             let brow = op.bias.as_ref().map(|bias| {
                 let start = (self.hi * l + i) * l;
                 &bias[start..start + kl]
             });
-            softmax_row(&row, r, self.mask, self.scale, brow);
+            if self.all_real && brow.is_none() && self.scale > T::zero() {
+                // Nothing to mask or add: one pass fewer and no copy. The same numbers, since
+                // scale·max(x) is the max of the scaled scores when the scale is positive.
+                let (scale, max) = (self.scale, lanes_max(r) * self.scale);
+                let inv = T::one() / lanes_map_sum(r, |v| (v * scale - max).exp_fast());
+                r.iter_mut().for_each(|v| *v = *v * inv);
+            } else {
+                row.copy_from_slice(r);
+                softmax_row(&row, r, self.mask, self.scale, brow);
+            }
             if let Some((dp, seed)) = op.dropout {
                 // The scale as ops::dropout rounds it (f32), in every dtype.
                 let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
