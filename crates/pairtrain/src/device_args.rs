@@ -35,6 +35,12 @@ impl DeviceArgs {
         // bf16 on a CPU keeps f32 weights and packs bf16 copies of the linear ones
         // (`SentenceModel::load_on`); CUDA holds the weights themselves in bf16.
         let opts = if device.is_cpu() && dtype == DType::BF16 {
+            if !model::ops::amx_available() {
+                eprintln!(
+                    "note: this CPU has no AMX tiles (or PAIRTRAIN_AMX=0): --dtype bf16 gives \
+                     bf16 results at f32 speed"
+                );
+            }
             LoadOptions {
                 dtype: Some(DType::F32),
                 compute_dtype: Some(DType::BF16),

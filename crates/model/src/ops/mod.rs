@@ -23,6 +23,11 @@ mod softmax;
 pub use kernel::exp_f32;
 pub use linear_bf16::Bf16Weight;
 
+/// Whether bf16 linear layers on the CPU run on AMX tiles here (else at f32 speed).
+pub fn amx_available() -> bool {
+    amx::available()
+}
+
 use candle_core::{DType, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 
