@@ -199,16 +199,29 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
         best = best.min(t.elapsed().as_secs_f64());
     }
     let sps = texts.len() as f64 / best;
+    // Which kernels ran: bf16 on a CPU is only fast on AMX tiles.
+    let amx = model.encoder.params().has_packed_bf16() && model::ops::amx_available();
+    let dtype = format!("{}{}", a.run_on.dtype, if amx { " (AMX)" } else { "" });
     println!(
-        "encode: {} texts, batch {}, {} threads: {:.3} s, {:.1} sentences/s",
+        "encode: {} texts, batch {}, {} threads, {} {}: {:.3} s, {:.1} sentences/s",
         texts.len(),
         a.batch_size,
         rayon::current_num_threads(),
+        a.run_on.device,
+        dtype,
         best,
         sps
     );
     if a.json {
-        println!("{}", serde_json::json!({ "sentences_per_s": sps }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "sentences_per_s": sps,
+                "device": a.run_on.device,
+                "dtype": a.run_on.dtype,
+                "amx": amx,
+            })
+        );
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ impl DeviceArgs {
             if !model::ops::amx_available() {
                 eprintln!(
                     "note: this CPU has no AMX tiles (or PAIRTRAIN_AMX=0): --dtype bf16 gives \
-                     bf16 results at f32 speed"
+                     bf16 results no faster than f32"
                 );
             }
             LoadOptions {

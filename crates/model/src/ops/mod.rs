@@ -23,7 +23,7 @@ mod softmax;
 pub use kernel::exp_f32;
 pub use linear_bf16::Bf16Weight;
 
-/// Whether bf16 linear layers on the CPU run on AMX tiles here (else at f32 speed).
+/// Whether bf16 linear layers on the CPU run on AMX tiles here (else no faster than f32).
 pub fn amx_available() -> bool {
     amx::available()
 }
