@@ -2,7 +2,9 @@
 //! in float32, with two parameter groups: weight decay on weight matrices and embeddings, none on
 //! biases and LayerNorm weights. Global-norm gradient clipping as `clip_grad_norm_`.
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{CpuStorage, DType, Storage, Tensor, Var};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 #[derive(Clone, Debug)]
 pub struct AdamWConfig {
@@ -63,6 +65,16 @@ impl AdamW {
     /// the update still applies decay and momentum, as PyTorch's dense update does). Runs on the
     /// parameters' device in f32, each operation rounding as PyTorch's single-tensor loop does.
     pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64) -> candle_core::Result<()> {
+        self.step_with(grads, lr, true)
+    }
+
+    /// `step`, with `fused = false` forcing the tensor-op version everywhere (the tests compare).
+    fn step_with(
+        &mut self,
+        grads: &[Option<Tensor>],
+        lr: f64,
+        fused: bool,
+    ) -> candle_core::Result<()> {
         self.t += 1;
         let c = &self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
@@ -80,12 +92,31 @@ impl AdamW {
         };
         let bc2_t = Tensor::new(bc2_sqrt, first.device())?;
         for (i, (name, var)) in self.vars.iter().enumerate() {
+            let wd = if decays(name) { c.weight_decay } else { 0.0 };
+            if fused {
+                let k = Rounded {
+                    keep: (1.0 - lr * wd) as f32,
+                    b1w: b1w as f32,
+                    b2: b2 as f32,
+                    omb2: omb2 as f32,
+                    bc2_sqrt,
+                    eps: eps as f32,
+                    neg_step: -step_size as f32,
+                };
+                let tensors = (var.as_tensor(), grads[i].as_ref(), &self.m[i], &self.v[i]);
+                if let Some((p, m, v)) = update_cpu_f32(tensors, &k) {
+                    let dev = var.device();
+                    var.set(&Tensor::from_vec(p, var.shape(), dev)?)?;
+                    self.m[i] = Tensor::from_vec(m, var.shape(), dev)?;
+                    self.v[i] = Tensor::from_vec(v, var.shape(), dev)?;
+                    continue;
+                }
+            }
             let p = var.as_tensor().detach().to_dtype(DType::F32)?;
             let g = match &grads[i] {
                 Some(g) => g.detach().to_dtype(DType::F32)?,
                 None => p.zeros_like()?,
             };
-            let wd = if decays(name) { c.weight_decay } else { 0.0 };
             let keep = (1.0 - lr * wd) as f32 as f64;
             let p = p.affine(keep, 0.0)?;
             // torch.lerp for weight < 0.5: m + w·(g − m)
@@ -144,6 +175,123 @@ impl AdamW {
     }
 }
 
+/// The step's constants as the tensor version rounds them to f32.
+struct Rounded {
+    keep: f32,
+    b1w: f32,
+    b2: f32,
+    omb2: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    neg_step: f32,
+}
+
+/// The contiguous f32 values of a CPU tensor, or None.
+fn cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let (a, b) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => Some(f(&v[a..b])),
+        _ => None,
+    }
+}
+
+/// The AdamW update of one f32 parameter on the CPU in one parallel pass (the tensor version takes
+/// a dozen, each a trip through memory): new (parameter, m, v), or None when a tensor is not a
+/// contiguous f32 CPU tensor. Every operation is the tensor version's, in its order and f32
+/// rounding (an affine map is `x·a + b` with b = 0 kept, as candle computes it), so the two give
+/// the same bits.
+fn update_cpu_f32(
+    (p, g, m, v): (&Tensor, Option<&Tensor>, &Tensor, &Tensor),
+    k: &Rounded,
+) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    cpu_f32(p, |p| {
+        cpu_f32(m, |m| {
+            cpu_f32(v, |v| match g {
+                Some(g) => cpu_f32(g, |g| update(p, Some(g), m, v, k)),
+                None => Some(update(p, None, m, v, k)),
+            })
+        })
+    })
+    .flatten()
+    .flatten()
+    .flatten()
+}
+
+fn update(
+    p: &[f32],
+    g: Option<&[f32]>,
+    m: &[f32],
+    v: &[f32],
+    k: &Rounded,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    const CHUNK: usize = 1 << 14;
+    let n = p.len();
+    // Not zeroed first: every element is written below (a zeroing pass would cost as much as
+    // the update itself).
+    let (mut np, mut nm, mut nv) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    np.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(nm.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
+        .zip(nv.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(c, ((np, nm), nv))| {
+            let at = c * CHUNK;
+            let end = at + np.len();
+            model::ops::vectorized(&mut Update {
+                p: &p[at..end],
+                g: g.map(|g| &g[at..end]),
+                m: &m[at..end],
+                v: &v[at..end],
+                new_p: np,
+                new_m: nm,
+                new_v: nv,
+                k,
+            });
+        });
+    // SAFETY: the chunks above cover 0..n of each and wrote every element.
+    unsafe {
+        np.set_len(n);
+        nm.set_len(n);
+        nv.set_len(n);
+    }
+    (np, nm, nv)
+}
+
+/// One chunk of the update, compiled in the CPU's widest vectors.
+struct Update<'a> {
+    p: &'a [f32],
+    g: Option<&'a [f32]>,
+    m: &'a [f32],
+    v: &'a [f32],
+    new_p: &'a mut [MaybeUninit<f32>],
+    new_m: &'a mut [MaybeUninit<f32>],
+    new_v: &'a mut [MaybeUninit<f32>],
+    k: &'a Rounded,
+}
+
+impl model::ops::Vectorized for Update<'_> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let (p, g, m, v, k) = (self.p, self.g, self.m, self.v, self.k);
+        let (np, nm, nv) = (&mut *self.new_p, &mut *self.new_m, &mut *self.new_v);
+        for i in 0..p.len() {
+            let gi = g.map_or(0.0, |g| g[i]);
+            let pi = p[i] * k.keep + 0.0;
+            let mi = ((gi - m[i]) * k.b1w + 0.0) + m[i];
+            let vi = (v[i] * k.b2 + 0.0) + ((gi * k.omb2 + 0.0) * gi);
+            let denom = (vi.sqrt() / k.bc2_sqrt) * 1.0 + k.eps;
+            np[i].write(pi + ((mi * k.neg_step + 0.0) / denom));
+            nm[i].write(mi);
+            nv[i].write(vi);
+        }
+    }
+}
+
 /// `clip_grad_norm_(max_norm)`: returns the global L2 norm of all gradients before clipping and
 /// scales them by `min(1, max_norm / (norm + 1e-6))`. `max_norm <= 0` disables clipping.
 pub fn clip_grad_norm(grads: &mut [Option<Tensor>], max_norm: f64) -> candle_core::Result<f64> {
@@ -197,6 +345,76 @@ mod tests {
         ];
         for (a, b) in got.iter().zip(want) {
             assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        Ok(())
+    }
+
+    /// The one-pass CPU update and the tensor-op update give the same bits, step after step:
+    /// decayed and undecayed parameters, a missing gradient, large and tiny values, and a size
+    /// that spans several parallel chunks.
+    #[test]
+    fn fused_update_is_bit_identical_to_the_tensor_ops() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let make = || -> candle_core::Result<Vec<(String, Var)>> {
+            Ok(vec![
+                ("a.weight".into(), Var::randn(0f32, 1.0, (70_001,), &dev)?),
+                ("a.bias".into(), Var::randn(0f32, 1e-3, (5, 7), &dev)?),
+                (
+                    "b.LayerNorm.weight".into(),
+                    Var::randn(1f32, 0.1, (33,), &dev)?,
+                ),
+            ])
+        };
+        let vars = make()?;
+        let twins: Vec<(String, Var)> = vars
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), Var::from_tensor(&v.as_tensor().copy()?)?)))
+            .collect::<candle_core::Result<_>>()?;
+        let mut fused = AdamW::new(vars.clone(), AdamWConfig::default())?;
+        let mut plain = AdamW::new(twins.clone(), AdamWConfig::default())?;
+        for step in 0..4 {
+            let grads: Vec<Option<Tensor>> = vars
+                .iter()
+                .enumerate()
+                .map(|(i, (_, v))| {
+                    if i == 2 && step % 2 == 1 {
+                        return Ok(None);
+                    }
+                    let scale = [1e-2, 1e-7, 3.0][i];
+                    Ok(Some(Tensor::randn(0f32, scale, v.shape(), &dev)?))
+                })
+                .collect::<candle_core::Result<_>>()?;
+            let lr = [0.0, 2e-5, 1e-3, 0.5][step];
+            // Else the comparison would be of the tensor version with itself.
+            for (t, g) in vars.iter().zip(&grads) {
+                assert!(cpu_f32(t.1.as_tensor(), |_| ()).is_some());
+                assert!(g.as_ref().is_none_or(|g| cpu_f32(g, |_| ()).is_some()));
+            }
+            fused.step_with(&grads, lr, true)?;
+            plain.step_with(&grads, lr, false)?;
+            for ((name, a), (_, b)) in vars.iter().zip(&twins) {
+                let bits = |t: &Tensor| -> candle_core::Result<Vec<u32>> {
+                    Ok(t.flatten_all()?
+                        .to_vec1::<f32>()?
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect())
+                };
+                assert_eq!(
+                    bits(a.as_tensor())?,
+                    bits(b.as_tensor())?,
+                    "{name} at step {step}"
+                );
+            }
+            for ((kx, tx), (ky, ty)) in fused.state().into_iter().zip(plain.state()) {
+                assert_eq!(kx, ky);
+                let (tx, ty) = (tx.flatten_all()?, ty.flatten_all()?);
+                assert_eq!(
+                    tx.to_vec1::<f32>()?,
+                    ty.to_vec1::<f32>()?,
+                    "{kx} at step {step}"
+                );
+            }
         }
         Ok(())
     }

@@ -261,11 +261,11 @@ impl<T: Elem, K: RowOp<T>> Vectorized for EachRow<'_, T, K> {
 /// A kernel whose whole body runs in the widest vector instructions the CPU has: `run` is marked
 /// `#[inline(always)]` by implementations and compiled inside `vectorized`'s AVX-512 / AVX2
 /// functions (see `RowOp` for why a closure is not).
-pub(super) trait Vectorized {
+pub trait Vectorized {
     fn run(&mut self);
 }
 
-pub(super) fn vectorized<K: Vectorized>(k: &mut K) {
+pub fn vectorized<K: Vectorized>(k: &mut K) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]

@@ -20,7 +20,7 @@ mod linear_bf16;
 pub mod reference;
 mod softmax;
 
-pub use kernel::exp_f32;
+pub use kernel::{exp_f32, vectorized, Vectorized};
 pub use linear_bf16::Bf16Weight;
 
 /// Whether bf16 linear layers on the CPU run on AMX tiles here (else no faster than f32).
