@@ -1,52 +1,101 @@
-//! Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, and its derivative, as fused CPU kernels.
+//! Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, and its backward, as fused CPU kernels.
 
-use super::kernel::{cpu_op1, map_rows, Elem, RowOp};
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use super::kernel::{
+    contiguous, cpu_op1, dispatch, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
+};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // Exact (erf) GELU, as BERT's `hidden_act = "gelu"`.
 
 pub(super) struct GeluErf;
-pub(super) struct GeluErfGrad;
 
-/// GELU (`GRAD = false`) or its derivative (`GRAD = true`) of a row; a const parameter rather
-/// than a function pointer so the call inlines and the loop vectorises.
-struct GeluRow<const GRAD: bool>;
+/// GELU of a row (a type rather than a closure so the call inlines and the loop vectorises).
+struct GeluRow;
 
-impl<T: Elem, const GRAD: bool> RowOp<T> for GeluRow<GRAD> {
+impl<T: Elem> RowOp<T> for GeluRow {
     #[inline(always)]
     fn row(&self, x: &[T], y: &mut [T]) {
         for (yi, &xi) in y.iter_mut().zip(x) {
-            *yi = if GRAD { xi.gelu_grad() } else { xi.gelu() };
+            *yi = xi.gelu();
         }
     }
 }
 
-fn map_gelu<T: Elem, const GRAD: bool>(src: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
-    let n = l.dims().last().copied().unwrap_or(1);
-    let dst = map_rows(src, n, &GeluRow::<GRAD>);
-    Ok((T::wrap(dst), l.shape().clone()))
-}
-
 fn gelu_fwd<T: Elem>(_op: &GeluErf, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
-    map_gelu::<T, false>(x, l)
-}
-
-fn gelu_grad<T: Elem>(_op: &GeluErfGrad, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
-    map_gelu::<T, true>(x, l)
+    let n = l.dims().last().copied().unwrap_or(1);
+    let dst = map_rows(x, n, &GeluRow);
+    Ok((T::wrap(dst), l.shape().clone()))
 }
 
 impl CustomOp1 for GeluErf {
     cpu_op1!("pt-gelu-erf", GeluErf, gelu_fwd);
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let d = arg.contiguous()?.apply_op1_no_bwd(&GeluErfGrad)?;
-        Ok(Some((grad * d)?))
+        let dx = arg
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &GeluErfBwd)?;
+        Ok(Some(dx))
     }
 }
 
-impl CustomOp1 for GeluErfGrad {
-    cpu_op1!("pt-gelu-erf-grad", GeluErfGrad, gelu_grad);
+// ---------------------------------------------------------------------------------------------
+// GELU's backward, `grad · GELU'(x)`, in one pass (not the derivative, then a multiply).
+
+struct GeluErfBwd;
+
+impl CustomOp2 for GeluErfBwd {
+    fn name(&self) -> &'static str {
+        "pt-gelu-erf-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Elem>(
+            (s1, l1): (&CpuStorage, &Layout),
+            (s2, l2): (&CpuStorage, &Layout),
+        ) -> Result<(CpuStorage, Shape)> {
+            let x = contiguous::<T>(s1, l1, "gelu_bwd")?;
+            let g = contiguous::<T>(s2, l2, "gelu_bwd")?;
+            if l1.shape() != l2.shape() {
+                return Err(candle_core::Error::ShapeMismatchBinaryOp {
+                    lhs: l1.shape().clone(),
+                    rhs: l2.shape().clone(),
+                    op: "gelu_bwd",
+                }
+                .bt());
+            }
+            let mut d = vec![T::zero(); x.len()];
+            d.par_chunks_mut(PAR_MIN_ELEMS)
+                .zip(x.par_chunks(PAR_MIN_ELEMS))
+                .zip(g.par_chunks(PAR_MIN_ELEMS))
+                .for_each(|((d, x), g)| vectorized(&mut TimesGeluGrad { d, x, g }));
+            Ok((T::wrap(d), l1.shape().clone()))
+        }
+        dispatch!(s1, run((s1, l1), (s2, l2)))
+    }
+}
+
+/// `d = g · GELU'(x)` over a chunk.
+struct TimesGeluGrad<'a, T> {
+    d: &'a mut [T],
+    x: &'a [T],
+    g: &'a [T],
+}
+
+impl<T: Elem> Vectorized for TimesGeluGrad<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        for ((d, &x), &g) in self.d.iter_mut().zip(self.x).zip(self.g) {
+            *d = g * x.gelu_grad();
+        }
+    }
 }
 
 /// The kernel on CPU tensors.
