@@ -9,6 +9,8 @@ pub mod gradcache;
 pub mod losses;
 #[cfg(feature = "mpi")]
 pub mod mpi_group;
+#[cfg(feature = "nccl")]
+pub mod nccl_group;
 pub mod optim;
 pub mod plot;
 pub mod process_group;

@@ -1,7 +1,7 @@
 //! Ranks started by MPI (`mpirun`, `srun --mpi=pmix`): the gather and all-reduce of the training
 //! step over MPI collectives on host buffers (CPU ranks; GPU tensors are copied through the host).
 
-use crate::process_group::{ProcessGroup, Traffic};
+use crate::process_group::{buckets, ProcessGroup, Traffic};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use mpi::collective::SystemOperation;
@@ -36,6 +36,11 @@ impl MpiGroup {
             traffic: Cell::new(Traffic::default()),
             _universe: universe,
         })
+    }
+
+    /// Overwrites `buf` on every rank with rank 0's bytes.
+    pub fn broadcast_from_root(&self, buf: &mut [std::ffi::c_char]) {
+        self.world.process_at_rank(0).broadcast_into(buf);
     }
 
     fn count(&self, bytes: usize, since: Instant) {
@@ -90,29 +95,25 @@ impl ProcessGroup for MpiGroup {
     fn all_reduce_sum(&self, grads: &mut [Option<Tensor>]) -> Result<()> {
         let t0 = Instant::now();
         let mut moved = 0;
-        let mut start = 0;
-        while start < grads.len() {
-            // One bucket: consecutive gradients up to BUCKET values (at least one).
-            let mut end = start;
+        for bucket in buckets(grads, BUCKET) {
             let mut buf = Vec::new();
-            while end < grads.len() && (end == start || buf.len() < BUCKET) {
-                if let Some(g) = &grads[end] {
-                    buf.extend(host(g)?);
-                }
-                end += 1;
+            for &i in &bucket {
+                buf.extend(host(
+                    grads[i].as_ref().expect("buckets hold gradients only"),
+                )?);
             }
             let mut sum = vec![0f32; buf.len()];
             moved += 8 * buf.len();
             self.world
                 .all_reduce_into(&buf[..], &mut sum[..], SystemOperation::sum());
             let mut at = 0;
-            for g in grads[start..end].iter_mut().flatten() {
+            for &i in &bucket {
+                let g = grads[i].as_mut().expect("buckets hold gradients only");
                 let n = g.elem_count();
                 *g = Tensor::from_slice(&sum[at..at + n], g.shape(), g.device())?
                     .to_dtype(g.dtype())?;
                 at += n;
             }
-            start = end;
         }
         self.count(moved, t0);
         Ok(())
@@ -120,6 +121,18 @@ impl ProcessGroup for MpiGroup {
 
     fn traffic(&self) -> Traffic {
         self.traffic.get()
+    }
+
+    fn on_device(self: Box<Self>, device: &candle_core::Device) -> Result<Box<dyn ProcessGroup>> {
+        #[cfg(feature = "nccl")]
+        if let candle_core::Device::Cuda(gpu) = device {
+            if std::env::var("PAIRTRAIN_NCCL").as_deref() != Ok("0") {
+                let nccl = crate::nccl_group::NcclGroup::new(*self, gpu)?;
+                return Ok(Box::new(nccl));
+            }
+        }
+        let _ = device;
+        Ok(self)
     }
 
     fn any(&self, flag: bool) -> Result<bool> {

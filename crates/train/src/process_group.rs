@@ -2,8 +2,8 @@
 //! all-reduce, and agreement checks). One process is rank 0 of 1 and every collective is a
 //! no-op; a multi-process backend (MPI, NCCL) implements the same trait.
 
-use anyhow::Result;
-use candle_core::Tensor;
+use anyhow::{bail, Result};
+use candle_core::{DType, Tensor};
 
 pub trait ProcessGroup {
     fn rank(&self) -> usize;
@@ -24,6 +24,9 @@ pub trait ProcessGroup {
     fn traffic(&self) -> Traffic {
         Traffic::default()
     }
+    /// The group to use once the model's device is known: MPI ranks on GPUs switch to NCCL
+    /// (with the `nccl` feature); everything else stays as it is.
+    fn on_device(self: Box<Self>, _device: &candle_core::Device) -> Result<Box<dyn ProcessGroup>>;
 }
 
 /// Payload this rank passed through the collectives of the training step (what it sent plus what
@@ -92,5 +95,133 @@ impl ProcessGroup for SingleProcess {
 
     fn any(&self, flag: bool) -> Result<bool> {
         Ok(flag)
+    }
+
+    fn on_device(self: Box<Self>, _device: &candle_core::Device) -> Result<Box<dyn ProcessGroup>> {
+        Ok(self)
+    }
+}
+
+/// Consecutive runs of gradients (indices into `grads`, `None`s skipped) of at most `limit`
+/// values each, a run holding at least one gradient.
+pub fn buckets(grads: &[Option<Tensor>], limit: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for (i, g) in grads.iter().enumerate() {
+        let Some(g) = g else { continue };
+        let n = g.elem_count();
+        match out.last_mut() {
+            Some(last) if size + n <= limit => last.push(i),
+            _ => {
+                out.push(vec![i]);
+                size = 0;
+            }
+        }
+        size += n;
+    }
+    out
+}
+
+/// The gradients of one bucket as one flat f32 tensor, in bucket order.
+pub fn concat_flat(grads: &[Option<Tensor>], bucket: &[usize]) -> Result<Tensor> {
+    let parts = bucket
+        .iter()
+        .map(|&i| {
+            let g = grads[i].as_ref().expect("buckets hold gradients only");
+            g.flatten_all()?.to_dtype(DType::F32)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Puts the pieces of a flat tensor back as the bucket's gradients (shapes and dtypes kept).
+pub fn split_flat(grads: &mut [Option<Tensor>], bucket: &[usize], flat: &Tensor) -> Result<()> {
+    let mut at = 0;
+    for &i in bucket {
+        let g = grads[i].as_mut().expect("buckets hold gradients only");
+        let n = g.elem_count();
+        *g = flat
+            .narrow(0, at, n)?
+            .reshape(g.shape())?
+            .to_dtype(g.dtype())?;
+        at += n;
+    }
+    if at != flat.elem_count() {
+        bail!(
+            "all-reduce: {} values came back for {at}",
+            flat.elem_count()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn grad(values: &[f32], shape: &[usize], dtype: DType) -> Option<Tensor> {
+        let t = Tensor::from_slice(values, shape, &Device::Cpu).unwrap();
+        Some(t.to_dtype(dtype).unwrap())
+    }
+
+    #[test]
+    fn buckets_stay_under_the_limit_and_skip_missing_gradients() {
+        let zeros = |n: usize| grad(&vec![0.0; n], &[n], DType::F32);
+        let grads = vec![
+            zeros(3),
+            None,
+            zeros(4),
+            zeros(2),
+            zeros(10),
+            None,
+            zeros(1),
+        ];
+        // A gradient larger than the limit gets a bucket of its own.
+        assert_eq!(
+            buckets(&grads, 8),
+            vec![vec![0, 2], vec![3], vec![4], vec![6]]
+        );
+        assert_eq!(buckets(&grads, 100), vec![vec![0, 2, 3, 4, 6]]);
+        assert!(buckets(&[None, None], 8).is_empty());
+    }
+
+    /// What a collective does to a bucket (here: doubling, as a sum over two equal ranks) comes
+    /// back in each gradient's own shape and dtype.
+    #[test]
+    fn a_flattened_bucket_comes_back_as_its_gradients() {
+        let mut grads = vec![
+            grad(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], DType::F32),
+            None,
+            grad(&[-1.5, 0.25], &[1, 1, 2], DType::F64),
+            grad(&[7.0], &[1], DType::F32),
+        ];
+        let bucket = vec![0, 2, 3];
+        let flat = concat_flat(&grads, &bucket).unwrap();
+        assert_eq!(
+            flat.to_vec1::<f32>().unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.5, 0.25, 7.0]
+        );
+        split_flat(&mut grads, &bucket, &(flat * 2.0).unwrap()).unwrap();
+        let g0 = grads[0].as_ref().unwrap();
+        assert_eq!(g0.dims(), &[2, 3]);
+        assert_eq!(
+            g0.to_vec2::<f32>().unwrap(),
+            vec![vec![2.0, 4.0, 6.0], vec![8.0, 10.0, 12.0]]
+        );
+        assert!(grads[1].is_none());
+        let g2 = grads[2].as_ref().unwrap();
+        assert_eq!((g2.dims(), g2.dtype()), (&[1, 1, 2][..], DType::F64));
+        assert_eq!(
+            g2.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            vec![-3.0, 0.5]
+        );
+        assert_eq!(
+            grads[3].as_ref().unwrap().to_vec1::<f32>().unwrap(),
+            vec![14.0]
+        );
+        // A flat tensor of the wrong length is an error, not a silent truncation.
+        let short = Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap();
+        assert!(split_flat(&mut grads, &bucket, &short).is_err());
     }
 }

@@ -222,6 +222,7 @@ impl Trainer {
         };
         let device = model::device::parse_device(&device_name)
             .map_err(|e| anyhow::anyhow!("[train] {e}"))?;
+        let group = group.on_device(&device)?;
         let compute = model::device::parse_dtype(&recipe.train.dtype)
             .map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         let opts = LoadOptions {
