@@ -211,9 +211,7 @@ impl PostLnLayer {
         let f = drop(f, cfg.hidden_dropout_prob, dropout)?;
         self.output_norm.forward(p, &(f + &x1)?, eps)
     }
-}
 
-impl PostLnLayer {
     /// ffn_out(gelu(ffn_in(x))); with bf16 packings, the GELU is fused into the first multiply.
     fn feed_forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
         let packed = (

@@ -53,11 +53,6 @@ impl Bf16Weight {
         };
         Ok(Self { n, k, packed })
     }
-
-    /// Output features.
-    pub fn out_features(&self) -> usize {
-        self.n
-    }
 }
 
 /// W [n, k] as AMX B operands: for each block of 32 output columns and each 32-deep slice of k,

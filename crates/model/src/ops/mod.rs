@@ -94,8 +94,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// `x·Wᵀ + b` with the weight packed in bf16 (`Bf16Weight`) and x in f32 on the CPU: bf16
-/// products, f32 accumulation and output. Inference only (no backward).
+/// `x·Wᵀ + b` with the weight packed in bf16 (`Bf16Weight`) and x in f32 or bf16 (the output of
+/// `gelu_linear_bf16`) on the CPU: bf16 products, f32 accumulation and output. Inference only
+/// (no backward).
 pub fn linear_bf16(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
     linear_bf16::apply(x, w, b)
 }
