@@ -78,10 +78,13 @@ impl ProcessGroup for NcclGroup {
     fn all_gather(&self, local: &Tensor) -> Result<Tensor> {
         let t0 = Instant::now();
         let n = local.dim(0)?;
+        // NCCL carries f32 here; embeddings are pooled in f32 already, so this is no copy.
         let all = local
             .detach()
+            .to_dtype(DType::F32)?
             .contiguous()?
-            .apply_op1_no_bwd(&Collective::AllGather(&self.comm))?;
+            .apply_op1_no_bwd(&Collective::AllGather(&self.comm))?
+            .to_dtype(local.dtype())?;
         self.count(4 * local.elem_count() * self.world_size(), t0);
         let parts = (0..self.world_size())
             .map(|r| {
