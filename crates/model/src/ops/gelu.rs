@@ -1,7 +1,7 @@
 //! Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, and its backward, as fused CPU kernels.
 
 use super::kernel::{
-    contiguous, cpu_op1, dispatch, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
+    cpu_op1, cpu_op2, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
 };
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -46,40 +46,29 @@ impl CustomOp1 for GeluErf {
 struct GeluErfBwd;
 
 impl CustomOp2 for GeluErfBwd {
-    fn name(&self) -> &'static str {
-        "pt-gelu-erf-bwd"
-    }
+    cpu_op2!("pt-gelu-erf-bwd", GeluErfBwd, gelu_bwd);
+}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Elem>(
-            (s1, l1): (&CpuStorage, &Layout),
-            (s2, l2): (&CpuStorage, &Layout),
-        ) -> Result<(CpuStorage, Shape)> {
-            let x = contiguous::<T>(s1, l1, "gelu_bwd")?;
-            let g = contiguous::<T>(s2, l2, "gelu_bwd")?;
-            if l1.shape() != l2.shape() {
-                return Err(candle_core::Error::ShapeMismatchBinaryOp {
-                    lhs: l1.shape().clone(),
-                    rhs: l2.shape().clone(),
-                    op: "gelu_bwd",
-                }
-                .bt());
-            }
-            let mut d = vec![T::zero(); x.len()];
-            d.par_chunks_mut(PAR_MIN_ELEMS)
-                .zip(x.par_chunks(PAR_MIN_ELEMS))
-                .zip(g.par_chunks(PAR_MIN_ELEMS))
-                .for_each(|((d, x), g)| vectorized(&mut TimesGeluGrad { d, x, g }));
-            Ok((T::wrap(d), l1.shape().clone()))
+/// The forward kernel of `GeluErfBwd`: x and the incoming gradient, of one shape.
+fn gelu_bwd<T: Elem>(
+    _op: &GeluErfBwd,
+    (x, l1): (&[T], &Layout),
+    (g, l2): (&[T], &Layout),
+) -> Result<(CpuStorage, Shape)> {
+    if l1.shape() != l2.shape() {
+        return Err(candle_core::Error::ShapeMismatchBinaryOp {
+            lhs: l1.shape().clone(),
+            rhs: l2.shape().clone(),
+            op: "gelu_bwd",
         }
-        dispatch!(s1, run((s1, l1), (s2, l2)))
+        .bt());
     }
+    let mut d = vec![T::zero(); x.len()];
+    d.par_chunks_mut(PAR_MIN_ELEMS)
+        .zip(x.par_chunks(PAR_MIN_ELEMS))
+        .zip(g.par_chunks(PAR_MIN_ELEMS))
+        .for_each(|((d, x), g)| vectorized(&mut TimesGeluGrad { d, x, g }));
+    Ok((T::wrap(d), l1.shape().clone()))
 }
 
 /// `d = g · GELU'(x)` over a chunk.

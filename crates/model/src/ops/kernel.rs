@@ -184,6 +184,40 @@ macro_rules! cpu_op3 {
 }
 pub(super) use cpu_op3;
 
+/// `cpu_op3!` for a two-input op: `$kernel::<T>(self, a, b)`, each a contiguous slice of the
+/// kernel's float type with its layout.
+macro_rules! cpu_op2 {
+    ($name:literal, $op:ty, $kernel:ident) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn cpu_fwd(
+            &self,
+            s1: &candle_core::CpuStorage,
+            l1: &candle_core::Layout,
+            s2: &candle_core::CpuStorage,
+            l2: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            fn run<T: $crate::ops::kernel::Elem>(
+                op: &$op,
+                (s1, l1): (&candle_core::CpuStorage, &candle_core::Layout),
+                (s2, l2): (&candle_core::CpuStorage, &candle_core::Layout),
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                use $crate::ops::kernel::contiguous;
+                let name = stringify!($kernel);
+                $kernel::<T>(
+                    op,
+                    (contiguous(s1, l1, name)?, l1),
+                    (contiguous(s2, l2, name)?, l2),
+                )
+            }
+            $crate::ops::kernel::dispatch!(s1, run(self, (s1, l1), (s2, l2)))
+        }
+    };
+}
+pub(super) use cpu_op2;
+
 /// The `name` and `cpu_fwd` of a one-input op: `$kernel::<T>(self, input, layout)` in the
 /// storage's dtype.
 macro_rules! cpu_op1 {
