@@ -1,14 +1,13 @@
 //! Ranks started by MPI (`mpirun`, `srun --mpi=pmix`): the gather and all-reduce of the training
 //! step over MPI collectives on host buffers (CPU ranks; GPU tensors are copied through the host).
 
-use crate::process_group::{buckets, ProcessGroup, Traffic};
+use crate::process_group::{buckets, concat_flat, split_flat, ProcessGroup, Traffic, TrafficMeter};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use std::cell::Cell;
 use std::time::Instant;
 
 /// Gradients are summed this many f32 values at a time: one call per bucket, not per tensor.
@@ -18,7 +17,7 @@ pub struct MpiGroup {
     world: SimpleCommunicator,
     rank: usize,
     size: usize,
-    traffic: Cell<Traffic>,
+    traffic: TrafficMeter,
     // Last: MPI is finalized when the universe goes, after every use of `world`.
     _universe: Universe,
 }
@@ -33,7 +32,7 @@ impl MpiGroup {
             world,
             rank,
             size,
-            traffic: Cell::new(Traffic::default()),
+            traffic: TrafficMeter::default(),
             _universe: universe,
         })
     }
@@ -41,13 +40,6 @@ impl MpiGroup {
     /// Overwrites `buf` on every rank with rank 0's bytes.
     pub fn broadcast_from_root(&self, buf: &mut [std::ffi::c_char]) {
         self.world.process_at_rank(0).broadcast_into(buf);
-    }
-
-    fn count(&self, bytes: usize, since: Instant) {
-        let mut t = self.traffic.get();
-        t.bytes += bytes as u64;
-        t.seconds += since.elapsed().as_secs_f64();
-        self.traffic.set(t);
     }
 }
 
@@ -75,7 +67,7 @@ impl ProcessGroup for MpiGroup {
         let send = host(local)?;
         let mut all = vec![0f32; send.len() * self.size];
         self.world.all_gather_into(&send[..], &mut all[..]);
-        self.count(4 * send.len() * self.size, t0);
+        self.traffic.record(4 * send.len() * self.size, t0);
         let mut shape = local.dims().to_vec();
         let parts = (0..self.size)
             .map(|r| {
@@ -96,26 +88,16 @@ impl ProcessGroup for MpiGroup {
         let t0 = Instant::now();
         let mut moved = 0;
         for bucket in buckets(grads, BUCKET) {
-            let mut buf = Vec::new();
-            for &i in &bucket {
-                buf.extend(host(
-                    grads[i].as_ref().expect("buckets hold gradients only"),
-                )?);
-            }
+            let flat = concat_flat(grads, &bucket)?;
+            let buf = host(&flat)?;
             let mut sum = vec![0f32; buf.len()];
             moved += 8 * buf.len();
             self.world
                 .all_reduce_into(&buf[..], &mut sum[..], SystemOperation::sum());
-            let mut at = 0;
-            for &i in &bucket {
-                let g = grads[i].as_mut().expect("buckets hold gradients only");
-                let n = g.elem_count();
-                *g = Tensor::from_slice(&sum[at..at + n], g.shape(), g.device())?
-                    .to_dtype(g.dtype())?;
-                at += n;
-            }
+            let n = sum.len();
+            split_flat(grads, &bucket, &Tensor::from_vec(sum, n, flat.device())?)?;
         }
-        self.count(moved, t0);
+        self.traffic.record(moved, t0);
         Ok(())
     }
 

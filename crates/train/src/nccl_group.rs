@@ -8,12 +8,11 @@
 //! `MpiGroup`.
 
 use crate::mpi_group::MpiGroup;
-use crate::process_group::{buckets, concat_flat, split_flat, ProcessGroup, Traffic};
+use crate::process_group::{buckets, concat_flat, split_flat, ProcessGroup, Traffic, TrafficMeter};
 use anyhow::{anyhow, Result};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaDevice, CudaStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use cudarc::nccl::{Comm, Id, ReduceOp};
-use std::cell::Cell;
 use std::time::Instant;
 
 /// Gradients are summed this many f32 values at a time: one call per bucket, not per tensor.
@@ -23,7 +22,7 @@ pub struct NcclGroup {
     // Dropped first: NCCL's communicator goes before MPI is finalized.
     comm: Comm,
     mpi: MpiGroup,
-    traffic: Cell<Traffic>,
+    traffic: TrafficMeter,
 }
 
 impl NcclGroup {
@@ -54,15 +53,8 @@ impl NcclGroup {
         Ok(Self {
             comm,
             mpi,
-            traffic: Cell::new(Traffic::default()),
+            traffic: TrafficMeter::default(),
         })
-    }
-
-    fn count(&self, bytes: usize, since: Instant) {
-        let mut t = self.traffic.get();
-        t.bytes += bytes as u64;
-        t.seconds += since.elapsed().as_secs_f64();
-        self.traffic.set(t);
     }
 }
 
@@ -85,7 +77,8 @@ impl ProcessGroup for NcclGroup {
             .contiguous()?
             .apply_op1_no_bwd(&Collective::AllGather(&self.comm))?
             .to_dtype(local.dtype())?;
-        self.count(4 * local.elem_count() * self.world_size(), t0);
+        self.traffic
+            .record(4 * local.elem_count() * self.world_size(), t0);
         let parts = (0..self.world_size())
             .map(|r| {
                 if r == self.rank() {
@@ -108,7 +101,7 @@ impl ProcessGroup for NcclGroup {
             moved += 8 * flat.elem_count();
             split_flat(grads, &bucket, &sum)?;
         }
-        self.count(moved, t0);
+        self.traffic.record(moved, t0);
         Ok(())
     }
 

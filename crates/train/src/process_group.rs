@@ -37,6 +37,24 @@ pub struct Traffic {
     pub seconds: f64,
 }
 
+/// A rank's running `Traffic`, added to by each collective.
+#[derive(Default)]
+pub struct TrafficMeter(std::cell::Cell<Traffic>);
+
+impl TrafficMeter {
+    /// One collective: `bytes` of payload, begun at `since`.
+    pub fn record(&self, bytes: usize, since: std::time::Instant) {
+        let mut t = self.0.get();
+        t.bytes += bytes as u64;
+        t.seconds += since.elapsed().as_secs_f64();
+        self.0.set(t);
+    }
+
+    pub fn get(&self) -> Traffic {
+        self.0.get()
+    }
+}
+
 /// The group this process belongs to: the MPI world when built with the `mpi` feature and started
 /// by a launcher (mpirun, srun), otherwise one process.
 pub fn from_environment() -> Result<Box<dyn ProcessGroup>> {
