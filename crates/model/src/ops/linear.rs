@@ -1,6 +1,7 @@
 //! The linear layer x·Wᵀ + b in one multiply (the bias is the accumulator's starting value),
 //! and the column sums that give its bias gradient.
 
+use super::gemm::{gemm, MatMul, Operand};
 use super::kernel::{cpu_op1, cpu_op3, vectorized, Elem, Vectorized, PAR_MIN_ELEMS};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -23,11 +24,15 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, k) = w.dims2()?;
         let m = x.elem_count() / k;
-        let g2 = g.reshape((m, n))?;
-        let x2 = x.reshape((m, k))?;
-        let dx = g2.matmul(w)?.reshape(x.shape())?;
-        let dw = g2.t()?.matmul(&x2)?;
-        let db = g2.contiguous()?.apply_op1_no_bwd(&SumRows)?;
+        let g2 = g.contiguous()?.reshape((m, n))?;
+        let x2 = x.contiguous()?.reshape((m, k))?;
+        let w = w.contiguous()?;
+        let mm = |trans_a, trans_b| MatMul { trans_a, trans_b };
+        let dx = g2
+            .apply_op2_no_bwd(&w, &mm(false, false))?
+            .reshape(x.shape())?;
+        let dw = g2.apply_op2_no_bwd(&x2, &mm(true, false))?;
+        let db = g2.apply_op1_no_bwd(&SumRows)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
@@ -53,35 +58,24 @@ fn linear_fwd<T: Elem>(
     for _ in 0..m {
         dst.extend_from_slice(b);
     }
-    let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 && m * n * k >= 1 << 16 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the pointers cover m×k, n×k and m×n elements with the strides given
-    // (x row-major, W row-major read as its transpose, dst row-major).
+    // SAFETY: x is m×k and W n×k (read as its transpose), both row-major; dst holds m×n.
     unsafe {
-        gemm::gemm(
+        gemm(
             m,
             n,
             k,
+            Operand {
+                ptr: x.as_ptr(),
+                trans: false,
+                ld: k,
+            },
+            Operand {
+                ptr: w.as_ptr(),
+                trans: true,
+                ld: k,
+            },
             dst.as_mut_ptr(),
-            1,
-            n as isize,
             true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
         );
     }
     let mut out = l1.dims().to_vec();

@@ -13,6 +13,7 @@ mod amx;
 mod attention;
 pub mod dropout;
 mod gelu;
+mod gemm;
 mod kernel;
 mod layer_norm;
 mod linear;
