@@ -28,6 +28,6 @@ impl Dropout {
         if p <= 0.0 {
             return Ok(x.clone());
         }
-        crate::ops::dropout::apply(x, p, self.next_seed())
+        crate::ops::dropout(x, p, self.next_seed())
     }
 }

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use model::ops::{
-    attention, gelu_erf, layer_norm, linear, masked_softmax, reference, softmax_last_dim,
+    attention, dropout, gelu_erf, layer_norm, linear, masked_softmax, reference, softmax_last_dim,
     AttentionSpec,
 };
 
@@ -105,6 +105,33 @@ fn masked_softmax_equals_adding_the_most_negative_float() -> Result<()> {
     let want = softmax_last_dim(&(&x * 0.35)?.broadcast_add(&bias)?)?;
     let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
     assert!(diff < 1e-7, "{diff}");
+    Ok(())
+}
+
+/// The fused dropout draws the mask as it multiplies, and again in the backward: the same bits
+/// as multiplying by `mask_tensor`, forward and backward, in f32 and f64; about p dropped.
+#[test]
+fn fused_dropout_matches_the_mask_tensor_bit_for_bit() -> Result<()> {
+    let (p, seed) = (0.1, 0x5eed);
+    for dtype in [DType::F32, DType::F64] {
+        // Several parallel chunks and a ragged end.
+        let x = Var::from_tensor(&rand_tensor(&[3, 70_001], 15, 1.0, dtype)?)?;
+        let g = rand_tensor(&[3, 70_001], 16, 1.0, dtype)?;
+        let run = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<(Vec<f64>, Vec<f64>)> {
+            let y = f(x.as_tensor())?;
+            let dx = (&y * &g)?.sum_all()?.backward()?;
+            let dx = dx.get(x.as_tensor()).expect("gradient of x").clone();
+            let flat = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>();
+            Ok((flat(&y)?, flat(&dx)?))
+        };
+        let (y, dx) = run(&|x| dropout(x, p, seed))?;
+        let (y_ref, dx_ref) = run(&|x| reference::dropout(x, p, seed))?;
+        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&y) == bits(&y_ref), "{dtype:?}: forward differs");
+        assert!(bits(&dx) == bits(&dx_ref), "{dtype:?}: backward differs");
+        let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+        assert!((dropped - p).abs() < 0.005, "{dtype:?}: dropped {dropped}");
+    }
     Ok(())
 }
 

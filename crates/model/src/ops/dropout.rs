@@ -5,10 +5,15 @@
 //! On the CPU the mask is made on the host by that hash; on a GPU it is drawn on the device by
 //! cuRAND seeded with `seed`, so it is as replayable there (but differs from the CPU's): a mask
 //! the size of a batch's attention probabilities must not cross the PCIe bus at every layer.
+//!
+//! The fused CPU op (`Dropout`) multiplies by the mask as it draws it and draws it again in the
+//! backward, so no mask tensor is made; `reference::dropout` is the composed `x · mask_tensor`.
 
+use super::kernel::{cpu_op1, vectorized, Elem, Vectorized, PAR_MIN_ELEMS};
 use crate::rng::hash_uniform;
-use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The scaled keep-mask (0 or 1/(1-p)) of `seed` for a tensor of `shape`, in row-major order,
 /// as f32.
@@ -23,29 +28,115 @@ pub fn mask_tensor(seed: u64, p: f64, shape: &Shape, device: &Device) -> Result<
             .affine(keep as f64, 0.0);
     }
     let n = shape.elem_count();
-    let pf = p as f32;
-    let mut mask = vec![0f32; n];
-    mask.par_chunks_mut(1 << 14)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            let base = (c << 14) as u64;
-            for (i, m) in chunk.iter_mut().enumerate() {
-                *m = if hash_uniform(seed, base + i as u64) >= pf {
-                    keep
-                } else {
-                    0.0
-                };
-            }
-        });
+    let mut mask = Vec::<f32>::with_capacity(n);
+    masked(
+        &Mask::new(seed, p),
+        None,
+        &mut mask.spare_capacity_mut()[..n],
+    );
+    // SAFETY: `masked` wrote all n elements.
+    unsafe { mask.set_len(n) };
     Tensor::from_vec(mask, shape, device)
 }
 
-/// Zeroes each element of `x` with probability `p` (mask of `seed`) and scales the rest by
-/// 1/(1-p); differentiable in `x`.
-pub fn apply(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
-    if p <= 0.0 {
-        return Ok(x.clone());
+/// The mask of one seed: element i is `keep` where `hash_uniform(seed, i) >= p`, else 0.
+#[derive(Clone, Copy)]
+struct Mask {
+    seed: u64,
+    p: f32,
+    keep: f32,
+}
+
+impl Mask {
+    fn new(seed: u64, p: f64) -> Self {
+        Self {
+            seed,
+            p: p as f32,
+            keep: (1.0 / (1.0 - p)) as f32,
+        }
     }
-    let mask = mask_tensor(seed, p, x.shape(), x.device())?;
-    x * mask.to_dtype(x.dtype())?
+}
+
+/// `out[i] = x[i] · mask[i]` (the mask itself when `x` is None), in parallel chunks; every
+/// element of `out` is written.
+fn masked<T: Elem>(mask: &Mask, x: Option<&[T]>, out: &mut [MaybeUninit<T>]) {
+    let (keep, zero) = (T::from(mask.keep).unwrap_or(T::nan()), T::zero());
+    out.par_chunks_mut(PAR_MIN_ELEMS)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let base = c * PAR_MIN_ELEMS;
+            let x = x.map(|x| &x[base..base + out.len()]);
+            vectorized(&mut MaskChunk {
+                mask: *mask,
+                base: base as u64,
+                keep,
+                zero,
+                x,
+                out,
+            });
+        });
+}
+
+/// One chunk of `masked`, starting at element `base`.
+struct MaskChunk<'a, T> {
+    mask: Mask,
+    base: u64,
+    keep: T,
+    zero: T,
+    x: Option<&'a [T]>,
+    out: &'a mut [MaybeUninit<T>],
+}
+
+impl<T: Elem> Vectorized for MaskChunk<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let Mask { seed, p, .. } = self.mask;
+        let m = |i: usize| {
+            if hash_uniform(seed, self.base + i as u64) >= p {
+                self.keep
+            } else {
+                self.zero
+            }
+        };
+        match self.x {
+            // x · 0 rather than 0: the same numbers as multiplying by the mask tensor.
+            Some(x) => {
+                for (i, (o, &x)) in self.out.iter_mut().zip(x).enumerate() {
+                    o.write(x * m(i));
+                }
+            }
+            None => {
+                for (i, o) in self.out.iter_mut().enumerate() {
+                    o.write(m(i));
+                }
+            }
+        }
+    }
+}
+
+/// Dropout as one op: the forward multiplies by the mask of `seed` as it draws it, the backward
+/// draws it again for the incoming gradient.
+struct Dropout(Mask);
+
+impl CustomOp1 for Dropout {
+    cpu_op1!("pt-dropout", Dropout, dropout_fwd);
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Dropout(self.0))?))
+    }
+}
+
+/// The forward kernel of `Dropout` (and its backward, applied to the gradient).
+fn dropout_fwd<T: Elem>(op: &Dropout, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
+    let mut y = Vec::with_capacity(x.len());
+    masked(&op.0, Some(x), &mut y.spare_capacity_mut()[..x.len()]);
+    // SAFETY: `masked` wrote all x.len() elements.
+    unsafe { y.set_len(x.len()) };
+    Ok((T::wrap(y), l.shape().clone()))
+}
+
+/// The kernel on CPU tensors: zeroes each element of `x` with probability `p` (mask of `seed`)
+/// and scales the rest by 1/(1-p); differentiable in `x`.
+pub(super) fn apply(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Dropout(Mask::new(seed, p)))
 }

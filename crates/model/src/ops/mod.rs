@@ -57,6 +57,16 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Dropout (scaled, inverted): each element zeroed with probability `p` by the counter-based mask
+/// of `seed` (`dropout::mask_tensor`), the rest scaled by 1/(1-p); differentiable in `x`.
+pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    if p > 0.0 && fused(x, &[]) {
+        dropout::apply(x, p, seed)
+    } else {
+        reference::dropout(x, p, seed)
+    }
+}
+
 /// Exact GELU, `x·Φ(x)`, as BERT's `hidden_act = "gelu"`.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if fused(x, &[]) {

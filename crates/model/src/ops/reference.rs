@@ -74,6 +74,15 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     y.reshape(out)
 }
 
+/// Dropout as `x · mask` with the mask tensor of `seed` (`dropout::mask_tensor`).
+pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    let mask = super::dropout::mask_tensor(seed, p, x.shape(), x.device())?;
+    x * mask.to_dtype(x.dtype())?
+}
+
 /// Multi-head attention as the fused kernel computes it (`super::attention`); the gradient
 /// also flows to a tracked bias.
 pub fn attention(
@@ -96,7 +105,7 @@ pub fn attention(
         }
     };
     if let Some((dp, seed)) = spec.dropout {
-        p = super::dropout::apply(&p, dp, seed)?;
+        p = dropout(&p, dp, seed)?;
     }
     p.matmul(&split(v)?)?
         .transpose(1, 2)?
