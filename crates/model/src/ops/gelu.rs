@@ -1,10 +1,9 @@
 //! Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, and its backward, as fused CPU kernels.
 
 use super::kernel::{
-    cpu_op1, cpu_op2, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
+    build_par, cpu_op1, cpu_op2, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
 };
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // Exact (erf) GELU, as BERT's `hidden_act = "gelu"`.
@@ -63,11 +62,10 @@ fn gelu_bwd<T: Elem>(
         }
         .bt());
     }
-    let mut d = vec![T::zero(); x.len()];
-    d.par_chunks_mut(PAR_MIN_ELEMS)
-        .zip(x.par_chunks(PAR_MIN_ELEMS))
-        .zip(g.par_chunks(PAR_MIN_ELEMS))
-        .for_each(|((d, x), g)| vectorized(&mut TimesGeluGrad { d, x, g }));
+    let d = build_par(x.len(), PAR_MIN_ELEMS, |at, d| {
+        let (x, g) = (&x[at..at + d.len()], &g[at..at + d.len()]);
+        vectorized(&mut TimesGeluGrad { d, x, g })
+    });
     Ok((T::wrap(d), l1.shape().clone()))
 }
 

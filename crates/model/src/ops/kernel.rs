@@ -4,6 +4,7 @@
 use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result};
 use num_traits::Float;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 pub(super) const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 // 1 / sqrt(2 pi)
@@ -255,19 +256,48 @@ pub(super) trait RowOp<T>: Sync {
 /// Applies `k.row(input_row, output_row)` to every row of length `n`, in parallel when
 /// worthwhile.
 pub(super) fn map_rows<T: Elem, K: RowOp<T>>(src: &[T], n: usize, k: &K) -> Vec<T> {
-    let mut dst = vec![T::zero(); src.len()];
     if n == 0 {
-        return dst;
+        return vec![T::zero(); src.len()];
     }
-    if src.len() >= PAR_MIN_ELEMS {
-        let rows_per_task = (PAR_MIN_ELEMS / 4 / n).max(1) * n;
-        dst.par_chunks_mut(rows_per_task)
-            .zip(src.par_chunks(rows_per_task))
-            .for_each(|(d, s)| rows(d, s, n, k));
+    let rows_per_task = (PAR_MIN_ELEMS / 4 / n).max(1) * n;
+    build_par(src.len(), rows_per_task, |at, d| {
+        rows(d, &src[at..at + d.len()], n, k)
+    })
+}
+
+/// A vector of `len` elements made in chunks of `chunk` elements, in parallel when it is large:
+/// each chunk is zeroed and then given to `f(start, chunk)` by the same thread, so that no
+/// thread zeroes the whole output alone before the work starts.
+pub(super) fn build_par<T: Elem>(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    let init = |c: usize, d: &mut [MaybeUninit<T>]| {
+        for x in d.iter_mut() {
+            x.write(T::zero());
+        }
+        // SAFETY: every element of d was just written.
+        f(c * chunk, unsafe {
+            &mut *(d as *mut [MaybeUninit<T>] as *mut [T])
+        });
+    };
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if len >= PAR_MIN_ELEMS {
+        spare
+            .par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each(|(c, d)| init(c, d));
     } else {
-        rows(&mut dst, src, n, k);
+        spare
+            .chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each(|(c, d)| init(c, d));
     }
-    dst
+    // SAFETY: the chunks cover 0..len and each was written in full.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `k.row` over the rows of `s` into `d`, in the widest vector instructions the CPU has.
