@@ -3,9 +3,10 @@
 //! transposing Q, K and V; keys past the padding are skipped.
 
 use super::kernel::{
-    cpu_op3, lanes_map_sum, lanes_max, softmax_row, vectorized, Elem, SharedMut, Vectorized,
+    contiguous, cpu_op3, lanes_dot, lanes_map_sum, lanes_max, softmax_row, vectorized, Elem,
+    SharedMut, Vectorized,
 };
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -36,50 +37,24 @@ impl CustomOp3 for Attention {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (b, l, h) = q.dims3()?;
-        let (nh, dh) = (self.heads, h / self.heads);
-        let heads = |t: &Tensor| {
-            t.detach()
-                .reshape((b, l, nh, dh))?
-                .transpose(1, 2)?
-                .contiguous()
+        let bwd = AttentionBwd {
+            fwd: self,
+            grad: grad.contiguous()?,
         };
-        let back = |t: Tensor| t.transpose(1, 2)?.contiguous()?.reshape((b, l, h));
-        let (qh, kh, vh, go) = (heads(q)?, heads(k)?, heads(v)?, heads(grad)?);
-        let mask = Tensor::from_vec(self.mask.clone(), (b, l), q.device())?;
-        let p = match &self.bias {
-            None => super::masked_softmax(&qh.matmul(&kh.t()?)?, &mask, self.scale)?,
-            Some(bias) => {
-                let bias = Tensor::from_vec(bias.clone(), (1, nh, l, l), q.device())?;
-                let s = (qh.matmul(&kh.t()?)? * self.scale)?
-                    .broadcast_add(&bias.to_dtype(q.dtype())?)?;
-                super::masked_softmax(&s, &mask, 1.0)?
-            }
-        };
-        // With dropout, the output used P·M (M the scaled keep-mask); dP = (dO·Vᵀ)·M.
-        let drop = match self.dropout {
-            Some((dp, seed)) => Some(
-                super::dropout::mask_tensor(seed, dp, p.shape(), p.device())?
-                    .to_dtype(p.dtype())?,
-            ),
-            None => None,
-        };
-        let pd = match &drop {
-            Some(m) => (&p * m)?,
-            None => p.clone(),
-        };
-        let dv = pd.t()?.matmul(&go)?;
-        let dp = go.matmul(&vh.t()?)?;
-        let dp = match &drop {
-            Some(m) => (dp * m)?,
-            None => dp,
-        };
-        let dot = (&dp * &p)?.sum_keepdim(D::Minus1)?;
-        let ds = ((p * dp.broadcast_sub(&dot)?)? * self.scale)?;
-        let dq = ds.matmul(&kh)?;
-        let dk = ds.t()?.matmul(&qh)?;
-        Ok((Some(back(dq)?), Some(back(dk)?), Some(back(dv)?)))
+        let d = q
+            .contiguous()?
+            .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &bwd)?;
+        Ok((Some(d.get(0)?), Some(d.get(1)?), Some(d.get(2)?)))
     }
+}
+
+/// The number of keys a (batch, head) block attends to: with right padding (the usual case) only
+/// the first `kl` keys are real, and the padded ones would get probability 0, so they are
+/// skipped outright. Also whether the mask is such a prefix.
+fn real_keys(mask: &[f32]) -> (usize, bool) {
+    let real = mask.iter().filter(|&&m| m != 0.0).count();
+    let prefix = real > 0 && mask[..real].iter().all(|&m| m != 0.0);
+    (if prefix { real } else { mask.len() }, prefix)
 }
 
 /// The forward kernel of `Attention`.
@@ -106,11 +81,7 @@ fn attention_fwd<T: Elem>(
     (0..b * nh).into_par_iter().for_each(|task| {
         let (bi, hi) = (task / nh, task % nh);
         let mask = &op.mask[bi * l..(bi + 1) * l];
-        // With right padding (the usual case) only the first `kl` keys are real: the
-        // padded ones would get probability 0, so they are skipped outright.
-        let real = mask.iter().filter(|&&m| m != 0.0).count();
-        let prefix = real > 0 && mask[..real].iter().all(|&m| m != 0.0);
-        let kl = if prefix { real } else { l };
+        let (kl, prefix) = real_keys(mask);
         let mut p = vec![T::zero(); l * kl];
         let base = bi * l * h + hi * dh;
         // SAFETY: all blocks lie inside q/k/v/out ([b, l, h] row-major); this task is
@@ -126,6 +97,7 @@ fn attention_fwd<T: Elem>(
         vectorized(&mut Probabilities {
             p: &mut p,
             op,
+            dropout: op.dropout,
             mask: &mask[..kl],
             all_real: prefix,
             scale,
@@ -152,6 +124,8 @@ fn attention_fwd<T: Elem>(
 struct Probabilities<'a, T> {
     p: &'a mut [T],
     op: &'a Attention,
+    /// The op's dropout, or None for the probabilities before it (the backward).
+    dropout: Option<(f64, u64)>,
     mask: &'a [f32],
     /// Every key of `mask` is real (mask 1).
     all_real: bool,
@@ -182,7 +156,7 @@ impl<T: Elem> Vectorized for Probabilities<'_, T> {
                 row.copy_from_slice(r);
                 softmax_row(&row, r, self.mask, self.scale, brow);
             }
-            if let Some((dp, seed)) = op.dropout {
+            if let Some((dp, seed)) = self.dropout {
                 // The scale as ops::dropout rounds it (f32), in every dtype.
                 let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
                 let base = ((self.task * l + i) * l) as u64;
@@ -190,6 +164,167 @@ impl<T: Elem> Vectorized for Probabilities<'_, T> {
                     let u = crate::rng::hash_uniform(seed, base + j as u64);
                     *v = if u >= dp as f32 { *v * keep } else { T::zero() };
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Its backward, per (batch, head) block as well: the probabilities are computed again from Q and
+// K (not stored), then dV = P̃ᵀ·dO, dP = (dO·Vᵀ)∘M, dS = P∘(dP − rowsum(dP∘P))·scale, dQ = dS·K and
+// dK = dSᵀ·Q, where M is the dropout's scaled keep-mask and P̃ = P∘M.
+
+/// The backward of `Attention` for the incoming gradient `grad`: [3, B, L, H] = (dQ, dK, dV).
+struct AttentionBwd<'a> {
+    fwd: &'a Attention,
+    grad: Tensor,
+}
+
+impl CustomOp3 for AttentionBwd<'_> {
+    cpu_op3!("pt-attention-bwd", AttentionBwd, attention_bwd);
+}
+
+/// The forward kernel of `AttentionBwd`.
+fn attention_bwd<T: Elem>(
+    bwd: &AttentionBwd,
+    (q, l1): (&[T], &Layout),
+    (k, _): (&[T], &Layout),
+    (v, _): (&[T], &Layout),
+) -> Result<(CpuStorage, Shape)> {
+    let (b, l, h) = l1.shape().dims3()?;
+    let (storage, gl) = bwd.grad.storage_and_layout();
+    let g: &[T] = match &*storage {
+        Storage::Cpu(s) => contiguous(s, gl, "attention_bwd")?,
+        _ => {
+            return Err(candle_core::Error::Msg(
+                "attention_bwd: gradient not on the CPU".into(),
+            ))
+        }
+    };
+    if gl.dims() != l1.dims() {
+        return Err(candle_core::Error::Msg(format!(
+            "attention_bwd: gradient {:?} for q {:?}",
+            gl.dims(),
+            l1.dims()
+        )));
+    }
+    let op = bwd.fwd;
+    let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
+    let dh = h / nh;
+    let n = b * l * h;
+    let mut out = vec![T::zero(); 3 * n];
+    let out_ptr = SharedMut(out.as_mut_ptr());
+    (0..b * nh).into_par_iter().for_each(|task| {
+        let (bi, hi) = (task / nh, task % nh);
+        let mask = &op.mask[bi * l..(bi + 1) * l];
+        let (kl, prefix) = real_keys(mask);
+        let base = bi * l * h + hi * dh;
+        let mut p = vec![T::zero(); l * kl];
+        let mut ds = vec![T::zero(); l * kl];
+        let mut pd = vec![T::zero(); if op.dropout.is_some() { l * kl } else { 0 }];
+        // SAFETY (all block_gemm calls below): the blocks lie inside q/k/v/g and out (each
+        // [b, l, h] row-major, out three of them); this task is the only writer of its (bi, hi)
+        // blocks of out. P = Q·Kᵀ and dO·Vᵀ read K's and V's rows as columns.
+        unsafe {
+            block_gemm(
+                (l, kl, dh),
+                (p.as_mut_ptr(), kl),
+                (q.as_ptr().add(base), 1, h),
+                (k.as_ptr().add(base), h, 1),
+            );
+            block_gemm(
+                (l, kl, dh),
+                (ds.as_mut_ptr(), kl),
+                (g.as_ptr().add(base), 1, h),
+                (v.as_ptr().add(base), h, 1),
+            );
+        }
+        vectorized(&mut Probabilities {
+            p: &mut p,
+            op,
+            dropout: None,
+            mask: &mask[..kl],
+            all_real: prefix,
+            scale,
+            l,
+            kl,
+            hi,
+            task,
+        });
+        vectorized(&mut SoftmaxBwd {
+            p: &p,
+            ds: &mut ds,
+            pd: &mut pd,
+            dropout: op.dropout,
+            scale,
+            l,
+            kl,
+            task,
+        });
+        let pd = if op.dropout.is_some() { &pd } else { &p };
+        let out = out_ptr.get();
+        unsafe {
+            // dQ = dS·K
+            block_gemm(
+                (l, dh, kl),
+                (out.add(base), h),
+                (ds.as_ptr(), 1, kl),
+                (k.as_ptr().add(base), 1, h),
+            );
+            // dK = dSᵀ·Q
+            block_gemm(
+                (kl, dh, l),
+                (out.add(n + base), h),
+                (ds.as_ptr(), kl, 1),
+                (q.as_ptr().add(base), 1, h),
+            );
+            // dV = P̃ᵀ·dO
+            block_gemm(
+                (kl, dh, l),
+                (out.add(2 * n + base), h),
+                (pd.as_ptr(), kl, 1),
+                (g.as_ptr().add(base), 1, h),
+            );
+        }
+    });
+    Ok((T::wrap(out), Shape::from((3, b, l, h))))
+}
+
+/// The softmax backward of one block, in place: `ds` holds dO·Vᵀ on entry and dS on return; `pd`
+/// receives P∘M when there is dropout.
+struct SoftmaxBwd<'a, T> {
+    p: &'a [T],
+    ds: &'a mut [T],
+    pd: &'a mut [T],
+    dropout: Option<(f64, u64)>,
+    scale: T,
+    l: usize,
+    kl: usize,
+    task: usize,
+}
+
+impl<T: Elem> Vectorized for SoftmaxBwd<'_, T> {
+    #[inline(always)]
+    fn run(&mut self) {
+        let (l, kl) = (self.l, self.kl);
+        for i in 0..l {
+            let p = &self.p[i * kl..(i + 1) * kl];
+            let ds = &mut self.ds[i * kl..(i + 1) * kl];
+            if let Some((dp, seed)) = self.dropout {
+                // The mask the forward drew for this row (see `Probabilities`).
+                let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
+                let base = ((self.task * l + i) * l) as u64;
+                let pd = &mut self.pd[i * kl..(i + 1) * kl];
+                for (j, (d, (&pj, pdj))) in ds.iter_mut().zip(p.iter().zip(pd)).enumerate() {
+                    let u = crate::rng::hash_uniform(seed, base + j as u64);
+                    let m = if u >= dp as f32 { keep } else { T::zero() };
+                    *d = *d * m;
+                    *pdj = pj * m;
+                }
+            }
+            let dot = lanes_dot(ds, p);
+            for (d, &pj) in ds.iter_mut().zip(p) {
+                *d = pj * (*d - dot) * self.scale;
             }
         }
     }

@@ -431,6 +431,24 @@ pub(super) fn lanes_sum<T: Elem>(x: &[T], f: impl Fn(T) -> T) -> T {
     acc.iter().fold(s, |a, &b| a + b)
 }
 
+/// Σ a·b in independent lanes, as `lanes_sum`.
+#[inline(always)]
+pub(super) fn lanes_dot<T: Elem>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            acc[i] = acc[i] + x[i] * y[i];
+        }
+    }
+    let s = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
 /// `y = softmax(scale · x)` over keys with mask ≠ 0; masked keys get exactly 0, as adding the
 /// most negative float does. A row with no real key is uniform, as in PyTorch.
 #[inline(always)]
