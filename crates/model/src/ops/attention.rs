@@ -74,39 +74,14 @@ fn attention_fwd<T: Elem>(
             op.mask.len()
         )));
     }
-    let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
-    let dh = h / nh;
+    let (nh, dh) = (op.heads, h / op.heads);
     let mut out = vec![T::zero(); b * l * h];
     let out_ptr = SharedMut(out.as_mut_ptr());
     (0..b * nh).into_par_iter().for_each(|task| {
-        let (bi, hi) = (task / nh, task % nh);
-        let mask = &op.mask[bi * l..(bi + 1) * l];
-        let (kl, prefix) = real_keys(mask);
-        let mut p = vec![T::zero(); l * kl];
-        let base = bi * l * h + hi * dh;
-        // SAFETY: all blocks lie inside q/k/v/out ([b, l, h] row-major); this task is
-        // the only writer of out's (bi, hi) block. P = Q·Kᵀ reads K's rows as columns.
-        unsafe {
-            block_gemm(
-                (l, kl, dh),
-                (p.as_mut_ptr(), kl),
-                (q.as_ptr().add(base), 1, h),
-                (k.as_ptr().add(base), h, 1),
-            );
-        }
-        vectorized(&mut Probabilities {
-            p: &mut p,
-            op,
-            dropout: op.dropout,
-            mask: &mask[..kl],
-            all_real: prefix,
-            scale,
-            l,
-            kl,
-            hi,
-            task,
-        });
-        // SAFETY: as above; O = P·V.
+        let (p, kl) = block_probabilities(op, (q, k), (l, h), task, op.dropout);
+        let base = (task / nh) * l * h + (task % nh) * dh;
+        // SAFETY: the (bi, hi) blocks lie inside v and out ([b, l, h] row-major); this task is
+        // the only writer of out's. O = P·V.
         unsafe {
             block_gemm(
                 (l, dh, kl),
@@ -117,6 +92,46 @@ fn attention_fwd<T: Elem>(
         }
     });
     Ok((T::wrap(out), l1.shape().clone()))
+}
+
+/// The attention probabilities of block `task` (batch `task / heads`, head `task % heads`):
+/// [l, kl] with `kl` from `real_keys`, after `dropout` when given (the backward wants them before).
+fn block_probabilities<T: Elem>(
+    op: &Attention,
+    (q, k): (&[T], &[T]),
+    (l, h): (usize, usize),
+    task: usize,
+    dropout: Option<(f64, u64)>,
+) -> (Vec<T>, usize) {
+    let (nh, dh) = (op.heads, h / op.heads);
+    let (bi, hi) = (task / nh, task % nh);
+    let mask = &op.mask[bi * l..(bi + 1) * l];
+    let (kl, prefix) = real_keys(mask);
+    let base = bi * l * h + hi * dh;
+    let mut p = vec![T::zero(); l * kl];
+    // SAFETY: the (bi, hi) blocks lie inside q and k ([b, l, h] row-major); p holds l×kl.
+    // P = Q·Kᵀ reads K's rows as columns.
+    unsafe {
+        block_gemm(
+            (l, kl, dh),
+            (p.as_mut_ptr(), kl),
+            (q.as_ptr().add(base), 1, h),
+            (k.as_ptr().add(base), h, 1),
+        );
+    }
+    vectorized(&mut Probabilities {
+        p: &mut p,
+        op,
+        dropout,
+        mask: &mask[..kl],
+        all_real: prefix,
+        scale: T::from(op.scale).unwrap_or(T::one()),
+        l,
+        kl,
+        hi,
+        task,
+    });
+    (p, kl)
 }
 
 /// The attention probabilities of one (batch, head) block, in place over its scores `p`
@@ -188,8 +203,8 @@ impl CustomOp3 for AttentionBwd<'_> {
 fn attention_bwd<T: Elem>(
     bwd: &AttentionBwd,
     (q, l1): (&[T], &Layout),
-    (k, _): (&[T], &Layout),
-    (v, _): (&[T], &Layout),
+    (k, l2): (&[T], &Layout),
+    (v, l3): (&[T], &Layout),
 ) -> Result<(CpuStorage, Shape)> {
     let (b, l, h) = l1.shape().dims3()?;
     let (storage, gl) = bwd.grad.storage_and_layout();
@@ -201,37 +216,35 @@ fn attention_bwd<T: Elem>(
             ))
         }
     };
-    if gl.dims() != l1.dims() {
+    let op = bwd.fwd;
+    if [l2.dims(), l3.dims(), gl.dims()]
+        .iter()
+        .any(|d| *d != l1.dims())
+        || op.mask.len() != b * l
+    {
         return Err(candle_core::Error::Msg(format!(
-            "attention_bwd: gradient {:?} for q {:?}",
+            "attention_bwd: q {:?}, k {:?}, v {:?}, gradient {:?}, mask of {} values",
+            l1.dims(),
+            l2.dims(),
+            l3.dims(),
             gl.dims(),
-            l1.dims()
+            op.mask.len()
         )));
     }
-    let op = bwd.fwd;
     let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
     let dh = h / nh;
     let n = b * l * h;
     let mut out = vec![T::zero(); 3 * n];
     let out_ptr = SharedMut(out.as_mut_ptr());
     (0..b * nh).into_par_iter().for_each(|task| {
-        let (bi, hi) = (task / nh, task % nh);
-        let mask = &op.mask[bi * l..(bi + 1) * l];
-        let (kl, prefix) = real_keys(mask);
-        let base = bi * l * h + hi * dh;
-        let mut p = vec![T::zero(); l * kl];
+        let (p, kl) = block_probabilities(op, (q, k), (l, h), task, None);
+        let base = (task / nh) * l * h + (task % nh) * dh;
         let mut ds = vec![T::zero(); l * kl];
         let mut pd = vec![T::zero(); if op.dropout.is_some() { l * kl } else { 0 }];
         // SAFETY (all block_gemm calls below): the blocks lie inside q/k/v/g and out (each
         // [b, l, h] row-major, out three of them); this task is the only writer of its (bi, hi)
-        // blocks of out. P = Q·Kᵀ and dO·Vᵀ read K's and V's rows as columns.
+        // blocks of out. dO·Vᵀ reads V's rows as columns.
         unsafe {
-            block_gemm(
-                (l, kl, dh),
-                (p.as_mut_ptr(), kl),
-                (q.as_ptr().add(base), 1, h),
-                (k.as_ptr().add(base), h, 1),
-            );
             block_gemm(
                 (l, kl, dh),
                 (ds.as_mut_ptr(), kl),
@@ -239,18 +252,6 @@ fn attention_bwd<T: Elem>(
                 (v.as_ptr().add(base), h, 1),
             );
         }
-        vectorized(&mut Probabilities {
-            p: &mut p,
-            op,
-            dropout: None,
-            mask: &mask[..kl],
-            all_real: prefix,
-            scale,
-            l,
-            kl,
-            hi,
-            task,
-        });
         vectorized(&mut SoftmaxBwd {
             p: &p,
             ds: &mut ds,
