@@ -2,6 +2,8 @@
 //! softmax(scale · Q·Kᵀ + bias + mask)·V without materialising the [B, heads, L, L] scores or
 //! transposing Q, K and V; keys past the padding are skipped.
 
+use super::dropout::Mask;
+use super::gemm::{gemm, Operand};
 use super::kernel::{
     contiguous, cpu_op3, lanes_dot, lanes_map_sum, lanes_max, softmax_row, vectorized, Elem,
     SharedMut, Vectorized,
@@ -48,6 +50,31 @@ impl CustomOp3 for Attention {
     }
 }
 
+impl Attention {
+    /// (B, L, H) of q, once every other input (k and v; the gradient in the backward) has q's
+    /// shape and the mask has B·L values.
+    fn shape(
+        &self,
+        op: &str,
+        q: &Layout,
+        others: &[(&str, &Layout)],
+    ) -> Result<(usize, usize, usize)> {
+        let (b, l, h) = q.shape().dims3()?;
+        if others.iter().any(|(_, o)| o.dims() != q.dims()) || self.mask.len() != b * l {
+            let others: String = others
+                .iter()
+                .map(|(name, o)| format!(", {name} {:?}", o.dims()))
+                .collect();
+            return Err(candle_core::Error::Msg(format!(
+                "{op}: q {:?}{others}, mask of {} values",
+                q.dims(),
+                self.mask.len()
+            )));
+        }
+        Ok((b, l, h))
+    }
+}
+
 /// The number of keys a (batch, head) block attends to: with right padding (the usual case) only
 /// the first `kl` keys are real, and the padded ones would get probability 0, so they are
 /// skipped outright. Also whether the mask is such a prefix.
@@ -64,16 +91,7 @@ fn attention_fwd<T: Elem>(
     (k, l2): (&[T], &Layout),
     (v, l3): (&[T], &Layout),
 ) -> Result<(CpuStorage, Shape)> {
-    let (b, l, h) = l1.shape().dims3()?;
-    if l2.dims() != l1.dims() || l3.dims() != l1.dims() || op.mask.len() != b * l {
-        return Err(candle_core::Error::Msg(format!(
-            "attention: q {:?}, k {:?}, v {:?}, mask of {} values",
-            l1.dims(),
-            l2.dims(),
-            l3.dims(),
-            op.mask.len()
-        )));
-    }
+    let (b, l, h) = op.shape("attention", l1, &[("k", l2), ("v", l3)])?;
     let (nh, dh) = (op.heads, h / op.heads);
     let mut out = vec![T::zero(); b * l * h];
     let out_ptr = SharedMut(out.as_mut_ptr());
@@ -83,11 +101,13 @@ fn attention_fwd<T: Elem>(
         // SAFETY: the (bi, hi) blocks lie inside v and out ([b, l, h] row-major); this task is
         // the only writer of out's. O = P·V.
         unsafe {
-            block_gemm(
+            gemm(
                 (l, dh, kl),
+                Operand::rows(p.as_ptr(), kl),
+                Operand::rows(v.as_ptr().add(base), h),
                 (out_ptr.get().add(base), h),
-                (p.as_ptr(), 1, kl),
-                (v.as_ptr().add(base), 1, h),
+                false,
+                false,
             );
         }
     });
@@ -112,11 +132,13 @@ fn block_probabilities<T: Elem>(
     // SAFETY: the (bi, hi) blocks lie inside q and k ([b, l, h] row-major); p holds l×kl.
     // P = Q·Kᵀ reads K's rows as columns.
     unsafe {
-        block_gemm(
+        gemm(
             (l, kl, dh),
+            Operand::rows(q.as_ptr().add(base), h),
+            Operand::transposed(k.as_ptr().add(base), h),
             (p.as_mut_ptr(), kl),
-            (q.as_ptr().add(base), 1, h),
-            (k.as_ptr().add(base), h, 1),
+            false,
+            false,
         );
     }
     vectorized(&mut Probabilities {
@@ -172,12 +194,15 @@ impl<T: Elem> Vectorized for Probabilities<'_, T> {
                 softmax_row(&row, r, self.mask, self.scale, brow);
             }
             if let Some((dp, seed)) = self.dropout {
-                // The scale as ops::dropout rounds it (f32), in every dtype.
-                let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
+                let mask = Mask::new(seed, dp);
+                let keep = T::from(mask.keep).unwrap_or(T::one());
                 let base = ((self.task * l + i) * l) as u64;
                 for (j, v) in r.iter_mut().enumerate() {
-                    let u = crate::rng::hash_uniform(seed, base + j as u64);
-                    *v = if u >= dp as f32 { *v * keep } else { T::zero() };
+                    *v = if mask.kept(base + j as u64) {
+                        *v * keep
+                    } else {
+                        T::zero()
+                    };
                 }
             }
         }
@@ -206,7 +231,6 @@ fn attention_bwd<T: Elem>(
     (k, l2): (&[T], &Layout),
     (v, l3): (&[T], &Layout),
 ) -> Result<(CpuStorage, Shape)> {
-    let (b, l, h) = l1.shape().dims3()?;
     let (storage, gl) = bwd.grad.storage_and_layout();
     let g: &[T] = match &*storage {
         Storage::Cpu(s) => contiguous(s, gl, "attention_bwd")?,
@@ -217,20 +241,8 @@ fn attention_bwd<T: Elem>(
         }
     };
     let op = bwd.fwd;
-    if [l2.dims(), l3.dims(), gl.dims()]
-        .iter()
-        .any(|d| *d != l1.dims())
-        || op.mask.len() != b * l
-    {
-        return Err(candle_core::Error::Msg(format!(
-            "attention_bwd: q {:?}, k {:?}, v {:?}, gradient {:?}, mask of {} values",
-            l1.dims(),
-            l2.dims(),
-            l3.dims(),
-            gl.dims(),
-            op.mask.len()
-        )));
-    }
+    let others = [("k", l2), ("v", l3), ("gradient", gl)];
+    let (b, l, h) = op.shape("attention_bwd", l1, &others)?;
     let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
     let dh = h / nh;
     let n = b * l * h;
@@ -241,15 +253,17 @@ fn attention_bwd<T: Elem>(
         let base = (task / nh) * l * h + (task % nh) * dh;
         let mut ds = vec![T::zero(); l * kl];
         let mut pd = vec![T::zero(); if op.dropout.is_some() { l * kl } else { 0 }];
-        // SAFETY (all block_gemm calls below): the blocks lie inside q/k/v/g and out (each
+        // SAFETY (all gemm calls below): the blocks lie inside q/k/v/g and out (each
         // [b, l, h] row-major, out three of them); this task is the only writer of its (bi, hi)
         // blocks of out. dO·Vᵀ reads V's rows as columns.
         unsafe {
-            block_gemm(
+            gemm(
                 (l, kl, dh),
+                Operand::rows(g.as_ptr().add(base), h),
+                Operand::transposed(v.as_ptr().add(base), h),
                 (ds.as_mut_ptr(), kl),
-                (g.as_ptr().add(base), 1, h),
-                (v.as_ptr().add(base), h, 1),
+                false,
+                false,
             );
         }
         vectorized(&mut SoftmaxBwd {
@@ -266,25 +280,31 @@ fn attention_bwd<T: Elem>(
         let out = out_ptr.get();
         unsafe {
             // dQ = dS·K
-            block_gemm(
+            gemm(
                 (l, dh, kl),
+                Operand::rows(ds.as_ptr(), kl),
+                Operand::rows(k.as_ptr().add(base), h),
                 (out.add(base), h),
-                (ds.as_ptr(), 1, kl),
-                (k.as_ptr().add(base), 1, h),
+                false,
+                false,
             );
             // dK = dSᵀ·Q
-            block_gemm(
+            gemm(
                 (kl, dh, l),
+                Operand::transposed(ds.as_ptr(), kl),
+                Operand::rows(q.as_ptr().add(base), h),
                 (out.add(n + base), h),
-                (ds.as_ptr(), kl, 1),
-                (q.as_ptr().add(base), 1, h),
+                false,
+                false,
             );
             // dV = P̃ᵀ·dO
-            block_gemm(
+            gemm(
                 (kl, dh, l),
+                Operand::transposed(pd.as_ptr(), kl),
+                Operand::rows(g.as_ptr().add(base), h),
                 (out.add(2 * n + base), h),
-                (pd.as_ptr(), kl, 1),
-                (g.as_ptr().add(base), 1, h),
+                false,
+                false,
             );
         }
     });
@@ -313,12 +333,16 @@ impl<T: Elem> Vectorized for SoftmaxBwd<'_, T> {
             let ds = &mut self.ds[i * kl..(i + 1) * kl];
             if let Some((dp, seed)) = self.dropout {
                 // The mask the forward drew for this row (see `Probabilities`).
-                let keep = T::from((1.0 / (1.0 - dp)) as f32).unwrap_or(T::one());
+                let mask = Mask::new(seed, dp);
+                let keep = T::from(mask.keep).unwrap_or(T::one());
                 let base = ((self.task * l + i) * l) as u64;
                 let pd = &mut self.pd[i * kl..(i + 1) * kl];
                 for (j, (d, (&pj, pdj))) in ds.iter_mut().zip(p.iter().zip(pd)).enumerate() {
-                    let u = crate::rng::hash_uniform(seed, base + j as u64);
-                    let m = if u >= dp as f32 { keep } else { T::zero() };
+                    let m = if mask.kept(base + j as u64) {
+                        keep
+                    } else {
+                        T::zero()
+                    };
                     *d = *d * m;
                     *pdj = pj * m;
                 }
@@ -329,41 +353,6 @@ impl<T: Elem> Vectorized for SoftmaxBwd<'_, T> {
             }
         }
     }
-}
-
-/// `dst = lhs·rhs` for one (batch, head) block on this thread: (m, n, k); dst row-major with row
-/// stride `rs`; lhs and rhs given as (pointer, column stride, row stride).
-///
-/// # Safety
-/// The pointers must cover the m×n, m×k and k×n blocks their strides describe, and nothing else
-/// may write `dst`'s block meanwhile.
-unsafe fn block_gemm<T: Elem>(
-    (m, n, k): (usize, usize, usize),
-    (dst, rs): (*mut T, usize),
-    (lhs, lhs_cs, lhs_rs): (*const T, usize, usize),
-    (rhs, rhs_cs, rhs_rs): (*const T, usize, usize),
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        rs as isize,
-        false,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        T::zero(),
-        T::one(),
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
 }
 
 /// The kernel on CPU tensors.

@@ -39,21 +39,29 @@ pub fn mask_tensor(seed: u64, p: f64, shape: &Shape, device: &Device) -> Result<
     Tensor::from_vec(mask, shape, device)
 }
 
-/// The mask of one seed: element i is `keep` where `hash_uniform(seed, i) >= p`, else 0.
+/// The mask of one seed: element i is `keep` where `hash_uniform(seed, i) >= p`, else 0. The
+/// one place that rule is written: the fused attention kernel draws its masks through it too.
 #[derive(Clone, Copy)]
-struct Mask {
+pub(super) struct Mask {
     seed: u64,
     p: f32,
-    keep: f32,
+    /// 1/(1-p), rounded to f32 in every dtype.
+    pub(super) keep: f32,
 }
 
 impl Mask {
-    fn new(seed: u64, p: f64) -> Self {
+    pub(super) fn new(seed: u64, p: f64) -> Self {
         Self {
             seed,
             p: p as f32,
             keep: (1.0 / (1.0 - p)) as f32,
         }
+    }
+
+    /// Whether element `i` is kept.
+    #[inline(always)]
+    pub(super) fn kept(&self, i: u64) -> bool {
+        hash_uniform(self.seed, i) >= self.p
     }
 }
 
@@ -90,9 +98,8 @@ struct MaskChunk<'a, T> {
 impl<T: Elem> Vectorized for MaskChunk<'_, T> {
     #[inline(always)]
     fn run(&mut self) {
-        let Mask { seed, p, .. } = self.mask;
         let m = |i: usize| {
-            if hash_uniform(seed, self.base + i as u64) >= p {
+            if self.mask.kept(self.base + i as u64) {
                 self.keep
             } else {
                 self.zero

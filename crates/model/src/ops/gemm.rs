@@ -15,26 +15,50 @@ pub(super) struct Operand<T> {
     pub ld: usize,
 }
 
-/// C (`m`×`n`, row-major, leading dimension `n`) = A·B, or C + A·B when `accumulate`.
+impl<T> Operand<T> {
+    /// The matrix whose rows start every `ld` elements from `ptr`.
+    pub fn rows(ptr: *const T, ld: usize) -> Self {
+        Self {
+            ptr,
+            trans: false,
+            ld,
+        }
+    }
+
+    /// The transpose of the matrix whose rows start every `ld` elements from `ptr`.
+    pub fn transposed(ptr: *const T, ld: usize) -> Self {
+        Self {
+            ptr,
+            trans: true,
+            ld,
+        }
+    }
+}
+
+/// C (`m`×`n`, row-major, rows every `ldc` elements) = A·B, or C + A·B when `accumulate`. With
+/// `parallel`, a large product is split over candle's threads; without, it runs on this thread
+/// (the caller is already one task of a parallel loop).
 ///
 /// # Safety
 /// `a` covers `m`×`k` elements and `b` `k`×`n` elements as their layouts say; `c` is valid for
-/// `m`·`n` writes (and reads when `accumulate`; otherwise it may be uninitialised).
+/// writes of the `m`×`n` block (and reads when `accumulate`; otherwise it may be uninitialised),
+/// and nothing else writes that block meanwhile.
 pub(super) unsafe fn gemm<T: Elem>(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     a: Operand<T>,
     b: Operand<T>,
-    c: *mut T,
+    (c, ldc): (*mut T, usize),
     accumulate: bool,
+    parallel: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            std::ptr::write_bytes(c, 0, m * n);
+            for i in 0..m {
+                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+            }
         }
         return;
     }
@@ -43,7 +67,7 @@ pub(super) unsafe fn gemm<T: Elem>(
     let (a_cs, a_rs) = strides(a);
     let (b_cs, b_rs) = strides(b);
     let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 && m * n * k >= 1 << 16 {
+    let par = if parallel && threads > 1 && m * n * k >= 1 << 16 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
@@ -54,7 +78,7 @@ pub(super) unsafe fn gemm<T: Elem>(
         k,
         c,
         1,
-        n as isize,
+        ldc as isize,
         accumulate,
         a.ptr,
         a_cs as isize,
@@ -105,22 +129,14 @@ fn matmul_fwd<T: Elem>(
     // SAFETY: a and b hold ar×ac and br×bc elements, row-major; c has room for m×n and is
     // written in full before its length is set.
     unsafe {
+        let operand = |ptr, trans, ld| Operand { ptr, trans, ld };
         gemm(
-            m,
-            n,
-            k,
-            Operand {
-                ptr: a.as_ptr(),
-                trans: op.trans_a,
-                ld: ac,
-            },
-            Operand {
-                ptr: b.as_ptr(),
-                trans: op.trans_b,
-                ld: bc,
-            },
-            c.as_mut_ptr(),
+            (m, n, k),
+            operand(a.as_ptr(), op.trans_a, ac),
+            operand(b.as_ptr(), op.trans_b, bc),
+            (c.as_mut_ptr(), n),
             false,
+            true,
         );
         c.set_len(m * n);
     }

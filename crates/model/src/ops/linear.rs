@@ -64,20 +64,11 @@ fn linear_fwd<T: Elem>(
     // SAFETY: x is m×k and W n×k (read as its transpose), both row-major; dst holds m×n.
     unsafe {
         gemm(
-            m,
-            n,
-            k,
-            Operand {
-                ptr: x.as_ptr(),
-                trans: false,
-                ld: k,
-            },
-            Operand {
-                ptr: w.as_ptr(),
-                trans: true,
-                ld: k,
-            },
-            dst.as_mut_ptr(),
+            (m, n, k),
+            Operand::rows(x.as_ptr(), k),
+            Operand::transposed(w.as_ptr(), k),
+            (dst.as_mut_ptr(), n),
+            true,
             true,
         );
     }
