@@ -199,10 +199,21 @@ pub fn load_safetensors(
             msg: "not found (only model.safetensors weights are supported)".into(),
         });
     }
-    candle_core::safetensors::load(path, device).map_err(|e| Error::Weights {
+    let weights_err = |msg: String| Error::Weights {
         path: path.to_path_buf(),
-        msg: format!("cannot read safetensors: {e}"),
-    })
+        msg,
+    };
+    let file = std::fs::File::open(path).map_err(|e| weights_err(format!("cannot open: {e}")))?;
+    // Mapped, not read: the file's pages come from the page cache, where reading it whole into
+    // a buffer first made the kernel zero as many fresh pages again (a tenth of encoding 2,000
+    // short texts on a VM). The header is checked against the file's length before any tensor
+    // is read.
+    // SAFETY: the mapping is read-only and dropped before returning; a file truncated by
+    // another process meanwhile is the one case this cannot guard against (as with any mmap).
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| weights_err(format!("cannot map: {e}")))?;
+    candle_core::safetensors::load_buffer(&map, device)
+        .map_err(|e| weights_err(format!("cannot read safetensors: {e}")))
 }
 
 /// The tokenizer of a model folder as the model uses it (truncating at its max_seq_length, or

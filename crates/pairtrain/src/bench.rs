@@ -193,24 +193,33 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
     // Warm-up: first-touch page faults and thread-pool start-up are not throughput.
     model.encode(&refs[..refs.len().min(a.batch_size)], a.batch_size, |_| {})?;
     let mut best = f64::INFINITY;
+    let cpu = CpuTime::start();
     for _ in 0..a.repeat.max(1) {
         let t = Instant::now();
         model.encode(&refs, a.batch_size, |_| {})?;
         best = best.min(t.elapsed().as_secs_f64());
     }
+    let cpu = cpu.stop();
     let sps = texts.len() as f64 / best;
-    // Which kernels ran: bf16 on a CPU is only fast on AMX tiles.
-    let amx = model.encoder.params().has_packed_bf16() && model::ops::amx_available();
-    let dtype = format!("{}{}", a.run_on.dtype, if amx { " (AMX)" } else { "" });
+    // Which multiply the linear layers ran: bf16 on a CPU is only fast with bf16 dot products.
+    let linear = if model.encoder.params().has_packed_bf16() {
+        model::ops::bf16_kernel()
+    } else {
+        "f32"
+    };
+    let machine = Machine::here(&a.run_on);
+    println!("{}", machine.line());
     println!(
-        "encode: {} texts, batch {}, {} threads, {} {}: {:.3} s, {:.1} sentences/s",
+        "encode: {} texts, batch {}, {} threads, {} {} (linear layers: {linear}): {:.3} s, \
+         {:.1} sentences/s; {}",
         texts.len(),
         a.batch_size,
-        rayon::current_num_threads(),
+        model::ops::pool::threads(),
         a.run_on.device,
-        dtype,
+        a.run_on.dtype,
         best,
-        sps
+        sps,
+        cpu.line()
     );
     if a.json {
         println!(
@@ -219,11 +228,127 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
                 "sentences_per_s": sps,
                 "device": a.run_on.device,
                 "dtype": a.run_on.dtype,
-                "amx": amx,
+                "linear_kernel": linear,
+                "amx": linear == "amx",
+                "machine": machine.json(),
+                "cpu_time": cpu.json(),
             })
         );
     }
     Ok(())
+}
+
+/// Where a benchmark ran: the CPU, the kernels pairtrain chose on it (and what `PAIRTRAIN_ISA`
+/// allowed), the thread count.
+struct Machine {
+    cpu: String,
+    isa: &'static str,
+    detected: &'static str,
+    f32_gemm: &'static str,
+    bf16_linear: &'static str,
+    threads: usize,
+    device: String,
+}
+
+impl Machine {
+    fn here(run_on: &crate::device_args::DeviceArgs) -> Self {
+        use model::ops::isa;
+        Self {
+            cpu: isa::cpu_model(),
+            isa: isa::active().name(),
+            detected: isa::detected().name(),
+            f32_gemm: model::ops::f32_gemm_kernels(),
+            bf16_linear: model::ops::bf16_kernel(),
+            threads: model::ops::pool::threads(),
+            device: run_on.device.clone(),
+        }
+    }
+
+    fn line(&self) -> String {
+        let cap = if self.isa == self.detected {
+            "the best this CPU has".to_string()
+        } else {
+            format!("PAIRTRAIN_ISA; the CPU has {}", self.detected)
+        };
+        format!(
+            "machine: {} ({} threads); kernels: {} ({cap}); f32 multiply: gemm crate {}; bf16 \
+             linear layers: {}; device {}",
+            self.cpu, self.threads, self.isa, self.f32_gemm, self.bf16_linear, self.device
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "cpu": self.cpu,
+            "isa": self.isa,
+            "isa_detected": self.detected,
+            "f32_gemm": self.f32_gemm,
+            "bf16_linear": self.bf16_linear,
+            "threads": self.threads,
+            "device": self.device,
+        })
+    }
+}
+
+/// The CPU time (user and system) this process spent over a wall-clock interval: system time is
+/// where page faults and thread wake-ups show.
+struct CpuTime {
+    wall: Instant,
+    user: f64,
+    sys: f64,
+}
+
+struct CpuSpent {
+    wall: f64,
+    user: f64,
+    sys: f64,
+}
+
+impl CpuTime {
+    fn start() -> Self {
+        let (user, sys) = rusage();
+        Self {
+            wall: Instant::now(),
+            user,
+            sys,
+        }
+    }
+
+    fn stop(self) -> CpuSpent {
+        let (user, sys) = rusage();
+        CpuSpent {
+            wall: self.wall.elapsed().as_secs_f64(),
+            user: user - self.user,
+            sys: sys - self.sys,
+        }
+    }
+}
+
+impl CpuSpent {
+    fn line(&self) -> String {
+        format!(
+            "timed part {:.2} s wall: CPU user {:.2} s, system {:.2} s ({:.1}% of wall)",
+            self.wall,
+            self.user,
+            self.sys,
+            100.0 * self.sys / self.wall
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "wall_s": self.wall, "user_s": self.user, "sys_s": self.sys })
+    }
+}
+
+/// (user, system) CPU seconds of this process so far.
+fn rusage() -> (f64, f64) {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (secs(u.ru_utime), secs(u.ru_stime))
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
@@ -300,8 +425,12 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     };
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();
+    let mut cpu = None;
     for i in 0..=a.steps.max(1) {
         device.synchronize()?;
+        if i == 1 {
+            cpu = Some(CpuTime::start());
+        }
         let t = Instant::now();
         train::step::step(
             &m,
@@ -320,9 +449,11 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
             times.push(t.elapsed().as_secs_f64());
         }
     }
+    let cpu = cpu.map(CpuTime::stop);
     times.sort_by(|x, y| x.total_cmp(y));
     let median = times[times.len() / 2];
     let rss = peak_rss_mib();
+    let machine = Machine::here(&a.run_on);
     println!(
         "train step: {} layers × {} hidden, batch {}{}, seq {}, {} on {} ({} threads): median \
          {:.4} s/step, peak RSS {:.0} MiB",
@@ -334,14 +465,23 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         a.seq,
         a.run_on.dtype,
         a.run_on.device,
-        rayon::current_num_threads(),
+        model::ops::pool::threads(),
         median,
         rss
     );
+    println!("{}", machine.line());
+    if let Some(cpu) = &cpu {
+        println!("timed steps: {}", cpu.line());
+    }
     if a.json {
         println!(
             "{}",
-            serde_json::json!({ "s_per_step": median, "peak_rss_mib": rss })
+            serde_json::json!({
+                "s_per_step": median,
+                "peak_rss_mib": rss,
+                "machine": machine.json(),
+                "cpu_time": cpu.as_ref().map(CpuSpent::json),
+            })
         );
     }
     Ok(())

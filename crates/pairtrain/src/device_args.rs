@@ -14,8 +14,9 @@ pub struct DeviceArgs {
     pub device: String,
     /// Weights and activations in f32, bf16 or f16. On a CPU, bf16 multiplies the linear layers
     /// (nearly all the arithmetic) in bf16 with f32 sums and keeps everything else in f32: about
-    /// twice as fast where the CPU has AMX (Xeon 4th generation and later), no faster than f32
-    /// elsewhere; f16 on a CPU is slow. Pooling and normalisation always run in f32.
+    /// twice as fast as f32 where the CPU has AMX (Xeon 4th generation and later) or
+    /// AVX512-BF16 (AMD Zen 4 and later); on other CPUs the linear layers stay in f32. f16 on a
+    /// CPU is slow. Pooling and normalisation always run in f32.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }
@@ -35,10 +36,11 @@ impl DeviceArgs {
         // bf16 on a CPU keeps f32 weights and packs bf16 copies of the linear ones
         // (`SentenceModel::load_on`); CUDA holds the weights themselves in bf16.
         let opts = if device.is_cpu() && dtype == DType::BF16 {
-            if !model::ops::amx_available() {
+            if model::ops::bf16_kernel() == "f32" {
                 eprintln!(
-                    "note: this CPU has no AMX tiles (or PAIRTRAIN_AMX=0): --dtype bf16 gives \
-                     bf16 results no faster than f32"
+                    "note: this CPU has no bf16 dot products (AMX or AVX512-BF16), or \
+                     PAIRTRAIN_ISA turns them off: --dtype bf16 runs the linear layers in f32, \
+                     which is as fast here and more precise"
                 );
             }
             LoadOptions {

@@ -78,6 +78,10 @@ fn tune_allocator() {}
 fn main() {
     tune_allocator();
     let cli = Cli::parse();
+    if let Err(e) = model::ops::isa::check_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     if let Some(n) = cli.threads {
         // candle's matmul reads the same variable to size its thread pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());

@@ -3,7 +3,7 @@
 //! biases and LayerNorm weights. Global-norm gradient clipping as `clip_grad_norm_`.
 
 use candle_core::{CpuStorage, DType, Storage, Tensor, Var};
-use rayon::prelude::*;
+use model::ops::pool::{par_chunks_mut, par_map, SharedMut};
 use std::mem::MaybeUninit;
 
 #[derive(Clone, Debug)]
@@ -234,25 +234,32 @@ fn update(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    np.spare_capacity_mut()[..n]
-        .par_chunks_mut(CHUNK)
-        .zip(nm.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
-        .zip(nv.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
-        .enumerate()
-        .for_each(|(c, ((np, nm), nv))| {
-            let at = c * CHUNK;
-            let end = at + np.len();
-            model::ops::vectorized(&mut Update {
-                p: &p[at..end],
-                g: g.map(|g| &g[at..end]),
-                m: &m[at..end],
-                v: &v[at..end],
-                new_p: np,
-                new_m: nm,
-                new_v: nv,
-                k,
-            });
+    let (nm_ptr, nv_ptr) = (
+        SharedMut(nm.spare_capacity_mut().as_mut_ptr()),
+        SharedMut(nv.spare_capacity_mut().as_mut_ptr()),
+    );
+    par_chunks_mut(&mut np.spare_capacity_mut()[..n], CHUNK, |c, np| {
+        let at = c * CHUNK;
+        let end = at + np.len();
+        // SAFETY: chunk c of the new moments, as of the new parameters: disjoint per task,
+        // inside the capacity of n.
+        let (nm, nv) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(nm_ptr.get().add(at), end - at),
+                std::slice::from_raw_parts_mut(nv_ptr.get().add(at), end - at),
+            )
+        };
+        model::ops::vectorized(&mut Update {
+            p: &p[at..end],
+            g: g.map(|g| &g[at..end]),
+            m: &m[at..end],
+            v: &v[at..end],
+            new_p: np,
+            new_m: nm,
+            new_v: nv,
+            k,
         });
+    });
     // SAFETY: the chunks above cover 0..n of each and wrote every element.
     unsafe {
         np.set_len(n);
@@ -296,14 +303,12 @@ impl model::ops::Vectorized for Update<'_> {
 /// that the result does not depend on how the threads split the work.
 fn sum_of_squares(x: &[f32]) -> f64 {
     const CHUNK: usize = 1 << 16;
-    let partials: Vec<f64> = x
-        .par_chunks(CHUNK)
-        .map(|c| {
-            let mut k = SumOfSquares { x: c, sum: 0.0 };
-            model::ops::vectorized(&mut k);
-            k.sum
-        })
-        .collect();
+    let partials: Vec<f64> = par_map(x.len().div_ceil(CHUNK), |i| {
+        let c = &x[i * CHUNK..x.len().min((i + 1) * CHUNK)];
+        let mut k = SumOfSquares { x: c, sum: 0.0 };
+        model::ops::vectorized(&mut k);
+        k.sum
+    });
     partials.iter().sum()
 }
 

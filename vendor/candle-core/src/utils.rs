@@ -231,6 +231,22 @@ impl BarrierPool {
     }
 }
 
+/// Marks the calling thread as inside the pool while it runs its share (restored on drop, also
+/// when the share panics).
+struct InPool(bool);
+
+impl InPool {
+    fn enter() -> Self {
+        InPool(IN_BARRIER_POOL.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for InPool {
+    fn drop(&mut self) {
+        IN_BARRIER_POOL.with(|f| f.set(self.0));
+    }
+}
+
 /// RAII guard that blocks until all root workers have finished.
 struct BarrierGuard<'a> {
     inner: &'a BarrierPoolInner,
@@ -262,8 +278,21 @@ impl BarrierPool {
             f(0);
             return;
         }
-
-        let mut guard = self.call_lock.lock().unwrap();
+        // A call made from inside a call (by a worker, or by the caller in its own share) would
+        // wait on itself; a call made while another thread's call runs would wait for it. Both
+        // run every share here instead.
+        if IN_BARRIER_POOL.with(|f| f.get()) {
+            (0..=n).for_each(&f);
+            return;
+        }
+        let mut guard = match self.call_lock.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                (0..=n).for_each(&f);
+                return;
+            }
+        };
         let new_gen = guard.wrapping_add(1);
         *guard = new_gen;
 
@@ -287,6 +316,7 @@ impl BarrierPool {
         };
 
         // Main thread participates as worker n (workers are 0..n-1).
+        let _in_pool = InPool::enter();
         f(n);
         // _guard drops here, waiting for root workers.
     }

@@ -4,22 +4,22 @@
 //! 8,192 multiply-adds, about sixteen times what AVX-512 FMAs do in the same cycles. Rust has
 //! no stable AMX intrinsics, so the kernel is inline assembly; and Linux hands the 8 KiB of tile
 //! state only to a process that asks for it (`arch_prctl(ARCH_REQ_XCOMP_PERM)`), so `available`
-//! asks once and everything falls back to the portable path when the CPU or kernel says no.
+//! asks once and everything falls back to the next path (`isa`) when the CPU or kernel says no.
 //!
 //! Products of two bf16 values are exact in f32, and the instruction accumulates in f32 with
 //! round-to-nearest, so results differ from an f32 multiply of the same bf16-rounded inputs only
 //! in summation order (and in flushing denormals, which TDPBF16PS always does).
 
-/// Whether AMX bf16 tiles can be used in this process. `PAIRTRAIN_AMX=0` turns them off (to
-/// measure or test the portable path on a machine that has them).
+/// Whether AMX bf16 tiles can be used in this process: the CPU has them, Linux granted the tile
+/// state, and `PAIRTRAIN_ISA` (or `PAIRTRAIN_AMX=0`) does not turn them off.
 pub(super) fn available() -> bool {
-    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READY.get_or_init(|| {
-        if std::env::var_os("PAIRTRAIN_AMX").is_some_and(|v| v == "0") {
-            return false;
-        }
-        imp::request()
-    })
+    super::isa::active() >= super::isa::Isa::Amx
+}
+
+/// Asks Linux for the tile state (once, from `isa::detected`); false where the CPU or the
+/// kernel says no.
+pub(super) fn request() -> bool {
+    imp::request()
 }
 
 /// Rows, and bf16 columns, of one A tile: the block edge every packed dimension is padded to.

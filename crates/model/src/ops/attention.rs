@@ -8,8 +8,8 @@ use super::kernel::{
     contiguous, cpu_op3, lanes_dot, lanes_map_sum, lanes_max, softmax_row, vectorized, Elem,
     SharedMut, Vectorized,
 };
+use super::pool::par_for;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
-use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // Multi-head attention: softmax(scale · Q·Kᵀ + mask bias)·V per head, without materialising the
@@ -95,7 +95,7 @@ fn attention_fwd<T: Elem>(
     let (nh, dh) = (op.heads, h / op.heads);
     let mut out = vec![T::zero(); b * l * h];
     let out_ptr = SharedMut(out.as_mut_ptr());
-    (0..b * nh).into_par_iter().for_each(|task| {
+    par_for(b * nh, |task| {
         let (p, kl) = block_probabilities(op, (q, k), (l, h), task, op.dropout);
         let base = (task / nh) * l * h + (task % nh) * dh;
         // SAFETY: the (bi, hi) blocks lie inside v and out ([b, l, h] row-major); this task is
@@ -248,7 +248,7 @@ fn attention_bwd<T: Elem>(
     let n = b * l * h;
     let mut out = vec![T::zero(); 3 * n];
     let out_ptr = SharedMut(out.as_mut_ptr());
-    (0..b * nh).into_par_iter().for_each(|task| {
+    par_for(b * nh, |task| {
         let (p, kl) = block_probabilities(op, (q, k), (l, h), task, None);
         let base = (task / nh) * l * h + (task % nh) * dh;
         let mut ds = vec![T::zero(); l * kl];

@@ -10,9 +10,9 @@
 //! backward, so no mask tensor is made; `reference::dropout` is the composed `x · mask_tensor`.
 
 use super::kernel::{cpu_op1, vectorized, Elem, Vectorized, PAR_MIN_ELEMS};
+use super::pool::par_chunks_mut;
 use crate::rng::hash_uniform;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// The scaled keep-mask (0 or 1/(1-p)) of `seed` for a tensor of `shape`, in row-major order,
@@ -69,20 +69,18 @@ impl Mask {
 /// element of `out` is written.
 fn masked<T: Elem>(mask: &Mask, x: Option<&[T]>, out: &mut [MaybeUninit<T>]) {
     let (keep, zero) = (T::from(mask.keep).unwrap_or(T::nan()), T::zero());
-    out.par_chunks_mut(PAR_MIN_ELEMS)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let base = c * PAR_MIN_ELEMS;
-            let x = x.map(|x| &x[base..base + out.len()]);
-            vectorized(&mut MaskChunk {
-                mask: *mask,
-                base: base as u64,
-                keep,
-                zero,
-                x,
-                out,
-            });
+    par_chunks_mut(out, PAR_MIN_ELEMS, |c, out| {
+        let base = c * PAR_MIN_ELEMS;
+        let x = x.map(|x| &x[base..base + out.len()]);
+        vectorized(&mut MaskChunk {
+            mask: *mask,
+            base: base as u64,
+            keep,
+            zero,
+            x,
+            out,
         });
+    });
 }
 
 /// One chunk of `masked`, starting at element `base`.

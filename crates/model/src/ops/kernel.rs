@@ -3,7 +3,6 @@
 
 use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result};
 use num_traits::Float;
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 pub(super) const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -291,10 +290,7 @@ pub(super) fn build_par<T: Elem>(
     };
     let spare = &mut out.spare_capacity_mut()[..len];
     if len >= PAR_MIN_ELEMS {
-        spare
-            .par_chunks_mut(chunk.max(1))
-            .enumerate()
-            .for_each(|(c, d)| init(c, d));
+        super::pool::par_chunks_mut(spare, chunk.max(1), init);
     } else {
         spare
             .chunks_mut(chunk.max(1))
@@ -363,24 +359,15 @@ pub(super) enum VectorLevel {
     Baseline,
 }
 
-/// The widest vector instructions this CPU has that the kernels are compiled for.
+/// The widest vector instructions the kernels are compiled for that this CPU has and
+/// `PAIRTRAIN_ISA` allows.
 pub(super) fn vector_level() -> VectorLevel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512dq")
-            && has!("avx512vl")
-            && has!("fma")
-        {
-            return VectorLevel::Avx512;
-        }
-        if has!("avx2") && has!("fma") {
-            return VectorLevel::Avx2;
-        }
+    use super::isa::{active, Isa};
+    match active() {
+        Isa::Amx | Isa::Avx512Bf16 | Isa::Avx512 => VectorLevel::Avx512,
+        Isa::Avx2 => VectorLevel::Avx2,
+        Isa::Baseline => VectorLevel::Baseline,
     }
-    VectorLevel::Baseline
 }
 
 /// Independent accumulators: a float reduction in one accumulator is a serial chain the compiler
@@ -487,15 +474,20 @@ pub(super) fn softmax_row<T: Elem>(
 }
 
 /// A raw pointer shared by tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-pub(super) struct SharedMut<T>(pub(super) *mut T);
+pub struct SharedMut<T>(pub *mut T);
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedMut<T> {}
 // SAFETY: every task writes its own (batch, head) block; no two tasks alias.
 unsafe impl<T> Send for SharedMut<T> {}
 unsafe impl<T> Sync for SharedMut<T> {}
 
 impl<T> SharedMut<T> {
     /// Through a method, so closures capture the whole (Send) wrapper, not the raw pointer.
-    pub(super) fn get(self) -> *mut T {
+    pub fn get(self) -> *mut T {
         self.0
     }
 }

@@ -1,11 +1,12 @@
 //! LayerNorm over the last dimension (Ba et al., 2016): one pass per row forward, one backward
 //! that returns dx, dw and db together.
 
+use super::kernel::SharedMut;
 use super::kernel::{
     cpu_op3, lanes_sum, map_rows, vectorized, Elem, RowOp, Vectorized, PAR_MIN_ELEMS,
 };
+use super::pool::par_map;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
-use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // LayerNorm over the last dimension.
@@ -107,24 +108,27 @@ fn layer_norm_bwd<T: Elem>(
     let (dx, acc) = out.split_at_mut(rows * n);
     let chunk_rows = (PAR_MIN_ELEMS / n.max(1)).max(1);
     // Each task writes its rows of dx and returns its partial dw, db.
-    let partials: Vec<Vec<T>> = dx
-        .par_chunks_mut(chunk_rows * n)
-        .enumerate()
-        .map(|(c, dxc)| {
-            let mut part = vec![T::zero(); 2 * n];
-            let first = c * chunk_rows * n;
-            vectorized(&mut LayerNormBwdRows {
-                x: &x[first..first + dxc.len()],
-                g: &g[first..first + dxc.len()],
-                w,
-                dx: dxc,
-                part: &mut part,
-                eps,
-                nf,
-            });
-            part
-        })
-        .collect();
+    let chunk = (chunk_rows * n).max(1);
+    let dx_ptr = SharedMut(dx.as_mut_ptr());
+    let dx_len = dx.len();
+    let partials: Vec<Vec<T>> = par_map(dx_len.div_ceil(chunk), |c| {
+        let first = c * chunk;
+        // SAFETY: chunk c is rows first .. first + chunk of dx, written by this task only.
+        let dxc = unsafe {
+            std::slice::from_raw_parts_mut(dx_ptr.get().add(first), chunk.min(dx_len - first))
+        };
+        let mut part = vec![T::zero(); 2 * n];
+        vectorized(&mut LayerNormBwdRows {
+            x: &x[first..first + dxc.len()],
+            g: &g[first..first + dxc.len()],
+            w,
+            dx: dxc,
+            part: &mut part,
+            eps,
+            nf,
+        });
+        part
+    });
     for part in partials {
         for (a, p) in acc.iter_mut().zip(part) {
             *a = *a + p;

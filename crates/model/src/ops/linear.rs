@@ -3,8 +3,8 @@
 
 use super::gemm::{gemm, MatMul, Operand};
 use super::kernel::{build_par, cpu_op1, cpu_op3, vectorized, Elem, Vectorized, PAR_MIN_ELEMS};
+use super::pool::par_map;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // Linear layer: x·Wᵀ + b in one multiply (the bias is the accumulator's starting value).
@@ -90,17 +90,16 @@ impl CustomOp1 for SumRows {
 fn sum_rows_fwd<T: Elem>(_op: &SumRows, x: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
     let (_, n) = l.shape().dims2()?;
     let chunk = (PAR_MIN_ELEMS / n.max(1)).max(1) * n;
-    let partials: Vec<Vec<T>> = x
-        .par_chunks(chunk.max(1))
-        .map(|c| {
-            let mut acc = vec![T::zero(); n];
-            vectorized(&mut ColumnSums {
-                x: c,
-                acc: &mut acc,
-            });
-            acc
-        })
-        .collect();
+    let chunk = chunk.max(1);
+    let partials: Vec<Vec<T>> = par_map(x.len().div_ceil(chunk), |i| {
+        let c = &x[i * chunk..x.len().min((i + 1) * chunk)];
+        let mut acc = vec![T::zero(); n];
+        vectorized(&mut ColumnSums {
+            x: c,
+            acc: &mut acc,
+        });
+        acc
+    });
     let mut out = vec![T::zero(); n];
     for p in partials {
         for (a, v) in out.iter_mut().zip(p) {

@@ -3,15 +3,17 @@
 //! on the way in, and everything around the multiply (LayerNorm, softmax, GELU, the residuals)
 //! stays in f32 — what PyTorch's CPU autocast does for linear layers.
 //!
-//! With AMX (`super::amx`) the multiply runs on tiles; without it, the same bf16-rounded inputs go
-//! through the f32 linear kernel, which gives the same products summed in another order (about a
-//! fifth slower than plain f32, for the rounding passes: it exists for the same numbers, not speed).
+//! The multiply runs on AMX tiles (`super::amx`) where the CPU has them, else by AVX512-BF16 dot
+//! products (`super::avx512_bf16`), both from one packing of the weight. A CPU with neither
+//! multiplies bf16 no faster than f32 (rounding to bf16 and back only adds passes), so there the
+//! layer stays in f32: the same speed and better numbers than bf16 would give.
 
 use super::amx::{self, Tiles, BLOCK, TILE_K};
+use super::avx512_bf16;
 use super::kernel::{contiguous, vectorized, Elem, Vectorized};
+use super::pool::{par_chunks_mut, par_for};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 
 /// A linear layer's weight [out, in], rounded to bf16 and laid out for the multiply this
 /// machine runs.
@@ -24,11 +26,70 @@ pub struct Bf16Weight {
 
 #[derive(Debug)]
 enum Packed {
-    /// AMX operand tiles (layout in `Tiles::block`), n and k padded with zeros to multiples of
-    /// 32.
-    Tiles(Vec<u16>),
-    /// The weight rounded to bf16 precision, kept in f32 for the f32 kernel.
-    Rounded(Tensor),
+    /// bf16 pairs of k in the layout of AMX's B tiles (`Tiles::block`), n and k padded with
+    /// zeros to multiples of 32, and the kernel that multiplies by them.
+    Pairs(Vec<u16>, PairKernel),
+    /// No bf16 dot products on this CPU: the f32 weight, for the f32 kernel.
+    F32(Tensor),
+}
+
+/// The kernels that multiply bf16 rows by a `Packed::Pairs` weight, one 32×32 block at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PairKernel {
+    Amx,
+    Avx512Bf16,
+}
+
+impl PairKernel {
+    /// The fastest kernel this process may use, if any.
+    fn best() -> Option<Self> {
+        if amx::available() {
+            Some(Self::Amx)
+        } else if avx512_bf16::available() {
+            Some(Self::Avx512Bf16)
+        } else {
+            None
+        }
+    }
+
+    /// Readies this thread for `Session::block` (AMX loads its tile configuration).
+    fn begin(self) -> Session {
+        match self {
+            Self::Amx => Session::Amx(Tiles::configure()),
+            Self::Avx512Bf16 => Session::Avx512Bf16,
+        }
+    }
+}
+
+/// A `PairKernel` in use on this thread.
+enum Session {
+    Amx(Tiles),
+    Avx512Bf16,
+}
+
+impl Session {
+    /// C[32×32] += A·B; the operands and contract of `Tiles::block`.
+    ///
+    /// # Safety
+    /// As `Tiles::block`.
+    #[inline]
+    unsafe fn block(
+        &self,
+        a: *const u16,
+        lda: usize,
+        b: *const u16,
+        c: *mut f32,
+        ldc: usize,
+        kblocks: usize,
+    ) {
+        // SAFETY: the caller's contract; each kernel was chosen because the CPU runs it.
+        unsafe {
+            match self {
+                Session::Amx(t) => t.block(a, lda, b, c, ldc, kblocks),
+                Session::Avx512Bf16 => avx512_bf16::block(a, lda, b, c, ldc, kblocks),
+            }
+        }
+    }
 }
 
 fn round_up(x: usize, to: usize) -> usize {
@@ -38,20 +99,29 @@ fn round_up(x: usize, to: usize) -> usize {
 impl Bf16Weight {
     /// Packs `w` [out, in] (f32, CPU) for the fastest multiply available here.
     pub fn pack(w: &Tensor) -> Result<Self> {
-        Self::pack_for(w, amx::available())
+        Self::pack_for(w, PairKernel::best())
     }
 
-    fn pack_for(w: &Tensor, tiles: bool) -> Result<Self> {
+    fn pack_for(w: &Tensor, kernel: Option<PairKernel>) -> Result<Self> {
         let (n, k) = w.dims2()?;
-        let v = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let packed = if tiles {
-            Packed::Tiles(pack_tiles(&v, n, k))
-        } else {
-            let mut r = v;
-            round_in_place(&mut r);
-            Packed::Rounded(Tensor::from_vec(r, (n, k), w.device())?)
+        let packed = match kernel {
+            Some(kernel) => {
+                let v = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                Packed::Pairs(pack_tiles(&v, n, k), kernel)
+            }
+            None => Packed::F32(w.to_dtype(DType::F32)?),
         };
         Ok(Self { n, k, packed })
+    }
+
+    /// Which multiply this weight goes through: "amx", "avx512_bf16", or "f32" (no bf16 dot
+    /// products on this CPU).
+    pub fn kernel_name(&self) -> &'static str {
+        match self.packed {
+            Packed::Pairs(_, PairKernel::Amx) => "amx",
+            Packed::Pairs(_, PairKernel::Avx512Bf16) => "avx512_bf16",
+            Packed::F32(_) => "f32",
+        }
     }
 }
 
@@ -94,19 +164,6 @@ fn to_bf16(x: f32) -> u16 {
     }
 }
 
-fn round_in_place(v: &mut [f32]) {
-    struct Round<'a>(&'a mut [f32]);
-    impl Vectorized for Round<'_> {
-        #[inline(always)]
-        fn run(&mut self) {
-            for x in self.0.iter_mut() {
-                *x = f32::from_bits((to_bf16(*x) as u32) << 16);
-            }
-        }
-    }
-    vectorized(&mut Round(v));
-}
-
 /// Rows of `x` (length k) into bf16 rows of length `kp` (zero padded).
 struct RowsToBf16<'a> {
     x: &'a [f32],
@@ -138,13 +195,13 @@ pub(super) fn apply(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
 }
 
 /// `gelu(x·Wᵀ + b)` for a feed-forward's first layer, whose output only feeds the second
-/// layer's bf16 multiply. With AMX the GELU runs on each 32×32 block while it is in cache and
-/// the result is stored in bf16 (as the second layer would round it); elsewhere it is the f32
-/// GELU of `apply`.
+/// layer's bf16 multiply. The GELU runs on each 32×32 block while it is in cache and the result
+/// is stored in bf16 (as the second layer would round it); without bf16 dot products it is the
+/// f32 GELU of the f32 layer.
 pub(super) fn apply_gelu(x: &Tensor, w: &Bf16Weight, b: &Tensor) -> Result<Tensor> {
     match &w.packed {
-        Packed::Rounded(_) => super::gelu::apply(&apply(x, w, b)?),
-        Packed::Tiles(_) => run(x, w, b, Epilogue::GeluBf16),
+        Packed::F32(_) => super::gelu::apply(&apply(x, w, b)?),
+        Packed::Pairs(..) => run(x, w, b, Epilogue::GeluBf16),
     }
 }
 
@@ -173,27 +230,30 @@ fn run(x: &Tensor, w: &Bf16Weight, b: &Tensor, epilogue: Epilogue) -> Result<Ten
     *out_dims.last_mut().expect("k was read from it") = w.n;
     let b = b.to_dtype(DType::F32)?.contiguous()?;
     match &w.packed {
-        Packed::Rounded(wr) => {
-            let mut xr = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            round_in_place(&mut xr);
-            let xr = Tensor::from_vec(xr, x.shape(), x.device())?;
-            super::linear::apply(&xr, wr, &b)?.reshape(out_dims)
+        Packed::F32(wf) => {
+            super::linear::apply(&x.to_dtype(DType::F32)?, wf, &b)?.reshape(out_dims)
         }
-        Packed::Tiles(tiles) => {
+        Packed::Pairs(tiles, kernel) => {
             let x = match x.dtype() {
                 DType::BF16 | DType::F32 => x.contiguous()?,
                 _ => x.to_dtype(DType::F32)?.contiguous()?,
             };
-            let op = TilesLinear { w, tiles, epilogue };
+            let op = TilesLinear {
+                w,
+                tiles,
+                kernel: *kernel,
+                epilogue,
+            };
             x.apply_op2_no_bwd(&b, &op)?.reshape(out_dims)
         }
     }
 }
 
-/// The AMX multiply as a candle op over (x, b), so that both are read in place.
+/// The bf16 multiply as a candle op over (x, b), so that both are read in place.
 struct TilesLinear<'a> {
     w: &'a Bf16Weight,
     tiles: &'a [u16],
+    kernel: PairKernel,
     epilogue: Epilogue,
 }
 
@@ -222,10 +282,11 @@ impl CustomOp2 for TilesLinear<'_> {
         let b = contiguous::<f32>(s2, l2, name)?;
         let (n, k) = (self.w.n, self.w.k);
         let m = l1.shape().elem_count() / k.max(1);
+        let kernel = self.kernel;
         let y = with_a_operand(rows, m, k, |a| match self.epilogue {
-            Epilogue::None => CpuStorage::F32(tiles_multiply(a, self.tiles, b, (m, n, k))),
+            Epilogue::None => CpuStorage::F32(tiles_multiply(kernel, a, self.tiles, b, (m, n, k))),
             Epilogue::GeluBf16 => {
-                CpuStorage::BF16(tiles_multiply_gelu(a, self.tiles, b, (m, n, k)))
+                CpuStorage::BF16(tiles_multiply_gelu(kernel, a, self.tiles, b, (m, n, k)))
             }
         });
         Ok((y, Shape::from((m, n))))
@@ -268,9 +329,10 @@ fn with_a_operand<R>(x: Rows, m: usize, k: usize, f: impl FnOnce(&[u16]) -> R) -
             // other core idle for an eighth of the run.
             Rows::F32(x) if x.len() >= PAR_MIN_CONVERT => {
                 let rows = (PAR_MIN_CONVERT / 4 / k.max(1)).max(1);
-                x.par_chunks(rows * k)
-                    .zip(a.par_chunks_mut(rows * kp))
-                    .for_each(|(x, dst)| vectorized(&mut RowsToBf16 { x, k, dst, kp }));
+                par_chunks_mut(&mut a[..m * kp], rows * kp, |c, dst| {
+                    let x = &x[c * rows * k..][..dst.len() / kp * k];
+                    vectorized(&mut RowsToBf16 { x, k, dst, kp })
+                });
             }
             Rows::F32(x) => vectorized(&mut RowsToBf16 { x, k, dst: a, kp }),
             Rows::Bf16(x) => {
@@ -288,9 +350,8 @@ fn with_a_operand<R>(x: Rows, m: usize, k: usize, f: impl FnOnce(&[u16]) -> R) -
 /// row block streams past, and no two tasks write the same output element.
 fn for_column_blocks((m, n, k): (usize, usize, usize), column_block: impl Fn(usize) + Sync + Send) {
     let blocks = round_up(n, BLOCK) / BLOCK;
-    let threads = candle_core::utils::get_num_threads();
-    if threads > 1 && m * n * k >= PAR_MIN_MACS {
-        (0..blocks).into_par_iter().for_each(column_block);
+    if m * n * k >= PAR_MIN_MACS {
+        par_for(blocks, column_block);
     } else {
         (0..blocks).for_each(column_block);
     }
@@ -298,6 +359,7 @@ fn for_column_blocks((m, n, k): (usize, usize, usize), column_block: impl Fn(usi
 
 /// `a` (bf16 rows of x, padded) times the packed weight, plus `b`; returns [m, n].
 fn tiles_multiply(
+    kernel: PairKernel,
     a: &[u16],
     tiles: &[u16],
     b: &[f32],
@@ -313,7 +375,7 @@ fn tiles_multiply(
     let kblocks = kp / TILE_K;
     let (a_ptr, y_ptr) = (a.as_ptr() as usize, y.as_mut_ptr() as usize);
     for_column_blocks((m, n, k), |nb| {
-        let t = Tiles::configure();
+        let t = kernel.begin();
         let b_ptr = tiles[nb * kblocks * 2 * 512..].as_ptr();
         for mb in 0..mp / BLOCK {
             // SAFETY: A has mp rows of kp bf16, the weight block kblocks pairs of 512-element
@@ -341,6 +403,7 @@ fn tiles_multiply(
 /// `gelu(a·Wᵀ + b)` in bf16, [m, n]: each 32×32 block is computed into a buffer on the stack,
 /// then goes through GELU and rounding while it is in L1, so the f32 result never reaches memory.
 fn tiles_multiply_gelu(
+    kernel: PairKernel,
     a: &[u16],
     tiles: &[u16],
     b: &[f32],
@@ -352,6 +415,7 @@ fn tiles_multiply_gelu(
     let y_ptr = y.as_mut_ptr() as usize;
     for_column_blocks((m, n, k), |nb| {
         vectorized(&mut GeluColumnBlock {
+            kernel,
             a,
             w: &tiles[nb * kblocks * 2 * 512..],
             b,
@@ -366,6 +430,7 @@ fn tiles_multiply_gelu(
 /// One task of `tiles_multiply_gelu`: output columns nb·32 .. nb·32 + 32 of every row. Run
 /// through `vectorized` as a whole so that the GELU loop is compiled for AVX-512.
 struct GeluColumnBlock<'a> {
+    kernel: PairKernel,
     a: &'a [u16],
     w: &'a [u16],
     b: &'a [f32],
@@ -380,7 +445,7 @@ impl Vectorized for GeluColumnBlock<'_> {
     fn run(&mut self) {
         let (m, n, kblocks) = self.dims;
         let kp = kblocks * TILE_K;
-        let t = Tiles::configure();
+        let t = self.kernel.begin();
         let col0 = self.nb * BLOCK;
         let cols = BLOCK.min(n - col0);
         let mut bias = [0f32; BLOCK];
@@ -448,12 +513,28 @@ mod tests {
         y
     }
 
-    fn check(tiles: bool, m: usize, n: usize, k: usize) {
+    /// The pair kernels this machine runs (each tested where it runs; say which are not).
+    fn kernels_here() -> Vec<PairKernel> {
+        let mut ks = Vec::new();
+        if amx::available() {
+            ks.push(PairKernel::Amx);
+        } else {
+            eprintln!("no AMX here (or PAIRTRAIN_ISA below amx): the tile kernel is untested");
+        }
+        if avx512_bf16::available() {
+            ks.push(PairKernel::Avx512Bf16);
+        } else {
+            eprintln!("no AVX512-BF16 here (or PAIRTRAIN_ISA below it): VDPBF16PS is untested");
+        }
+        ks
+    }
+
+    fn check(kernel: PairKernel, m: usize, n: usize, k: usize) {
         let dev = Device::Cpu;
         let (x, w, b) = (seeded(m * k, 1), seeded(n * k, 2), seeded(n, 3));
         let want = exact(&x, &w, &b, m, n, k);
         let wt = Tensor::from_vec(w, (n, k), &dev).unwrap();
-        let packed = Bf16Weight::pack_for(&wt, tiles).unwrap();
+        let packed = Bf16Weight::pack_for(&wt, Some(kernel)).unwrap();
         let xt = Tensor::from_vec(x, (m, k), &dev).unwrap();
         let bt = Tensor::from_vec(b, n, &dev).unwrap();
         let got = apply(&xt, &packed, &bt).unwrap();
@@ -463,77 +544,84 @@ mod tests {
             // |sum| ≤ k terms of magnitude ≤ 1: f32 accumulation error stays below k·2⁻²³·k.
             assert!(
                 (*g as f64 - e).abs() < 1e-6 * k as f64,
-                "tiles={tiles} {m}x{n}x{k} element {i}: {g} vs {e}"
+                "{kernel:?} {m}x{n}x{k} element {i}: {g} vs {e}"
             );
         }
     }
 
+    /// Without bf16 dot products the layer is the f32 linear layer, exactly.
     #[test]
-    fn portable_path_is_the_bf16_rounded_product() {
-        for (m, n, k) in [(1, 1, 1), (7, 5, 3), (40, 384, 384), (33, 70, 100)] {
-            check(false, m, n, k);
-        }
-    }
-
-    #[test]
-    fn amx_tiles_give_the_bf16_rounded_product() {
-        if !amx::available() {
-            eprintln!("no AMX on this machine (or PAIRTRAIN_AMX=0): the tile kernel is untested");
-            return;
-        }
-        // Aligned shapes, ragged edges in every dimension, and one big enough to go parallel.
-        for (m, n, k) in [
-            (32, 32, 32),
-            (1, 1, 1),
-            (7, 5, 3),
-            (33, 70, 100),
-            (512, 384, 384),
-            (100, 1536, 384),
-            (64, 384, 1536),
-        ] {
-            check(true, m, n, k);
-        }
-    }
-
-    #[test]
-    fn amx_gelu_epilogue_and_bf16_input() {
-        if !amx::available() {
-            eprintln!("no AMX on this machine (or PAIRTRAIN_AMX=0): the tile kernel is untested");
-            return;
-        }
+    fn without_bf16_dot_products_the_layer_is_f32() {
         let dev = Device::Cpu;
-        for (m, n, k) in [(7, 5, 3), (33, 70, 100), (64, 1536, 384)] {
-            let (x, w, b) = (seeded(m * k, 4), seeded(n * k, 5), seeded(n, 6));
-            let want = exact(&x, &w, &b, m, n, k);
-            let w =
-                Bf16Weight::pack_for(&Tensor::from_vec(w, (n, k), &dev).unwrap(), true).unwrap();
+        for (m, n, k) in [(1, 1, 1), (7, 5, 3), (40, 384, 384), (33, 70, 100)] {
+            let (x, w, b) = (seeded(m * k, 1), seeded(n * k, 2), seeded(n, 3));
+            let wt = Tensor::from_vec(w, (n, k), &dev).unwrap();
             let xt = Tensor::from_vec(x, (m, k), &dev).unwrap();
             let bt = Tensor::from_vec(b, n, &dev).unwrap();
-            let h = apply_gelu(&xt, &w, &bt).unwrap();
-            assert_eq!((h.dtype(), h.dims()), (DType::BF16, &[m, n][..]));
-            let got = h.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
-            for (g, e) in got.to_vec1::<f32>().unwrap().iter().zip(&want) {
-                let e = 0.5 * e * (1.0 + candle_core::cpu::erf::erf_f64(e / 2f64.sqrt()));
-                // One bf16 rounding (2⁻⁹ relative) over the f32 product's error.
-                assert!(
-                    (*g as f64 - e).abs() <= e.abs() / 256.0 + 1e-6 * k as f64,
-                    "{m}x{n}x{k}: {g} vs gelu {e}"
-                );
-            }
-            // A bf16 input is the same numbers as its f32 widening: the same result exactly,
-            // whether it is used in place (rows a multiple of 32) or copied with padding.
-            let w2 = Tensor::from_vec(seeded(3 * n, 7), (3, n), &dev).unwrap();
-            let w2 = Bf16Weight::pack_for(&w2, true).unwrap();
-            let b2 = Tensor::zeros(3, DType::F32, &dev).unwrap();
-            let from_bf16 = apply(&h, &w2, &b2).unwrap();
-            let from_f32 = apply(&h.to_dtype(DType::F32).unwrap(), &w2, &b2).unwrap();
-            let diff = (from_bf16 - from_f32)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap();
+            let packed = Bf16Weight::pack_for(&wt, None).unwrap();
+            assert_eq!(packed.kernel_name(), "f32");
+            let got = apply(&xt, &packed, &bt).unwrap();
+            let want = super::super::linear::apply(&xt, &wt, &bt).unwrap();
+            let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
             assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        }
+    }
+
+    #[test]
+    fn pair_kernels_give_the_bf16_rounded_product() {
+        // Aligned shapes, ragged edges in every dimension, and one big enough to go parallel.
+        for kernel in kernels_here() {
+            for (m, n, k) in [
+                (32, 32, 32),
+                (1, 1, 1),
+                (7, 5, 3),
+                (33, 70, 100),
+                (512, 384, 384),
+                (100, 1536, 384),
+                (64, 384, 1536),
+            ] {
+                check(kernel, m, n, k);
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_epilogue_and_bf16_input() {
+        let dev = Device::Cpu;
+        for kernel in kernels_here() {
+            for (m, n, k) in [(7, 5, 3), (33, 70, 100), (64, 1536, 384)] {
+                let (x, w, b) = (seeded(m * k, 4), seeded(n * k, 5), seeded(n, 6));
+                let want = exact(&x, &w, &b, m, n, k);
+                let w = Tensor::from_vec(w, (n, k), &dev).unwrap();
+                let w = Bf16Weight::pack_for(&w, Some(kernel)).unwrap();
+                let xt = Tensor::from_vec(x, (m, k), &dev).unwrap();
+                let bt = Tensor::from_vec(b, n, &dev).unwrap();
+                let h = apply_gelu(&xt, &w, &bt).unwrap();
+                assert_eq!((h.dtype(), h.dims()), (DType::BF16, &[m, n][..]));
+                let got = h.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+                for (g, e) in got.to_vec1::<f32>().unwrap().iter().zip(&want) {
+                    let e = 0.5 * e * (1.0 + candle_core::cpu::erf::erf_f64(e / 2f64.sqrt()));
+                    // One bf16 rounding (2⁻⁹ relative) over the f32 product's error.
+                    assert!(
+                        (*g as f64 - e).abs() <= e.abs() / 256.0 + 1e-6 * k as f64,
+                        "{kernel:?} {m}x{n}x{k}: {g} vs gelu {e}"
+                    );
+                }
+                // A bf16 input is the same numbers as its f32 widening: the same result exactly,
+                // whether it is used in place (rows a multiple of 32) or copied with padding.
+                let w2 = Tensor::from_vec(seeded(3 * n, 7), (3, n), &dev).unwrap();
+                let w2 = Bf16Weight::pack_for(&w2, Some(kernel)).unwrap();
+                let b2 = Tensor::zeros(3, DType::F32, &dev).unwrap();
+                let from_bf16 = apply(&h, &w2, &b2).unwrap();
+                let from_f32 = apply(&h.to_dtype(DType::F32).unwrap(), &w2, &b2).unwrap();
+                let diff = (from_bf16 - from_f32)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap();
+                assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+            }
         }
     }
 

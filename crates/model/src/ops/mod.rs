@@ -11,22 +11,42 @@
 
 mod amx;
 mod attention;
+mod avx512_bf16;
 pub mod dropout;
 mod gelu;
 mod gemm;
+pub mod isa;
 mod kernel;
 mod layer_norm;
 mod linear;
 mod linear_bf16;
+pub mod pool;
 pub mod reference;
 mod softmax;
 
 pub use kernel::{exp_f32, vectorized, Vectorized};
 pub use linear_bf16::Bf16Weight;
 
-/// Whether bf16 linear layers on the CPU run on AMX tiles here (else no faster than f32).
-pub fn amx_available() -> bool {
-    amx::available()
+/// Which kernels the gemm crate runs for f32 multiplies here: "avx512f", "fma" (AVX2) or
+/// "scalar".
+pub fn f32_gemm_kernels() -> &'static str {
+    match kernel::vector_level() {
+        kernel::VectorLevel::Avx512 => "avx512f",
+        kernel::VectorLevel::Avx2 => "fma",
+        kernel::VectorLevel::Baseline => "scalar",
+    }
+}
+
+/// Which multiply `--dtype bf16` linear layers take on this CPU: "amx", "avx512_bf16", or "f32"
+/// (no bf16 dot products here, so the layers stay in f32).
+pub fn bf16_kernel() -> &'static str {
+    if amx::available() {
+        "amx"
+    } else if avx512_bf16::available() {
+        "avx512_bf16"
+    } else {
+        "f32"
+    }
 }
 
 use candle_core::{DType, Result, Tensor};

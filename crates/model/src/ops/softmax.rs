@@ -4,8 +4,8 @@
 use super::kernel::{
     contiguous, cpu_op1, dispatch, map_rows, softmax_row, vectorized, Elem, RowOp, Vectorized,
 };
+use super::pool::par_chunks_mut;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
-use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
 // Softmax over the last dimension.
@@ -84,17 +84,15 @@ impl CustomOp2 for MaskedSoftmax {
             let rows_per_batch = dims[1..dims.len() - 1].iter().product::<usize>() * lk;
             let scale = T::from(scale).unwrap_or(T::one());
             let mut dst = vec![T::zero(); x.len()];
-            dst.par_chunks_mut(rows_per_batch)
-                .zip(x.par_chunks(rows_per_batch))
-                .enumerate()
-                .for_each(|(b, (ys, xs))| {
-                    vectorized(&mut MaskedRows {
-                        x: xs,
-                        y: ys,
-                        mask: &mask[b * lk..(b + 1) * lk],
-                        scale,
-                    })
-                });
+            par_chunks_mut(&mut dst, rows_per_batch, |b, ys| {
+                let xs = &x[b * rows_per_batch..][..ys.len()];
+                vectorized(&mut MaskedRows {
+                    x: xs,
+                    y: ys,
+                    mask: &mask[b * lk..(b + 1) * lk],
+                    scale,
+                })
+            });
             Ok((T::wrap(dst), l1.shape().clone()))
         }
         dispatch!(s1, run(self.scale, (s1, l1), (s2, l2)))
