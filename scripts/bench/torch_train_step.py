@@ -3,7 +3,7 @@ the same shape (dropout 0.1, training mode), two columns of random token ids (no
 pooling, L2 normalisation, MultipleNegativesRankingLoss (scale 20), backward, clip_grad_norm_(1.0),
 AdamW. Run it from a throwaway venv:
   python scripts/bench/torch_train_step.py [--layers 6 --hidden 384 --heads 12 --intermediate 1536]
-                                           [--batch 32] [--seq 64] [--steps 5]
+                                           [--batch 32] [--seq 64] [--steps 5] [--warmup 2]
 """
 import argparse, json, resource, statistics, time
 
@@ -12,7 +12,7 @@ from transformers import BertConfig, BertModel
 
 ap = argparse.ArgumentParser()
 for name, default in [("layers", 6), ("hidden", 384), ("heads", 12), ("intermediate", 1536),
-                      ("batch", 32), ("seq", 64), ("steps", 5)]:
+                      ("batch", 32), ("seq", 64), ("steps", 5), ("warmup", 2)]:
     ap.add_argument(f"--{name}", type=int, default=default)
 a = ap.parse_args()
 
@@ -35,7 +35,7 @@ def embed(x):
 
 
 times = []
-for i in range(a.steps + 1):
+for i in range(a.warmup + a.steps):
     t = time.perf_counter()
     opt.zero_grad(set_to_none=True)
     s = 20.0 * embed(ids[0]) @ embed(ids[1]).T
@@ -43,7 +43,7 @@ for i in range(a.steps + 1):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    if i > 0:
+    if i >= a.warmup:
         times.append(time.perf_counter() - t)
 med = statistics.median(times)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -31,9 +31,13 @@ pub struct BenchTrainArgs {
     /// Tokens per text (every text is this long, no padding).
     #[arg(long, default_value_t = 64)]
     pub seq: usize,
-    /// Timed steps (after one untimed warm-up step); the median is reported.
+    /// Timed steps (after the warm-up steps); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
+    /// Untimed steps first: the allocator reaches its steady state (no more memory taken from the
+    /// system) after two.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
     /// Dropout probability (hidden and attention), as BERT's config sets it.
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
@@ -426,9 +430,10 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();
     let mut cpu = None;
-    for i in 0..=a.steps.max(1) {
+    let warmup = a.warmup.max(1);
+    for i in 0..warmup + a.steps.max(1) {
         device.synchronize()?;
-        if i == 1 {
+        if i == warmup {
             cpu = Some(CpuTime::start());
         }
         let t = Instant::now();
@@ -445,7 +450,7 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         )?;
         // The device's queued work, so the timer measures it (a no-op on the CPU).
         device.synchronize()?;
-        if i > 0 {
+        if i >= warmup {
             times.push(t.elapsed().as_secs_f64());
         }
     }
