@@ -47,9 +47,26 @@ impl Error {
     }
 }
 
-/// Reads and parses a JSON file, naming the file in any error.
+/// Configuration files (config.json, modules.json, …) are kilobytes; one larger than this is
+/// refused before it is read (a model folder may come from anyone on the hub).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads and parses a JSON configuration file, naming the file in any error. Bounded: at most
+/// `MAX_CONFIG_BYTES`, and serde_json's nesting limit (128) turns a deeply nested file into an
+/// error, not a stack overflow.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::invalid(
+            path,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"),
+        ));
+    }
     serde_json::from_slice(&bytes).map_err(|cause| Error::Json {
         path: path.to_path_buf(),
         cause,

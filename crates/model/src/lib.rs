@@ -12,7 +12,6 @@ pub mod device;
 pub mod distilbert;
 pub mod dropout;
 pub mod error;
-#[cfg(feature = "hub")]
 pub mod hub;
 pub mod identity;
 pub mod mpnet;

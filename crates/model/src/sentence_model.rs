@@ -86,6 +86,16 @@ fn read_layout(dir: &Path) -> Result<Layout> {
     };
     let mut saw_transformer = false;
     for m in &modules {
+        // A module path is a folder inside the model folder ("" is the folder itself): never
+        // one that leads out of it.
+        if !m.path.is_empty() {
+            if let Some(why) = hub::names::unsafe_path_reason(&m.path) {
+                return Err(Error::invalid(
+                    &modules_path,
+                    format!("module path {:?} refused: {why}", m.path),
+                ));
+            }
+        }
         let last = m.kind.rsplit('.').next().unwrap_or(&m.kind);
         match last {
             "Transformer" => {
@@ -122,7 +132,6 @@ fn read_layout(dir: &Path) -> Result<Layout> {
 /// The model folder `dir` names: itself when it exists, else, when it reads as a hub id
 /// (`org/name`), the folder of the Hugging Face cache it resolves to (see `crate::hub`).
 pub fn resolve_folder(dir: &Path) -> Result<PathBuf> {
-    #[cfg(feature = "hub")]
     if !dir.exists() {
         if let Some(spec) = dir.to_str().filter(|s| crate::hub::is_hub_id(s)) {
             return crate::hub::resolve_env(spec);

@@ -53,8 +53,22 @@ pub enum DataCmd {
     /// model, teacher and [[eval]] paths must exist. Prints one line per file, a summary, and
     /// exits 1 when anything is missing or malformed.
     ///
+    /// Sources on the Hugging Face hub (a hub id as model or teacher, `hf://` data and
+    /// evaluation paths) are `cached`, `will download` (with the size the hub lists), or
+    /// MISSING with the reason; with HF_HUB_OFFLINE=1 only the cache counts.
+    ///
     /// Example: pairtrain data check-recipe recipes/general/minilm-l6.toml
     CheckRecipe(CheckRecipeArgs),
+    /// Fetch everything a recipe needs from the Hugging Face hub before a long run: the base
+    /// model and teacher given by hub id, every file of its `hf://` data and evaluation paths.
+    ///
+    /// Into the cache the Python tools share (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN), in
+    /// parallel (--jobs), with one progress bar and a summary of what was already cached; an
+    /// interrupted download resumes, and every file is checked against the hash the hub names
+    /// it by. Training then reads the cache, with HF_HUB_OFFLINE=1 too.
+    ///
+    /// Example: pairtrain data fetch recipes/general/minilm-l6.toml
+    Fetch(crate::fetch_cmd::FetchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -241,6 +255,7 @@ pub fn run(cmd: &DataCmd) -> Result<()> {
         DataCmd::Filter(a) => filter(a),
         DataCmd::MineNegatives(a) => mine_negatives(a),
         DataCmd::CheckRecipe(a) => check_recipe(a),
+        DataCmd::Fetch(a) => crate::fetch_cmd::fetch(a),
     }
 }
 
@@ -454,33 +469,40 @@ fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
     let recipe = train::Recipe::load_unchecked(&a.config)?;
     let limit = if a.full { u64::MAX } else { a.rows.max(1) };
     let (mut ok, mut missing, mut bad) = (0usize, 0usize, 0usize);
-    // Models may be hub ids; data and evaluation files are paths.
+    // Models may be hub ids; data and evaluation paths local files or `hf://` references.
     let mut folder = |what: &str, p: &str, model: bool| {
-        if std::path::Path::new(p).exists() {
-            println!("ok       {what} {p}");
-            ok += 1;
-        } else if model && model::hub::is_hub_id(p) {
-            let hub = model::hub::HubConfig::from_env();
-            if !hub.offline {
-                // Downloaded (or found in the cache) when the run starts.
-                println!("hub      {what} {p}");
-                ok += 1;
-            } else {
-                // Offline, the run can only use the cache: look there now, without a request.
-                match model::hub::resolve(p, &hub) {
-                    Ok(dir) => {
-                        println!("cached   {what} {p} ({})", dir.display());
-                        ok += 1;
-                    }
-                    Err(e) => {
-                        println!("MISSING  {what} {e}");
-                        missing += 1;
-                    }
-                }
+        use crate::fetch_cmd::{check_hub_path, model_status, Status};
+        if p.starts_with("hf://") {
+            let (cached, later, gone) = check_hub_path(what, p);
+            for c in &cached {
+                println!("cached   {what} {}", c.display());
             }
-        } else {
-            println!("MISSING  {what} {p}");
-            missing += 1;
+            ok += cached.len() + later;
+            missing += gone;
+            return;
+        }
+        match (model, model_status(p)) {
+            (_, Status::Local) => {
+                println!("ok       {what} {p}");
+                ok += 1;
+            }
+            (true, Status::Cached(dir)) => {
+                println!("cached   {what} {p} ({})", dir.display());
+                ok += 1;
+            }
+            (true, Status::WillDownload(size)) => {
+                let size = size.map_or(String::new(), |s| format!(" ({s} bytes listed)"));
+                println!("will download  {what} {p}{size}");
+                ok += 1;
+            }
+            (true, Status::Missing(e)) => {
+                println!("MISSING  {what} {e}");
+                missing += 1;
+            }
+            (false, _) => {
+                println!("MISSING  {what} {p}");
+                missing += 1;
+            }
         }
     };
     folder("model", &recipe.model.base, true);
@@ -492,12 +514,21 @@ fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
     }
     for (i, d) in recipe.data.iter().enumerate() {
         let name = d.name.clone().unwrap_or_else(|| format!("data{i}"));
-        let files = match pairs::reader::expand(&d.path) {
-            Ok(f) => f,
-            Err(e) => {
-                println!("MISSING  data {name}: {e}");
-                missing += 1;
-                continue;
+        let files = if d.path.starts_with("hf://") {
+            // Cached files are read below like local ones; the others were counted above.
+            let (cached, later, gone) =
+                crate::fetch_cmd::check_hub_path(&format!("data {name}"), &d.path);
+            ok += later;
+            missing += gone;
+            cached
+        } else {
+            match pairs::reader::expand(&d.path) {
+                Ok(f) => f,
+                Err(e) => {
+                    println!("MISSING  data {name}: {e}");
+                    missing += 1;
+                    continue;
+                }
             }
         };
         let pb = progress::line_spinner(&format!("reading {name}"));

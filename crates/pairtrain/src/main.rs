@@ -8,6 +8,7 @@ mod data_cmd;
 mod device_args;
 mod encode;
 mod eval_cmd;
+mod fetch_cmd;
 mod hard_negatives;
 mod mine_cmd;
 mod progress;
@@ -77,6 +78,13 @@ fn tune_allocator() {}
 
 fn main() {
     tune_allocator();
+    // A file-size limit (`ulimit -f`) then makes writes fail with an error naming the file
+    // instead of killing the process without a word.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     if let Err(e) = model::ops::isa::check_env() {
         eprintln!("error: {e}");

@@ -3,6 +3,8 @@
 //! gradient checks, tiny random models and the built `pairtrain` binary. A dev-dependency only:
 //! nothing here ships in the library crates.
 
+pub mod hub_server;
+
 use candle_core::{DType, Device, Tensor, Var};
 use model::rng::Rng;
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ pub fn dataset_specs(recipe: &Recipe) -> Result<Vec<DatasetSpec>> {
     let mut specs = Vec::new();
     let mut rows = Vec::new();
     for (i, d) in recipe.data.iter().enumerate() {
-        let files = pairs::reader::expand(&d.path)?;
+        let files = crate::sources::data_files(&d.path)?;
         let name = d.name.clone().unwrap_or_else(|| format!("data{i}"));
         if t.temperature.is_some() && d.weight.is_some() {
             bail!("[[data]] {name}: give weights or [train] temperature, not both");

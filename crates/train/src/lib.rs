@@ -16,6 +16,7 @@ pub mod plot;
 pub mod process_group;
 pub mod recipe;
 pub mod schedule;
+pub mod sources;
 pub mod step;
 pub mod teacher_cache;
 pub mod trainer;

@@ -206,7 +206,13 @@ fn open_teacher_caches(
 impl Trainer {
     /// Loads the base model and data of `recipe`; with `resume`, continues from that checkpoint
     /// folder (or the newest checkpoint under that output folder).
-    pub fn new(recipe: Recipe, resume: Option<&Path>) -> Result<Self> {
+    pub fn new(mut recipe: Recipe, resume: Option<&Path>) -> Result<Self> {
+        // `hf://` evaluation paths become their place in the hub cache (fetched if missing).
+        for t in &mut recipe.eval {
+            let local = crate::sources::local_path(&t.path)
+                .with_context(|| format!("[[eval]] {}", t.display_name()))?;
+            t.path = local.to_string_lossy().into_owned();
+        }
         let group = crate::process_group::from_environment()?;
         let world = group.world_size();
         if !recipe.train.batch_size.is_multiple_of(world) {
