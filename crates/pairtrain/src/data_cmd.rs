@@ -496,6 +496,8 @@ fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
                 ok += 1;
             }
             (true, Status::Missing(e)) => {
+                // The hub's errors name the repository as "model org/name@rev".
+                let e = e.strip_prefix("model ").unwrap_or(&e);
                 println!("MISSING  {what} {e}");
                 missing += 1;
             }

@@ -216,6 +216,9 @@ fn check_recipe_lists_present_missing_and_malformed_files() {
     assert!(err.contains("4 ok, 1 missing, 2 malformed"), "{err}");
 }
 
+/// A commit hash as the hub names snapshots (40 hex digits; anything else is refused as a path).
+const COMMIT: &str = "0123abcd0123abcd0123abcd0123abcd0123abcd";
+
 /// A shipped recipe on a machine without its data: every file is named as missing (this machine
 /// has none of the 2021 files), and with `HF_HUB_OFFLINE=1` a base model absent from the cache is
 /// missing too, while a cached one is found there without a request.
@@ -251,13 +254,14 @@ fn check_recipe_on_a_shipped_recipe_names_everything_missing() {
     // The same id in a cache laid out as the Python tools lay it out.
     let snap = d
         .path()
-        .join("hf/hub/models--nreimers--MiniLM-L6-H384-uncased/snapshots/0123abcd");
+        .join("hf/hub/models--nreimers--MiniLM-L6-H384-uncased/snapshots")
+        .join(COMMIT);
     std::fs::create_dir_all(&snap).unwrap();
     let refs = d
         .path()
         .join("hf/hub/models--nreimers--MiniLM-L6-H384-uncased/refs");
     std::fs::create_dir_all(&refs).unwrap();
-    std::fs::write(refs.join("main"), "0123abcd").unwrap();
+    std::fs::write(refs.join("main"), COMMIT).unwrap();
     let src = test_support::minilm_dir();
     for f in [
         "config.json",

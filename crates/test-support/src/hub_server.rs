@@ -271,6 +271,9 @@ fn answer(
     }
     if let Some(rest) = path.strip_prefix("/api/") {
         let (kind, rest) = rest.split_once('/').unwrap_or(("", ""));
+        if let Some((id, rev)) = rest.split_once("/tree/") {
+            return tree(s, kind, id, rev, head, state);
+        }
         let Some((id, rev)) = rest.split_once("/revision/") else {
             not_found(s, "RepoNotFound", head);
             return true;
@@ -294,7 +297,12 @@ fn answer(
                 };
                 let mut e = serde_json::json!({"rfilename": n, "size": size});
                 if c.len() >= LFS_FROM {
-                    e["lfs"] = serde_json::json!({"sha256": etag_of(c), "size": size});
+                    // As the hub lists an LFS file: its content's hash and the pointer's size.
+                    e["lfs"] =
+                        serde_json::json!({"sha256": etag_of(c), "size": size, "pointerSize": 134});
+                    e["blobId"] = serde_json::json!(etag_of(&c[..64]));
+                } else {
+                    e["blobId"] = serde_json::json!(etag_of(c));
                 }
                 e
             })
@@ -336,7 +344,18 @@ fn answer(
     let hostile = repo.hostile.get(&file).cloned();
     let Some(content) = repo.files.get(&file).cloned() else {
         drop(st);
-        not_found(s, "EntryNotFound", head);
+        // As the hub does: the commit travels with the 404, so that the absence is recorded
+        // for that commit.
+        respond(
+            s,
+            "404 Not Found",
+            &[
+                "X-Error-Code: EntryNotFound".into(),
+                format!("X-Repo-Commit: {commit}"),
+            ],
+            b"EntryNotFound",
+            head,
+        );
         return true;
     };
     drop(st);
@@ -386,6 +405,58 @@ fn answer(
     }
     headers.push(format!("ETag: \"{etag}\""));
     send_content(s, &file, &content, hostile, range, head, headers, state)
+}
+
+/// The tree API (`/api/{kind}/{id}/tree/{rev}`, recursive): every file and folder, as
+/// huggingface_hub 1.x and later list a repository before a snapshot download.
+fn tree(
+    s: &mut TcpStream,
+    kind: &str,
+    id: &str,
+    rev: &str,
+    head: bool,
+    state: &Mutex<State>,
+) -> bool {
+    let st = state.lock().unwrap();
+    let Some(repo) = st.repos.get(&(kind.to_string(), id.to_string())) else {
+        not_found(s, "RepoNotFound", head);
+        return true;
+    };
+    if resolve_rev(repo, rev).is_none() {
+        not_found(s, "RevisionNotFound", head);
+        return true;
+    }
+    let mut folders = std::collections::BTreeSet::new();
+    let mut entries = Vec::new();
+    for (n, c) in &repo.files {
+        let mut parts: Vec<&str> = n.split('/').collect();
+        parts.pop();
+        for i in 1..=parts.len() {
+            folders.insert(parts[..i].join("/"));
+        }
+        let mut e =
+            serde_json::json!({"type": "file", "path": n, "size": c.len(), "oid": etag_of(c)});
+        if c.len() >= LFS_FROM {
+            e["lfs"] = serde_json::json!({"oid": etag_of(c), "size": c.len(), "pointerSize": 134});
+            e["oid"] = serde_json::json!(etag_of(&c[..64]));
+        }
+        entries.push(e);
+    }
+    for f in folders {
+        entries.push(
+            serde_json::json!({"type": "directory", "path": f, "oid": etag_of(f.as_bytes())}),
+        );
+    }
+    let body = serde_json::Value::Array(entries).to_string();
+    drop(st);
+    respond(
+        s,
+        "200 OK",
+        &["Content-Type: application/json".into()],
+        body.as_bytes(),
+        head,
+    );
+    true
 }
 
 /// Serves a file's bytes (with its range and misbehaviour); false when the connection must close.
