@@ -77,14 +77,10 @@ impl AdamW {
     ) -> candle_core::Result<()> {
         self.t += 1;
         let c = &self.cfg;
-        let bc1 = 1.0 - c.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        let step_size = (lr / bc1) as f32 as f64;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        let b1w = (1.0 - c.beta1) as f32 as f64;
-        let b2 = c.beta2 as f32 as f64;
-        let omb2 = (1.0 - c.beta2) as f32 as f64;
-        let eps = c.eps as f32 as f64;
+        let k = self.constants(lr, true);
+        let bc2_sqrt = k.bc2_sqrt;
+        let (b1w, b2, omb2, eps) = (k.b1w as f64, k.b2 as f64, k.omb2 as f64, k.eps as f64);
+        let step_size = -(k.neg_step as f64);
         // A true division by √bc2 (not a multiply by its inverse), as PyTorch rounds; one scalar
         // per step on the parameters' device.
         let Some((_, first)) = self.vars.first() else {
@@ -94,15 +90,7 @@ impl AdamW {
         for (i, (name, var)) in self.vars.iter().enumerate() {
             let wd = if decays(name) { c.weight_decay } else { 0.0 };
             if fused {
-                let k = Rounded {
-                    keep: (1.0 - lr * wd) as f32,
-                    b1w: b1w as f32,
-                    b2: b2 as f32,
-                    omb2: omb2 as f32,
-                    bc2_sqrt,
-                    eps: eps as f32,
-                    neg_step: -step_size as f32,
-                };
+                let k = self.constants(lr, wd != 0.0);
                 let tensors = (var.as_tensor(), grads[i].as_ref(), &self.m[i], &self.v[i]);
                 if let Some((p, m, v)) = update_cpu_f32(tensors, &k) {
                     let dev = var.device();
@@ -175,15 +163,38 @@ impl AdamW {
     }
 }
 
-/// The step's constants as the tensor version rounds them to f32.
-struct Rounded {
-    keep: f32,
-    b1w: f32,
-    b2: f32,
-    omb2: f32,
-    bc2_sqrt: f32,
-    eps: f32,
-    neg_step: f32,
+/// The step's constants as the tensor version rounds them to f32 (also what the CUDA kernel of
+/// the update takes, so that both move a parameter by the same bits).
+#[derive(Clone, Copy, Debug)]
+pub struct StepConstants {
+    /// 1 − lr·weight_decay for a decayed parameter, 1 for the others.
+    pub keep: f32,
+    pub b1w: f32,
+    pub b2: f32,
+    pub omb2: f32,
+    pub bc2_sqrt: f32,
+    pub eps: f32,
+    pub neg_step: f32,
+}
+
+impl AdamW {
+    /// The constants of the current step (`t` as counted after it) with learning rate `lr`, for
+    /// a parameter that is `decayed` or not.
+    pub fn constants(&self, lr: f64, decayed: bool) -> StepConstants {
+        let c = &self.cfg;
+        let bc1 = 1.0 - c.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - c.beta2.powi(self.t as i32);
+        let wd = if decayed { c.weight_decay } else { 0.0 };
+        StepConstants {
+            keep: (1.0 - lr * wd) as f32,
+            b1w: (1.0 - c.beta1) as f32,
+            b2: c.beta2 as f32,
+            omb2: (1.0 - c.beta2) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+            eps: c.eps as f32,
+            neg_step: -((lr / bc1) as f32),
+        }
+    }
 }
 
 /// The contiguous f32 values of a CPU tensor, or None.
@@ -203,7 +214,7 @@ fn cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
 /// the same bits.
 fn update_cpu_f32(
     (p, g, m, v): (&Tensor, Option<&Tensor>, &Tensor, &Tensor),
-    k: &Rounded,
+    k: &StepConstants,
 ) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     cpu_f32(p, |p| {
         cpu_f32(m, |m| {
@@ -223,7 +234,7 @@ fn update(
     g: Option<&[f32]>,
     m: &[f32],
     v: &[f32],
-    k: &Rounded,
+    k: &StepConstants,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     const CHUNK: usize = 1 << 14;
     let n = p.len();
@@ -278,7 +289,7 @@ struct Update<'a> {
     new_p: &'a mut [MaybeUninit<f32>],
     new_m: &'a mut [MaybeUninit<f32>],
     new_v: &'a mut [MaybeUninit<f32>],
-    k: &'a Rounded,
+    k: &'a StepConstants,
 }
 
 impl model::ops::Vectorized for Update<'_> {
