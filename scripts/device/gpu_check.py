@@ -1,13 +1,18 @@
 """The GPU check's work (run through scripts/device/gpu-check, which sets the library path).
 
 Sections, each recorded in $OUT/gpu-check.json even when another fails:
+  kernels    pairtrain bench kernels --device cuda: every CUDA kernel against its composed
+             reference on the GPU (forward, every gradient, f32 and bf16) and AdamW against the
+             CPU's bits; then the small case under compute-sanitizer memcheck and racecheck
   models     seeded random MiniLM-L6 (BERT 6x384) and MPNet-base (12x768) in the
              sentence-transformers layout, saved by PyTorch
   embed      pairtrain encode --device cuda vs SentenceTransformer.encode on the same GPU:
              f32 max |diff| (bar 1e-4), bf16 min cosine to ST's f32 (bar 0.999)
   parity     the four parity recipes on cuda f32 vs ../shared/reference/train-parity (rtol 1e-4)
-  train      pairtrain bench train --dtype bf16 at B=256, L=128 vs the same PyTorch step
-             (transformers model, autocast bf16, AdamW, clip): seconds per step
+  train      pairtrain bench train --dtype bf16 at B=256 and B=1024, L=128, vs the same step in
+             PyTorch at its best in eager mode (SDPA attention, AdamW(fused=True), bf16
+             autocast, clip): seconds per step, peak GPU memory of each (nvidia-smi, sampled),
+             and pairtrain's GPU-to-host copies per step (one is the goal)
   encode     sentences/s, pairtrain bench encode vs SentenceTransformer.encode, f32 and bf16
 """
 import json, os, subprocess, sys, time, traceback
@@ -62,6 +67,28 @@ def section(name):
         save()
         return f
     return wrap
+
+
+@section("kernels")
+def kernels():
+    stdout, secs = run(["bench", "kernels", "--device", "cuda", "--json"], timeout=300)
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out["seconds"] = round(secs, 1)
+    san = {}
+    for tool in ["memcheck", "racecheck"]:
+        cmd = ["compute-sanitizer", "--tool", tool, "--error-exitcode", "3", BIN, "bench", "kernels",
+               "--device", "cuda", "--small"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+            summary = [l for l in (p.stdout + p.stderr).splitlines() if "ERROR SUMMARY" in l or "RACECHECK SUMMARY" in l]
+            san[tool] = {"exit": p.returncode, "summary": summary[-3:], "ok": p.returncode == 0}
+        except FileNotFoundError:
+            san[tool] = {"error": "compute-sanitizer is not on this machine"}
+        except subprocess.TimeoutExpired:
+            san[tool] = {"error": "timed out after 240 s"}
+        save()
+    out["sanitizer"] = san
+    return out
 
 
 SHAPES = {
@@ -181,6 +208,21 @@ def parity():
     return out
 
 
+class GpuMemory:
+    """Peak memory.used of GPU 0 while a block runs, from nvidia-smi sampled every 50 ms."""
+
+    def __enter__(self):
+        self.p = subprocess.Popen(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                                   "-lms", "50"], stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.p.terminate()
+        out, _ = self.p.communicate(timeout=10)
+        vals = [int(v) for v in out.split() if v.strip().isdigit()]
+        self.peak_mib = max(vals) if vals else None
+
+
 def torch_step_time(s, batch, seq, dropout, steps=5):
     from transformers import AutoConfig, AutoModel
 
@@ -190,8 +232,12 @@ def torch_step_time(s, batch, seq, dropout, steps=5):
     cfg.num_attention_heads, cfg.intermediate_size = s["heads"], s["inter"]
     cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = dropout
     torch.manual_seed(0)
-    model = AutoModel.from_config(cfg).cuda().train()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-5, eps=1e-6, weight_decay=0.01)
+    try:  # PyTorch at its best in eager mode: SDPA (flash) attention where the model has it
+        model = AutoModel.from_config(cfg, attn_implementation="sdpa")
+    except Exception:
+        model = AutoModel.from_config(cfg)
+    model = model.cuda().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-5, eps=1e-6, weight_decay=0.01, fused=True)
     ids = [torch.randint(1000, 30000, (batch, seq), device="cuda") for _ in range(2)]
     mask = torch.ones(batch, seq, dtype=torch.long, device="cuda")
 
@@ -201,8 +247,9 @@ def torch_step_time(s, batch, seq, dropout, steps=5):
         e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(e.float(), dim=-1)
 
+    torch.cuda.reset_peak_memory_stats()
     times = []
-    for i in range(steps + 1):
+    for i in range(steps + 2):
         torch.cuda.synchronize()
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -214,35 +261,46 @@ def torch_step_time(s, batch, seq, dropout, steps=5):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         torch.cuda.synchronize()
-        if i > 0:
+        if i > 1:
             times.append(time.perf_counter() - t)
     attn = getattr(model.config, "_attn_implementation", "?")
+    peak = torch.cuda.max_memory_reserved() / 2**20
     del model, opt
     torch.cuda.empty_cache()
-    return sorted(times)[len(times) // 2], attn
+    return sorted(times)[len(times) // 2], attn, peak
 
 
 @section("train")
 def train_bench():
-    # Dropout 0 first: pairtrain draws its (replayable) dropout masks on the host, which is the
-    # known cost on a GPU; the 0.1 row shows it.
     out = {}
     for name, s in SHAPES.items():
-        for dropout in [0.0, 0.1]:
-            if dropout > 0 and name != "minilm-l6":
-                continue
-            py, attn = torch_step_time(s, 256, 128, dropout)
-            args = ["bench", "train", "--device", "cuda", "--dtype", "bf16", "--batch", "256",
-                    "--seq", "128", "--steps", "5", "--layers", str(s["layers"]), "--hidden",
-                    str(s["hidden"]), "--heads", str(s["heads"]), "--intermediate", str(s["inter"]),
-                    "--dropout", str(dropout), "--json"]
-            stdout, _ = run(args, timeout=600)
-            ours = json.loads(stdout.strip().splitlines()[-1])["s_per_step"]
-            out[f"{name}-dropout{dropout}"] = {
-                "pairtrain_s_per_step": ours, "torch_s_per_step": py, "torch_attention": attn,
-                "speedup_vs_torch": py / ours,
-                "note": "pairtrain's bench runs BERT's graph for both shapes"}
-            save()
+        for batch in [256, 1024]:
+            for dropout in [0.0, 0.1]:
+                if dropout > 0 and (name != "minilm-l6" or batch != 256):
+                    continue
+                key = f"{name}-b{batch}-dropout{dropout}"
+                r = {"note": "pairtrain's bench runs BERT's graph for both shapes"}
+                try:
+                    py, attn, py_peak = torch_step_time(s, batch, 128, dropout)
+                    r.update(torch_s_per_step=py, torch_attention=attn, torch_peak_reserved_mib=py_peak)
+                except Exception as e:
+                    r["torch_error"] = f"{type(e).__name__}: {e}"[-500:]
+                args = ["bench", "train", "--device", "cuda", "--dtype", "bf16", "--batch", str(batch),
+                        "--seq", "128", "--steps", "5", "--layers", str(s["layers"]), "--hidden",
+                        str(s["hidden"]), "--heads", str(s["heads"]), "--intermediate", str(s["inter"]),
+                        "--dropout", str(dropout), "--json"]
+                try:
+                    with GpuMemory() as mem:
+                        stdout, _ = run(args, timeout=600)
+                    j = json.loads(stdout.strip().splitlines()[-1])
+                    r.update(pairtrain_s_per_step=j["s_per_step"], pairtrain_peak_used_mib=mem.peak_mib,
+                             dtoh_copies_per_step=j.get("dtoh_copies_per_step"))
+                    if "torch_s_per_step" in r:
+                        r["speedup_vs_torch"] = r["torch_s_per_step"] / j["s_per_step"]
+                except Exception as e:
+                    r["pairtrain_error"] = f"{type(e).__name__}: {e}"[-1500:]
+                out[key] = r
+                save()
     return out
 
 

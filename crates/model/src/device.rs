@@ -61,6 +61,15 @@ pub fn parse_dtype(s: &str) -> Result<DType, String> {
     }
 }
 
+/// Tensor copies from a GPU to the host so far in this process (0 in a build without CUDA): a
+/// training step should make one, for its loss and gradient norm together.
+pub fn dtoh_copies() -> usize {
+    #[cfg(feature = "cuda")]
+    return candle_core::cuda_backend::dtoh_copies();
+    #[cfg(not(feature = "cuda"))]
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,9 +259,21 @@ fn attention_dropout(p: f64, dropout: &mut Option<&mut Dropout>) -> Option<(f64,
     }
 }
 
+/// `positions_from_ids` in tensor ops, so that on a GPU the ids do not cross to the host every
+/// forward: a running count of the real tokens (exact in f32 far beyond any sequence length),
+/// padding at `pad`.
+fn positions_on_device(ids: &Tensor, pad: u32) -> Result<Tensor> {
+    let real = ids.ne(pad)?.to_dtype(candle_core::DType::F32)?;
+    let pos = ((real.cumsum(1)? * &real)? + pad as f64)?;
+    Ok(pos.to_dtype(candle_core::DType::U32)?.flatten_all()?)
+}
+
 /// RoBERTa-style position ids [B·L] (u32), computed from the ids as transformers does: real
 /// tokens get `pad + 1, pad + 2, …`, padding tokens get `pad`.
 pub fn positions_from_ids(ids: &Tensor, pad: u32) -> Result<Tensor> {
+    if !ids.device().is_cpu() {
+        return positions_on_device(ids, pad);
+    }
     let rows = ids.to_vec2::<u32>()?;
     let mut pos = Vec::with_capacity(rows.len() * rows.first().map_or(0, |r| r.len()));
     for row in &rows {
@@ -277,4 +289,25 @@ pub fn positions_from_ids(ids: &Tensor, pad: u32) -> Result<Tensor> {
     }
     let n = pos.len();
     Ok(Tensor::from_vec(pos, n, ids.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    /// The device form of the position ids equals the host one, padding anywhere.
+    #[test]
+    fn positions_on_the_device_equal_the_hosts() {
+        let ids = Tensor::new(&[[0u32, 5, 6, 1, 1], [7, 1, 8, 9, 1]], &Device::Cpu).unwrap();
+        let host = super::positions_from_ids(&ids, 1)
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
+        assert_eq!(host, vec![2, 3, 4, 1, 1, 2, 1, 3, 4, 1]);
+        let dev = super::positions_on_device(&ids, 1)
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
+        assert_eq!(dev, host);
+    }
 }

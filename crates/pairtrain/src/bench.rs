@@ -13,6 +13,9 @@ pub enum BenchCmd {
     Encode(BenchEncodeArgs),
     /// Seconds per training step (MNRL + AdamW) of a randomly initialised BERT of a given shape.
     Train(BenchTrainArgs),
+    /// Every fused op against its composed reference on one device (forward and gradients, f32
+    /// and bf16), and AdamW there against the CPU's: on a GPU, the check of the CUDA kernels.
+    Kernels(crate::bench_kernels::BenchKernelsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +90,7 @@ pub fn run(cmd: &BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Encode(a) => encode(a),
         BenchCmd::Train(a) => train_step(a),
+        BenchCmd::Kernels(a) => crate::bench_kernels::run(a),
     }
 }
 
@@ -430,11 +434,13 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();
     let mut cpu = None;
+    let mut copies = 0;
     let warmup = a.warmup.max(1);
     for i in 0..warmup + a.steps.max(1) {
         device.synchronize()?;
         if i == warmup {
             cpu = Some(CpuTime::start());
+            copies = model::device::dtoh_copies();
         }
         let t = Instant::now();
         train::step::step(
@@ -455,6 +461,8 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         }
     }
     let cpu = cpu.map(CpuTime::stop);
+    // Reads of the GPU by the host per step (its loss and norm: one when nothing else waits).
+    let dtoh_per_step = (model::device::dtoh_copies() - copies) as f64 / times.len() as f64;
     times.sort_by(|x, y| x.total_cmp(y));
     let median = times[times.len() / 2];
     let rss = peak_rss_mib();
@@ -484,6 +492,7 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
             serde_json::json!({
                 "s_per_step": median,
                 "peak_rss_mib": rss,
+                "dtoh_copies_per_step": dtoh_per_step,
                 "machine": machine.json(),
                 "cpu_time": cpu.as_ref().map(CpuSpent::json),
             })

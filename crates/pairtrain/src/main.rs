@@ -2,6 +2,7 @@
 //! and turns recipes into calls; the work itself lives in the library crates.
 
 mod bench;
+mod bench_kernels;
 mod consistency_filter;
 mod corpus_embeddings;
 mod data_cmd;

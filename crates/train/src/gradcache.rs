@@ -14,12 +14,13 @@
 
 use crate::losses::{Embedded, Loss};
 use crate::process_group::ProcessGroup;
-use crate::step::{grads_of, scalar, Gradients, TrainBatch};
+use crate::step::{grads_of, TrainBatch};
 use anyhow::Result;
 use candle_core::{Tensor, Var};
 use model::{Dropout, SentenceModel};
 
-pub fn gradients(
+/// The loss (left on its device) and the parameter gradients of `batch`.
+pub(crate) fn gradients(
     model: &SentenceModel,
     vars: &[(String, Var)],
     batch: &TrainBatch,
@@ -27,7 +28,7 @@ pub fn gradients(
     mini_batch_size: usize,
     dropout: &mut Dropout,
     group: &dyn ProcessGroup,
-) -> Result<Gradients> {
+) -> Result<(Tensor, Vec<Option<Tensor>>)> {
     let rows = batch.rows();
     let mb = mini_batch_size.max(1);
     let frozen = model.encoder.detached();
@@ -51,7 +52,7 @@ pub fn gradients(
     let columns: Vec<Tensor> = leaves.iter().map(|v| v.as_tensor().clone()).collect();
     let value = loss.forward(&Embedded::all(&columns, &batch.texts))?;
     let emb_grads = value.backward()?;
-    let loss_value = scalar(&value)?;
+    let loss_value = value.detach();
     drop(value);
 
     let mut total: Vec<Option<Tensor>> = vec![None; vars.len()];
@@ -75,8 +76,5 @@ pub fn gradients(
     }
     *dropout = after_first_pass;
     group.all_reduce_sum(&mut total)?;
-    Ok(Gradients {
-        loss: loss_value,
-        grads: total,
-    })
+    Ok((loss_value, total))
 }

@@ -39,6 +39,16 @@ pub struct AdamW {
     v: Vec<Tensor>,
     /// Steps taken (Adam's t); the first step uses t = 1.
     pub t: u64,
+    /// On a GPU: the update of every parameter in one launch (set up at the first step).
+    #[cfg(feature = "cuda")]
+    device: Option<model::ops::adamw::DeviceAdamW>,
+}
+
+/// The global gradient norm of a step: on the host, or still on the GPU (read with the loss).
+pub enum GradNorm {
+    Host(f64),
+    /// A 1-element f64 tensor.
+    Device(Tensor),
 }
 
 impl AdamW {
@@ -58,7 +68,83 @@ impl AdamW {
             m,
             v: v2,
             t: 0,
+            #[cfg(feature = "cuda")]
+            device: None,
         })
+    }
+
+    /// Clips the gradients to the global norm `max_norm` (0: off) and takes one step; returns
+    /// the norm before clipping. With the parameters on a GPU (f32), both run there in three
+    /// launches and the norm stays on the device.
+    pub fn clip_and_step(
+        &mut self,
+        grads: &mut [Option<Tensor>],
+        lr: f64,
+        max_norm: f64,
+    ) -> candle_core::Result<GradNorm> {
+        #[cfg(feature = "cuda")]
+        if let Some(norm) = self.step_on_device(grads, lr, max_norm)? {
+            return Ok(GradNorm::Device(norm));
+        }
+        let norm = clip_grad_norm(grads, max_norm)?;
+        self.step(grads, lr)?;
+        Ok(GradNorm::Host(norm))
+    }
+
+    /// The GPU form of `clip_and_step`, when every parameter and gradient is an f32 CUDA tensor.
+    #[cfg(feature = "cuda")]
+    fn step_on_device(
+        &mut self,
+        grads: &[Option<Tensor>],
+        lr: f64,
+        max_norm: f64,
+    ) -> candle_core::Result<Option<Tensor>> {
+        use model::ops::adamw::{Constants, DeviceAdamW, Param};
+        let Some((_, first)) = self.vars.first() else {
+            return Ok(None);
+        };
+        let candle_core::Device::Cuda(dev) = first.device().clone() else {
+            return Ok(None);
+        };
+        let f32_on_gpu = |t: &Tensor| t.dtype() == DType::F32 && t.device().is_cuda();
+        if !self.vars.iter().all(|(_, v)| f32_on_gpu(v.as_tensor()))
+            || !grads.iter().flatten().all(f32_on_gpu)
+        {
+            return Ok(None);
+        }
+        if self.device.is_none() {
+            let sizes: Vec<usize> = self.vars.iter().map(|(_, v)| v.elem_count()).collect();
+            self.device = Some(DeviceAdamW::new(&dev, &sizes)?);
+        }
+        self.t += 1;
+        let k = self.constants(lr, true);
+        let k = Constants {
+            keep_decay: k.keep,
+            b1w: k.b1w,
+            b2: k.b2,
+            omb2: k.omb2,
+            bc2_sqrt: k.bc2_sqrt,
+            eps: k.eps,
+            neg_step: k.neg_step,
+        };
+        let grads: Vec<Option<Tensor>> = grads
+            .iter()
+            .map(|g| g.as_ref().map(Tensor::contiguous).transpose())
+            .collect::<candle_core::Result<_>>()?;
+        let params: Vec<Param> = self
+            .vars
+            .iter()
+            .enumerate()
+            .map(|(i, (name, var))| Param {
+                p: var.as_tensor(),
+                g: grads[i].as_ref(),
+                m: &self.m[i],
+                v: &self.v[i],
+                decay: decays(name),
+            })
+            .collect();
+        let device = self.device.as_mut().expect("set up above");
+        Ok(Some(device.step(&params, max_norm, k)?))
     }
 
     /// One update with learning rate `lr`; `grads[i]` belongs to `vars[i]` (None: zero gradient,

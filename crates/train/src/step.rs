@@ -6,7 +6,7 @@
 //! (`Direct`), or GradCache's two passes over mini-batches (`crate::gradcache`).
 
 use crate::losses::{Embedded, Loss};
-use crate::optim::{clip_grad_norm, AdamW};
+use crate::optim::{AdamW, GradNorm};
 use crate::process_group::ProcessGroup;
 use anyhow::Result;
 use candle_core::{DType, Tensor, Var};
@@ -72,6 +72,23 @@ pub fn gradients(
     dropout: &mut Dropout,
     group: &dyn ProcessGroup,
 ) -> Result<Gradients> {
+    let (value, grads) = gradients_lazy(model, vars, batch, loss, embedding, dropout, group)?;
+    Ok(Gradients {
+        loss: scalar(&value)?,
+        grads,
+    })
+}
+
+/// `gradients` with the loss left where it was computed (on a GPU: not read to the host yet).
+fn gradients_lazy(
+    model: &SentenceModel,
+    vars: &[(String, Var)],
+    batch: &TrainBatch,
+    loss: &dyn Loss,
+    embedding: Embedding,
+    dropout: &mut Dropout,
+    group: &dyn ProcessGroup,
+) -> Result<(Tensor, Vec<Option<Tensor>>)> {
     if let Embedding::GradCache { mini_batch_size } = embedding {
         return crate::gradcache::gradients(
             model,
@@ -101,10 +118,7 @@ pub fn gradients(
     let value = loss.forward(&embedded)?;
     let mut grads = grads_of(&value, vars)?;
     group.all_reduce_sum(&mut grads)?;
-    Ok(Gradients {
-        loss: scalar(&value)?,
-        grads,
-    })
+    Ok((value.detach(), grads))
 }
 
 /// A whole optimizer step at learning rate `lr`: gradients, clipping at `max_grad_norm` (0: off),
@@ -121,10 +135,18 @@ pub fn step(
     lr: f64,
     max_grad_norm: f64,
 ) -> Result<StepResult> {
-    let Gradients { loss, mut grads } =
-        gradients(model, &opt.vars, batch, loss, embedding, dropout, group)?;
-    let grad_norm = clip_grad_norm(&mut grads, max_grad_norm)?;
-    opt.step(&grads, lr)?;
+    let (loss, mut grads) =
+        gradients_lazy(model, &opt.vars, batch, loss, embedding, dropout, group)?;
+    let norm = opt.clip_and_step(&mut grads, lr, max_grad_norm)?;
+    // The step's one read from the device: the loss and the norm together.
+    let (loss, grad_norm) = match norm {
+        GradNorm::Host(norm) => (scalar(&loss)?, norm),
+        GradNorm::Device(norm) => {
+            let both = Tensor::cat(&[loss.to_dtype(DType::F64)?.reshape(1)?, norm], 0)?;
+            let v = both.to_vec1::<f64>()?;
+            (v[0], v[1])
+        }
+    };
     Ok(StepResult { loss, grad_norm })
 }
 

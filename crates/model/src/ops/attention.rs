@@ -373,3 +373,374 @@ pub(super) fn apply(
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
+
+/// The CUDA form (ops/cuda/attention.cu): the same op with its mask and bias on the device, the
+/// forward's log-sum-exp kept for the backward (which recomputes the probabilities from it).
+#[cfg(feature = "cuda")]
+pub(super) mod on_gpu {
+    use super::super::cuda::{
+        alloc, by_dtype, func, launched, suffix, view, with_tensor, Elem, Module,
+    };
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+    use candle_core::{CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+    use std::sync::Mutex;
+
+    /// attention.cu's ATT_TILE: queries (forward, dQ) or keys (dK/dV) per block, one a thread.
+    const TILE: usize = 64;
+
+    /// Whether the kernels take this head size.
+    pub(in crate::ops) fn supports(head_dim: usize) -> bool {
+        matches!(head_dim, 32 | 64)
+    }
+
+    struct GpuAttention {
+        heads: usize,
+        scale: f64,
+        mask: Tensor,
+        bias: Option<Tensor>,
+        dropout: Option<(f64, u64)>,
+        /// [B, heads, L] log-sum-exp of each row of scores, from the forward.
+        lse: Mutex<Option<CudaSlice<f32>>>,
+    }
+
+    /// (B, L, H, head dim) of q, checked against the other inputs.
+    fn dims(op: &GpuAttention, l: &Layout) -> Result<(usize, usize, usize, usize)> {
+        let (b, len, h) = l.shape().dims3()?;
+        if h % op.heads != 0 || op.mask.dims() != [b, len] {
+            candle_core::bail!(
+                "attention: q {:?} for {} heads, mask {:?}",
+                l.dims(),
+                op.heads,
+                op.mask.dims()
+            );
+        }
+        Ok((b, len, h, h / op.heads))
+    }
+
+    fn config(len: usize, heads: usize, b: usize, smem: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (len.div_ceil(TILE) as u32, heads as u32, b as u32),
+            block_dim: (TILE as u32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        }
+    }
+
+    /// The scalars every attention kernel takes after its tensors.
+    struct Scalars {
+        b: i32,
+        len: i32,
+        h: i32,
+        heads: i32,
+        scale: f32,
+        p: f32,
+        keep: f32,
+        seed: u64,
+        dropout: i32,
+    }
+
+    fn scalars(op: &GpuAttention, (b, len, h): (usize, usize, usize)) -> Scalars {
+        let (p, seed) = op.dropout.unwrap_or((0.0, 0));
+        Scalars {
+            b: b as i32,
+            len: len as i32,
+            h: h as i32,
+            heads: op.heads as i32,
+            scale: op.scale as f32,
+            p: p as f32,
+            keep: (1.0 / (1.0 - p)) as f32,
+            seed,
+            dropout: op.dropout.is_some() as i32,
+        }
+    }
+
+    impl CustomOp3 for GpuAttention {
+        fn name(&self) -> &'static str {
+            "pt-attention-cuda"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("pt-attention-cuda runs on CUDA tensors only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            sq: &CudaStorage,
+            lq: &Layout,
+            sk: &CudaStorage,
+            lk: &Layout,
+            sv: &CudaStorage,
+            lv: &Layout,
+        ) -> Result<(CudaStorage, Shape)> {
+            fn run<T: Elem>(
+                op: &GpuAttention,
+                (sq, lq): (&CudaStorage, &Layout),
+                (sk, lk): (&CudaStorage, &Layout),
+                (sv, lv): (&CudaStorage, &Layout),
+            ) -> Result<CudaStorage> {
+                let dev = sq.device();
+                let (b, len, h, dh) = dims(op, lq)?;
+                let (q, k, v) = (
+                    view::<T>(sq, lq, "attention")?,
+                    view::<T>(sk, lk, "attention")?,
+                    view::<T>(sv, lv, "attention")?,
+                );
+                let mut out = alloc::<T>(dev, b * len * h)?;
+                let mut lse = alloc::<f32>(dev, b * op.heads * len)?;
+                let name = format!("attention_fwd_{}_d{dh}", suffix(sq.dtype(), "attention")?);
+                let f = func(dev, Module::Attention, &name)?;
+                let s = scalars(op, (b, len, h));
+                let smem = (2 * TILE * dh + TILE) * 4 + 4;
+                with_tensor::<f32, _>(&op.mask, "attention", |mask| {
+                    let mut run = |bias: Option<
+                        &candle_core::cuda_backend::cudarc::driver::CudaView<f32>,
+                    >| {
+                        let null = 0u64;
+                        let mut lb = f.builder();
+                        lb.arg(&mut out).arg(&mut lse).arg(&q).arg(&k).arg(&v);
+                        lb.arg(&s.b)
+                            .arg(&s.len)
+                            .arg(&s.h)
+                            .arg(&s.heads)
+                            .arg(&s.scale)
+                            .arg(&mask);
+                        match bias {
+                            Some(bias) => lb.arg(bias),
+                            None => lb.arg(&null),
+                        };
+                        lb.arg(&s.p).arg(&s.keep).arg(&s.seed).arg(&s.dropout);
+                        // SAFETY: the parameters of attention_fwd_<T>_d<dh> in this order; smem
+                        // as attn_fwd lays it out.
+                        launched(
+                            unsafe { lb.launch(config(len, op.heads, b, smem)) },
+                            "attention",
+                        )
+                        .map(|_| ())
+                    };
+                    match &op.bias {
+                        Some(bias) => {
+                            with_tensor::<f32, _>(bias, "attention", |bias| run(Some(&bias)))
+                        }
+                        None => run(None),
+                    }
+                })?;
+                *op.lse.lock().expect("attention lse") = Some(lse);
+                Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
+            }
+            let shape = lq.shape().clone();
+            let out = by_dtype!(
+                sq.dtype(),
+                "attention",
+                run(self, (sq, lq), (sk, lk), (sv, lv))
+            )?;
+            Ok((out, shape))
+        }
+
+        fn bwd(
+            &self,
+            q: &Tensor,
+            k: &Tensor,
+            v: &Tensor,
+            res: &Tensor,
+            grad: &Tensor,
+        ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+            let bwd = GpuAttentionBwd {
+                fwd: self,
+                out: res.contiguous()?,
+                grad: grad.contiguous()?,
+            };
+            let d = q
+                .contiguous()?
+                .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &bwd)?;
+            Ok((Some(d.get(0)?), Some(d.get(1)?), Some(d.get(2)?)))
+        }
+    }
+
+    /// The backward: [3, B, L, H] = (dQ, dK, dV), from q, k, v, the forward's output and lse,
+    /// and the incoming gradient.
+    struct GpuAttentionBwd<'a> {
+        fwd: &'a GpuAttention,
+        out: Tensor,
+        grad: Tensor,
+    }
+
+    impl CustomOp3 for GpuAttentionBwd<'_> {
+        fn name(&self) -> &'static str {
+            "pt-attention-cuda-bwd"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("pt-attention-cuda-bwd runs on CUDA tensors only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            sq: &CudaStorage,
+            lq: &Layout,
+            sk: &CudaStorage,
+            lk: &Layout,
+            sv: &CudaStorage,
+            lv: &Layout,
+        ) -> Result<(CudaStorage, Shape)> {
+            fn run<T: Elem>(
+                bw: &GpuAttentionBwd,
+                (sq, lq): (&CudaStorage, &Layout),
+                (sk, lk): (&CudaStorage, &Layout),
+                (sv, lv): (&CudaStorage, &Layout),
+            ) -> Result<CudaStorage> {
+                let op = bw.fwd;
+                let dev = sq.device();
+                let (b, len, h, dh) = dims(op, lq)?;
+                let n = b * len * h;
+                let guard = op.lse.lock().expect("attention lse");
+                let Some(lse) = guard.as_ref() else {
+                    candle_core::bail!("attention backward: the forward's log-sum-exp is missing")
+                };
+                let (q, k, v) = (
+                    view::<T>(sq, lq, "attention_bwd")?,
+                    view::<T>(sk, lk, "attention_bwd")?,
+                    view::<T>(sv, lv, "attention_bwd")?,
+                );
+                let mut d = alloc::<T>(dev, 3 * n)?;
+                let mut dsum = alloc::<f32>(dev, b * op.heads * len)?;
+                let sfx = suffix(sq.dtype(), "attention_bwd")?;
+                let fdq = func(
+                    dev,
+                    Module::Attention,
+                    &format!("attention_bwd_dq_{sfx}_d{dh}"),
+                )?;
+                let fdkv = func(
+                    dev,
+                    Module::Attention,
+                    &format!("attention_bwd_dkv_{sfx}_d{dh}"),
+                )?;
+                let s = scalars(op, (b, len, h));
+                let null = 0u64;
+                with_tensor::<T, _>(&bw.out, "attention_bwd", |o| {
+                    with_tensor::<T, _>(&bw.grad, "attention_bwd", |g| {
+                        with_tensor::<f32, _>(&op.mask, "attention_bwd", |mask| {
+                            let bias_t = op.bias.as_ref();
+                            let mut go = |bias: Option<
+                                &candle_core::cuda_backend::cudarc::driver::CudaView<f32>,
+                            >|
+                             -> Result<()> {
+                                {
+                                    let mut dq = d.slice_mut(0..n);
+                                    let mut lb = fdq.builder();
+                                    lb.arg(&mut dq)
+                                        .arg(&mut dsum)
+                                        .arg(&q)
+                                        .arg(&k)
+                                        .arg(&v)
+                                        .arg(&o)
+                                        .arg(&g)
+                                        .arg(lse);
+                                    lb.arg(&s.b)
+                                        .arg(&s.len)
+                                        .arg(&s.h)
+                                        .arg(&s.heads)
+                                        .arg(&s.scale)
+                                        .arg(&mask);
+                                    match bias {
+                                        Some(bias) => lb.arg(bias),
+                                        None => lb.arg(&null),
+                                    };
+                                    lb.arg(&s.p).arg(&s.keep).arg(&s.seed).arg(&s.dropout);
+                                    let smem = (2 * TILE * dh + TILE) * 4 + 4;
+                                    // SAFETY: attention_bwd_dq's parameters in order.
+                                    launched(
+                                        unsafe { lb.launch(config(len, op.heads, b, smem)) },
+                                        "attention_bwd",
+                                    )?;
+                                }
+                                let (mut dk, mut dv) = d.split_at_mut(2 * n);
+                                let mut dk = dk.slice_mut(n..2 * n);
+                                let mut lb = fdkv.builder();
+                                lb.arg(&mut dk)
+                                    .arg(&mut dv)
+                                    .arg(&q)
+                                    .arg(&k)
+                                    .arg(&v)
+                                    .arg(&g)
+                                    .arg(lse)
+                                    .arg(&dsum);
+                                lb.arg(&s.b)
+                                    .arg(&s.len)
+                                    .arg(&s.h)
+                                    .arg(&s.heads)
+                                    .arg(&s.scale)
+                                    .arg(&mask);
+                                match bias {
+                                    Some(bias) => lb.arg(bias),
+                                    None => lb.arg(&null),
+                                };
+                                lb.arg(&s.p).arg(&s.keep).arg(&s.seed).arg(&s.dropout);
+                                let smem = (2 * TILE * dh + 2 * TILE) * 4 + 4;
+                                // SAFETY: attention_bwd_dkv's parameters in order.
+                                launched(
+                                    unsafe { lb.launch(config(len, op.heads, b, smem)) },
+                                    "attention_bwd",
+                                )
+                                .map(|_| ())
+                            };
+                            match bias_t {
+                                Some(bias) => {
+                                    with_tensor::<f32, _>(bias, "attention_bwd", |bias| {
+                                        go(Some(&bias))
+                                    })
+                                }
+                                None => go(None),
+                            }
+                        })
+                    })
+                })?;
+                Ok(CudaStorage::wrap_cuda_slice(d, dev.clone()))
+            }
+            let (b, len, h) = lq.shape().dims3()?;
+            let d = by_dtype!(
+                sq.dtype(),
+                "attention_bwd",
+                run(self, (sq, lq), (sk, lk), (sv, lv))
+            )?;
+            Ok((d, Shape::from((3, b, len, h))))
+        }
+    }
+
+    /// The op on CUDA tensors (f32 or bf16; head size 32 or 64; a constant bias).
+    pub(in crate::ops) fn apply(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        spec: &super::super::AttentionSpec,
+    ) -> Result<Tensor> {
+        let op = GpuAttention {
+            heads: spec.heads,
+            scale: spec.scale,
+            mask: spec.mask.to_dtype(DType::F32)?.contiguous()?,
+            bias: spec
+                .bias
+                .map(|b| b.detach().to_dtype(DType::F32)?.contiguous())
+                .transpose()?,
+            dropout: spec.dropout,
+            lse: Mutex::new(None),
+        };
+        q.contiguous()?
+            .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    }
+}

@@ -2,9 +2,8 @@
 //! is `hash_uniform(seed, i) >= p`, so a mask is built in parallel and can be drawn again from
 //! its seed alone (the fused attention kernel's backward, GradCache's second pass).
 //!
-//! On the CPU the mask is made on the host by that hash; on a GPU it is drawn on the device by
-//! cuRAND seeded with `seed`, so it is as replayable there (but differs from the CPU's): a mask
-//! the size of a batch's attention probabilities must not cross the PCIe bus at every layer.
+//! On a GPU the same hash runs on the device (ops/cuda/dropout.cu), so a step with dropout draws
+//! the same masks on either device, and no mask crosses the PCIe bus.
 //!
 //! The fused CPU op (`Dropout`) multiplies by the mask as it draws it and draws it again in the
 //! backward, so no mask tensor is made; `reference::dropout` is the composed `x · mask_tensor`.
@@ -18,6 +17,10 @@ use std::mem::MaybeUninit;
 /// The scaled keep-mask (0 or 1/(1-p)) of `seed` for a tensor of `shape`, in row-major order,
 /// as f32.
 pub fn mask_tensor(seed: u64, p: f64, shape: &Shape, device: &Device) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(dev) = device {
+        return on_gpu::mask(&Mask::new(seed, p), dev, shape);
+    }
     let keep = (1.0 / (1.0 - p)) as f32;
     if device.is_cuda() {
         device.set_seed(seed)?;
@@ -126,6 +129,15 @@ struct Dropout(Mask);
 impl CustomOp1 for Dropout {
     cpu_op1!("pt-dropout", Dropout, dropout_fwd);
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((on_gpu::dropout(&self.0, s, l)?, l.shape().clone()))
+    }
+
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Dropout(self.0))?))
     }
@@ -144,4 +156,61 @@ fn dropout_fwd<T: Elem>(op: &Dropout, x: &[T], l: &Layout) -> Result<(CpuStorage
 /// and scales the rest by 1/(1-p); differentiable in `x`.
 pub(super) fn apply(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Dropout(Mask::new(seed, p)))
+}
+
+/// The CUDA form (ops/cuda/dropout.cu): the same hash, on the device.
+#[cfg(feature = "cuda")]
+mod on_gpu {
+    use super::super::cuda::{
+        alloc, by_dtype, elementwise, func, launched, suffix, view, Elem, Module,
+    };
+    use super::Mask;
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+    use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape, Storage, Tensor};
+
+    pub(super) fn dropout(m: &Mask, s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+        fn run<T: Elem>(m: &Mask, s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+            let dev = s.device();
+            let n = l.shape().elem_count();
+            let x = view::<T>(s, l, "dropout")?;
+            let mut y = alloc::<T>(dev, n)?;
+            let f = func(
+                dev,
+                Module::Dropout,
+                &format!("dropout_{}", suffix(s.dtype(), "dropout")?),
+            )?;
+            let (n64, p, keep, seed) = (n as u64, m.p, m.keep, m.seed);
+            let mut b = f.builder();
+            b.arg(&mut y)
+                .arg(&x)
+                .arg(&n64)
+                .arg(&p)
+                .arg(&keep)
+                .arg(&seed);
+            // SAFETY: (T* y, const T* x, u64 n, float p, float keep, u64 seed).
+            launched(unsafe { b.launch(elementwise(n)) }, "dropout")?;
+            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
+        }
+        by_dtype!(s.dtype(), "dropout", run(m, s, l))
+    }
+
+    /// The scaled keep-mask of `m` for `shape`, as f32 on the device.
+    pub(super) fn mask(m: &Mask, dev: &CudaDevice, shape: &Shape) -> Result<Tensor> {
+        let n = shape.elem_count();
+        let mut out = alloc::<f32>(dev, n)?;
+        let f = func(dev, Module::Dropout, "dropout_mask")?;
+        let (n64, p, keep, seed) = (n as u64, m.p, m.keep, m.seed);
+        let mut b = f.builder();
+        b.arg(&mut out).arg(&n64).arg(&p).arg(&keep).arg(&seed);
+        // SAFETY: (float* m, u64 n, float p, float keep, u64 seed).
+        launched(unsafe { b.launch(elementwise(n)) }, "dropout_mask")?;
+        let storage = CudaStorage::wrap_cuda_slice(out, dev.clone());
+        Ok(Tensor::from_storage(
+            Storage::Cuda(storage),
+            shape.clone(),
+            candle_core::op::BackpropOp::none(),
+            false,
+        ))
+    }
 }

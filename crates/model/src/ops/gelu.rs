@@ -31,6 +31,15 @@ fn gelu_fwd<T: Elem>(_op: &GeluErf, x: &[T], l: &Layout) -> Result<(CpuStorage, 
 impl CustomOp1 for GeluErf {
     cpu_op1!("pt-gelu-erf", GeluErf, gelu_fwd);
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((on_gpu::fwd(s, l)?, l.shape().clone()))
+    }
+
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let dx = arg
             .contiguous()?
@@ -46,6 +55,20 @@ struct GeluErfBwd;
 
 impl CustomOp2 for GeluErfBwd {
     cpu_op2!("pt-gelu-erf-bwd", GeluErfBwd, gelu_bwd);
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("gelu_bwd: x {:?}, gradient {:?}", l1.dims(), l2.dims());
+        }
+        Ok((on_gpu::bwd((s1, l1), (s2, l2))?, l1.shape().clone()))
+    }
 }
 
 /// The forward kernel of `GeluErfBwd`: x and the incoming gradient, of one shape.
@@ -88,4 +111,66 @@ impl<T: Elem> Vectorized for TimesGeluGrad<'_, T> {
 /// The kernel on CPU tensors.
 pub(super) fn apply(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluErf)
+}
+
+/// The CUDA form (ops/cuda/gelu.cu).
+#[cfg(feature = "cuda")]
+mod on_gpu {
+    use super::super::cuda::{
+        alloc, by_dtype, elementwise, func, launched, suffix, view, Elem, Module,
+    };
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+    use candle_core::{CudaStorage, Layout, Result};
+
+    pub(super) fn fwd(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+        fn run<T: Elem>(s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+            let dev = s.device();
+            let n = l.shape().elem_count();
+            let x = view::<T>(s, l, "gelu")?;
+            let mut y = alloc::<T>(dev, n)?;
+            let f = func(
+                dev,
+                Module::Gelu,
+                &format!("gelu_fwd_{}", suffix(s.dtype(), "gelu")?),
+            )?;
+            let mut b = f.builder();
+            let n64 = n as u64;
+            b.arg(&mut y).arg(&x).arg(&n64);
+            // SAFETY: the kernel's parameters are (T* y, const T* x, u64 n), y and x of n elements.
+            launched(unsafe { b.launch(elementwise(n)) }, "gelu")?;
+            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
+        }
+        by_dtype!(s.dtype(), "gelu", run(s, l))
+    }
+
+    pub(super) fn bwd(
+        (s1, l1): (&CudaStorage, &Layout),
+        (s2, l2): (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        fn run<T: Elem>(
+            (s1, l1): (&CudaStorage, &Layout),
+            (s2, l2): (&CudaStorage, &Layout),
+        ) -> Result<CudaStorage> {
+            let dev = s1.device();
+            let n = l1.shape().elem_count();
+            let (x, g) = (
+                view::<T>(s1, l1, "gelu_bwd")?,
+                view::<T>(s2, l2, "gelu_bwd")?,
+            );
+            let mut dx = alloc::<T>(dev, n)?;
+            let f = func(
+                dev,
+                Module::Gelu,
+                &format!("gelu_bwd_{}", suffix(s1.dtype(), "gelu")?),
+            )?;
+            let mut b = f.builder();
+            let n64 = n as u64;
+            b.arg(&mut dx).arg(&x).arg(&g).arg(&n64);
+            // SAFETY: (T* dx, const T* x, const T* g, u64 n), all of n elements.
+            launched(unsafe { b.launch(elementwise(n)) }, "gelu_bwd")?;
+            Ok(CudaStorage::wrap_cuda_slice(dx, dev.clone()))
+        }
+        by_dtype!(s1.dtype(), "gelu_bwd", run((s1, l1), (s2, l2)))
+    }
 }

@@ -18,6 +18,20 @@ pub(super) struct LayerNorm {
 impl CustomOp3 for LayerNorm {
     cpu_op3!("pt-layer-norm", LayerNorm, layer_norm_fwd);
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let y = on_gpu::fwd(self.eps, (s1, l1), (s2, l2), (s3, l3))?;
+        Ok((y, l1.shape().clone()))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -91,6 +105,19 @@ pub(super) struct LayerNormBwd {
 
 impl CustomOp3 for LayerNormBwd {
     cpu_op3!("pt-layer-norm-bwd", LayerNormBwd, layer_norm_bwd);
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        on_gpu::bwd(self.eps, (s1, l1), (s2, l2), (s3, l3))
+    }
 }
 
 /// The forward kernel of `LayerNormBwd`.
@@ -185,4 +212,156 @@ impl<T: Elem> Vectorized for LayerNormBwdRows<'_, T> {
 pub(super) fn apply(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, LayerNorm { eps })
+}
+
+/// The CUDA form (ops/cuda/layer_norm.cu): a block of 256 threads per row; the backward's
+/// per-block sums for dw and db are added in block order by `column_sums`.
+#[cfg(feature = "cuda")]
+mod on_gpu {
+    use super::super::cuda::{alloc, by_dtype, func, launched, suffix, view, Elem, Module};
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::{CudaStorage, Layout, Result, Shape};
+
+    const THREADS: u32 = 256;
+    /// layer_norm.cu's LN_MAX_COLS: a row of at most this many × THREADS elements.
+    const MAX_COLS: usize = 16;
+    /// Blocks of the backward (each loops over rows): enough to fill a GPU, few enough that the
+    /// partial sums stay small.
+    const BWD_BLOCKS: usize = 264;
+
+    fn rows_and_n(l: &Layout, op: &str) -> Result<(usize, usize)> {
+        let n = l.dims().last().copied().unwrap_or(1);
+        if n == 0 || n > MAX_COLS * THREADS as usize {
+            candle_core::bail!(
+                "{op}: rows of {n} elements (1 to {} here)",
+                MAX_COLS * THREADS as usize
+            );
+        }
+        Ok((l.shape().elem_count() / n, n))
+    }
+
+    fn config(blocks: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (blocks.clamp(1, 65_535) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 32 * 4,
+        }
+    }
+
+    pub(super) fn fwd(
+        eps: f64,
+        (s1, l1): (&CudaStorage, &Layout),
+        (s2, l2): (&CudaStorage, &Layout),
+        (s3, l3): (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        fn run<T: Elem>(
+            eps: f64,
+            (s1, l1): (&CudaStorage, &Layout),
+            (s2, l2): (&CudaStorage, &Layout),
+            (s3, l3): (&CudaStorage, &Layout),
+        ) -> Result<CudaStorage> {
+            let dev = s1.device();
+            let (rows, n) = rows_and_n(l1, "layer_norm")?;
+            if l2.shape().elem_count() != n || l3.shape().elem_count() != n {
+                candle_core::bail!(
+                    "layer_norm: weight {:?}, bias {:?} for rows of {n}",
+                    l2.dims(),
+                    l3.dims()
+                );
+            }
+            let (x, w, b) = (
+                view::<T>(s1, l1, "layer_norm")?,
+                view::<T>(s2, l2, "layer_norm")?,
+                view::<T>(s3, l3, "layer_norm")?,
+            );
+            let mut y = alloc::<T>(dev, rows * n)?;
+            let name = format!("layer_norm_fwd_{}", suffix(s1.dtype(), "layer_norm")?);
+            let f = func(dev, Module::LayerNorm, &name)?;
+            let (r, ni, e) = (rows as i32, n as i32, eps as f32);
+            let mut lb = f.builder();
+            lb.arg(&mut y)
+                .arg(&x)
+                .arg(&w)
+                .arg(&b)
+                .arg(&r)
+                .arg(&ni)
+                .arg(&e);
+            // SAFETY: (T* y, const T* x, w, b, int rows, int n, float eps); 32 floats of scratch.
+            launched(unsafe { lb.launch(config(rows)) }, "layer_norm")?;
+            Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
+        }
+        by_dtype!(
+            s1.dtype(),
+            "layer_norm",
+            run(eps, (s1, l1), (s2, l2), (s3, l3))
+        )
+    }
+
+    /// [dx rows…, dw, db] stacked, as the CPU form returns them.
+    pub(super) fn bwd(
+        eps: f64,
+        (s1, l1): (&CudaStorage, &Layout),
+        (s2, l2): (&CudaStorage, &Layout),
+        (s3, l3): (&CudaStorage, &Layout),
+    ) -> Result<(CudaStorage, Shape)> {
+        fn run<T: Elem>(
+            eps: f64,
+            (s1, l1): (&CudaStorage, &Layout),
+            (s2, l2): (&CudaStorage, &Layout),
+            (s3, l3): (&CudaStorage, &Layout),
+        ) -> Result<(CudaStorage, Shape)> {
+            let dev = s1.device();
+            let (rows, n) = rows_and_n(l1, "layer_norm_bwd")?;
+            let (x, w, g) = (
+                view::<T>(s1, l1, "layer_norm_bwd")?,
+                view::<T>(s2, l2, "layer_norm_bwd")?,
+                view::<T>(s3, l3, "layer_norm_bwd")?,
+            );
+            let blocks = rows.clamp(1, BWD_BLOCKS);
+            let mut out = alloc::<T>(dev, (rows + 2) * n)?;
+            let mut part = alloc::<f32>(dev, blocks * 2 * n)?;
+            let sfx = suffix(s1.dtype(), "layer_norm_bwd")?;
+            let f = func(dev, Module::LayerNorm, &format!("layer_norm_bwd_{sfx}"))?;
+            let (r, ni, e) = (rows as i32, n as i32, eps as f32);
+            {
+                let mut dx = out.slice_mut(0..rows * n);
+                let mut lb = f.builder();
+                lb.arg(&mut dx)
+                    .arg(&mut part)
+                    .arg(&x)
+                    .arg(&w)
+                    .arg(&g)
+                    .arg(&r)
+                    .arg(&ni)
+                    .arg(&e);
+                // SAFETY: (T* dx, float* part[blocks·2n], const T* x, w, g, rows, n, eps).
+                launched(unsafe { lb.launch(config(blocks)) }, "layer_norm_bwd")?;
+            }
+            let sums = func(dev, Module::LayerNorm, &format!("column_sums_{sfx}"))?;
+            let (parts, stride) = (blocks as i32, 2 * n as i32);
+            let cfg = LaunchConfig {
+                grid_dim: (n.div_ceil(256) as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            for (k, at) in [(0, rows), (1, rows + 1)] {
+                let mut dst = out.slice_mut(at * n..(at + 1) * n);
+                let src = part.slice(k * n..);
+                let mut lb = sums.builder();
+                lb.arg(&mut dst).arg(&src).arg(&parts).arg(&ni).arg(&stride);
+                // SAFETY: (T* out[n], const float* part, int parts, int cols, int stride).
+                launched(unsafe { lb.launch(cfg) }, "layer_norm_bwd")?;
+            }
+            Ok((
+                CudaStorage::wrap_cuda_slice(out, dev.clone()),
+                Shape::from((rows + 2, n)),
+            ))
+        }
+        by_dtype!(
+            s1.dtype(),
+            "layer_norm_bwd",
+            run(eps, (s1, l1), (s2, l2), (s3, l3))
+        )
+    }
 }

@@ -9,9 +9,13 @@
 //! (CUDA, bf16). For bf16 inference on the CPU, `linear_bf16` multiplies bf16 packings of the
 //! weights (on AMX tiles, `amx`, where the CPU has them).
 
+#[cfg(feature = "cuda")]
+pub mod adamw;
 mod amx;
 mod attention;
 mod avx512_bf16;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod dropout;
 mod gelu;
 mod gemm;
@@ -68,6 +72,16 @@ fn fused(x: &Tensor, weights: &[&Tensor]) -> bool {
         && weights.iter().all(|w| w.dtype() == x.dtype())
 }
 
+/// Whether the CUDA kernel (ops/cuda) takes tensors shaped like `x`: f32 or bf16 on a GPU, in a
+/// build with the `cuda` feature.
+fn on_gpu(x: &Tensor, weights: &[&Tensor]) -> bool {
+    cfg!(feature = "cuda")
+        && !REFERENCE_ONLY.load(Ordering::Relaxed)
+        && x.device().is_cuda()
+        && matches!(x.dtype(), DType::F32 | DType::BF16)
+        && weights.iter().all(|w| w.dtype() == x.dtype())
+}
+
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if fused(x, &[]) {
@@ -80,7 +94,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// Dropout (scaled, inverted): each element zeroed with probability `p` by the counter-based mask
 /// of `seed` (`dropout::mask_tensor`), the rest scaled by 1/(1-p); differentiable in `x`.
 pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
-    if p > 0.0 && fused(x, &[]) {
+    if p > 0.0 && (fused(x, &[]) || on_gpu(x, &[])) {
         dropout::apply(x, p, seed)
     } else {
         reference::dropout(x, p, seed)
@@ -89,7 +103,7 @@ pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
 
 /// Exact GELU, `x·Φ(x)`, as BERT's `hidden_act = "gelu"`.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if fused(x, &[]) {
+    if fused(x, &[]) || on_gpu(x, &[]) {
         gelu::apply(x)
     } else {
         reference::gelu_erf(x)
@@ -98,7 +112,7 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 
 /// LayerNorm over the last dimension with affine weight and bias, differentiable in all three.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
-    if fused(x, &[w, b]) {
+    if fused(x, &[w, b]) || on_gpu(x, &[w, b]) {
         layer_norm::apply(x, w, b, eps)
     } else {
         reference::layer_norm(x, w, b, eps)
@@ -167,7 +181,24 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Re
     let constant_bias = spec.bias.is_none_or(|b| !b.track_op());
     if fused(q, &[k, v]) && constant_bias {
         attention::apply(q, k, v, &spec)
+    } else if on_gpu(q, &[k, v]) && constant_bias && gpu_head_size(q, spec.heads) {
+        #[cfg(feature = "cuda")]
+        return attention::on_gpu::apply(q, k, v, &spec);
+        #[cfg(not(feature = "cuda"))]
+        unreachable!("on_gpu is false without the cuda feature")
     } else {
         reference::attention(q, k, v, &spec)
+    }
+}
+
+/// Whether the CUDA attention kernels take the head size of `q` [B, L, H] split in `heads`.
+fn gpu_head_size(q: &Tensor, heads: usize) -> bool {
+    let h = q.dims().last().copied().unwrap_or(0);
+    #[cfg(feature = "cuda")]
+    return heads > 0 && h % heads == 0 && attention::on_gpu::supports(h / heads);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (h, heads);
+        false
     }
 }

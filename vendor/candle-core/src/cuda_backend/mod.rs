@@ -21,6 +21,16 @@ mod device;
 mod error;
 mod utils;
 pub use device::{CudaDevice, DeviceId};
+
+/// Copies of tensors from a GPU to the host so far (`to_cpu_storage`: every `to_vec`,
+/// `to_scalar` and move to the CPU), so that a caller can check that a loop does not wait on the
+/// GPU more often than it means to.
+pub static DTOH_COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The number of GPU-to-host tensor copies so far (`DTOH_COPIES`).
+pub fn dtoh_copies() -> usize {
+    DTOH_COPIES.load(std::sync::atomic::Ordering::Relaxed)
+}
 pub use error::{CudaError, WrapErr};
 pub use utils::{Map1, Map1Any, Map2, Map2Any, Map2InPlace, Map3, S};
 
@@ -1752,6 +1762,7 @@ impl BackendStorage for CudaStorage {
     }
 
     fn to_cpu_storage(&self) -> Result<CpuStorage> {
+        DTOH_COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if device::cuda_graph_htod_cache_enabled() {
             let is_capturing = self.device.cuda_stream().capture_status()
                 == Ok(cudarc::driver::sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_ACTIVE);
