@@ -24,6 +24,9 @@ pub enum Error {
     Tokenizer { path: PathBuf, msg: String },
     #[error("tokenization failed: {0}")]
     Tokenize(String),
+    /// A setting given to pairtrain (a flag, a recipe key) that this model cannot take.
+    #[error("{0}")]
+    Setting(String),
     #[error("not supported: {0}")]
     Unsupported(String),
     #[error(transparent)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// What embeddings depend on, for cache keys: the weights, tokenizer and module files (names,
-/// sizes, times), the precision and device, the length limit, pooling, normalisation and prompt.
+/// sizes, times), the precision and device, the length limit, pooling, normalisation, prompt and truncation.
 pub fn model_identity(model: &crate::SentenceModel) -> Vec<u64> {
     let mut parts = portable_identity(model);
     parts.push(pairs::dedup::hash_bytes(
@@ -25,12 +25,13 @@ pub fn portable_identity(model: &crate::SentenceModel) -> Vec<u64> {
     ];
     let mut parts: Vec<u64> = files.iter().flat_map(|p| file_identity(p)).collect();
     let setup = format!(
-        "{:?} {} {:?} {} {:?}",
+        "{:?} {} {:?} {} {:?} {:?}",
         model.encoder.config().compute_dtype,
         model.tokenizer.max_len(),
         model.pooling,
         model.normalize,
         model.prompt,
+        model.truncate_dim,
     );
     parts.push(pairs::dedup::hash_bytes(setup.as_bytes()));
     parts

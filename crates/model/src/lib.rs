@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use params::{ParamId, ParamSource, Params};
 pub use pooling::Pooling;
 pub use sentence_model::{
-    load_tokenizer, read_default_prompt, resolve_folder, LoadOptions, SentenceModel,
+    load_tokenizer, read_default_prompt, read_prompts, resolve_folder, LoadOptions, SentenceModel,
 };
 pub use tokenize::TextTokenizer;
 

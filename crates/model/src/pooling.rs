@@ -100,6 +100,54 @@ impl Pooling {
         }
     }
 
+    /// `include_prompt` of `1_Pooling/config.json` (sentence-transformers 2.4+): false when the
+    /// prompt's tokens are left out of pooling. Absent: true.
+    pub fn load_include_prompt(path: &Path) -> Result<bool> {
+        let v: serde_json::Value = read_json(path)?;
+        match &v["include_prompt"] {
+            serde_json::Value::Null => Ok(true),
+            serde_json::Value::Bool(b) => Ok(*b),
+            other => Err(Error::invalid(
+                path,
+                format!("include_prompt is {other}, not true or false"),
+            )),
+        }
+    }
+
+    /// As `apply`, leaving out each row's first `prompt_lengths[r]` tokens (its prompt, the
+    /// leading special token included), as sentence-transformers' pooling does with
+    /// `include_prompt = false`: they are zeroed in the mask, and CLS pooling takes the first
+    /// token after them.
+    pub fn apply_without_prompt(
+        self,
+        tokens: &Tensor,
+        mask: &Tensor,
+        prompt_lengths: &[u32],
+    ) -> Result<Tensor> {
+        let (b, l, h) = tokens.dims3()?;
+        if prompt_lengths.len() != b {
+            return Err(Error::Unsupported(format!(
+                "{} prompt lengths for a batch of {b}",
+                prompt_lengths.len()
+            )));
+        }
+        if self == Pooling::Cls {
+            let first: Vec<u32> = prompt_lengths
+                .iter()
+                .enumerate()
+                .map(|(r, &p)| (r * l + if (p as usize) < l { p as usize } else { 0 }) as u32)
+                .collect();
+            let idx = Tensor::from_vec(first, b, tokens.device())?;
+            return Ok(tokens.reshape((b * l, h))?.index_select(&idx, 0)?);
+        }
+        let keep: Vec<f32> = prompt_lengths
+            .iter()
+            .flat_map(|&p| (0..l).map(move |i| if i < p as usize { 0.0 } else { 1.0 }))
+            .collect();
+        let keep = Tensor::from_vec(keep, (b, l), tokens.device())?;
+        self.apply(tokens, &(mask.to_dtype(DType::F32)? * keep)?)
+    }
+
     /// `tokens`: [B, L, H]; `mask`: [B, L] of 0/1 in any dtype. Returns [B, H].
     pub fn apply(self, tokens: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let m = mask.to_dtype(tokens.dtype())?.unsqueeze(D::Minus1)?; // [B, L, 1]

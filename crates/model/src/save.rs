@@ -84,33 +84,49 @@ pub fn save_sentence_model(model: &SentenceModel, dir: &Path, card: &str) -> Res
     )?;
     let p = model.pooling;
     use crate::Pooling::*;
-    write(
-        &dir.join("1_Pooling/config.json"),
-        pretty(&serde_json::json!({
-            "word_embedding_dimension": model.encoder.config().hidden_size,
-            "pooling_mode_cls_token": p == Cls,
-            "pooling_mode_mean_tokens": p == Mean,
-            "pooling_mode_max_tokens": p == Max,
-            "pooling_mode_mean_sqrt_len_tokens": p == MeanSqrtLen,
-        })),
-    )?;
-    // The prompt the model was trained with is its default, so sentence-transformers applies it
-    // to every input as pairtrain does.
-    let (prompts, default_prompt) = match &model.prompt {
-        Some(p) => (
-            serde_json::json!({ "default": p }),
-            serde_json::json!("default"),
-        ),
-        None => (serde_json::json!({}), serde_json::Value::Null),
+    let mut pooling = serde_json::json!({
+        "word_embedding_dimension": model.encoder.config().hidden_size,
+        "pooling_mode_cls_token": p == Cls,
+        "pooling_mode_mean_tokens": p == Mean,
+        "pooling_mode_max_tokens": p == Max,
+        "pooling_mode_mean_sqrt_len_tokens": p == MeanSqrtLen,
+    });
+    // Only when false: sentence-transformers before 2.4 refuses keys it does not know.
+    if !model.include_prompt {
+        pooling["include_prompt"] = false.into();
+    }
+    write(&dir.join("1_Pooling/config.json"), pretty(&pooling))?;
+    // The named prompts go as they are; a prompt the model was trained with that is not one of
+    // them becomes the default ("default"), so sentence-transformers applies it to every input
+    // as pairtrain does.
+    let mut prompts = model.prompts.clone();
+    let mut default_prompt = model.default_prompt_name.clone();
+    if let Some(p) = &model.prompt {
+        let named = default_prompt
+            .as_ref()
+            .is_some_and(|n| prompts.get(n) == Some(p));
+        if !named {
+            prompts.insert("default".into(), p.clone());
+            default_prompt = Some("default".into());
+        }
+    }
+    let default_prompt = match default_prompt {
+        Some(n) if prompts.contains_key(&n) => serde_json::json!(n),
+        _ => serde_json::Value::Null,
     };
+    let mut config = serde_json::json!({
+        "__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1",
+                        "pytorch": "1.8.1"},
+        "prompts": prompts, "default_prompt_name": default_prompt,
+        "similarity_fn_name": model.similarity_fn_name
+    });
+    // Only when set: sentence-transformers before 3.0 does not know the key.
+    if let Some(d) = model.truncate_dim {
+        config["truncate_dim"] = d.into();
+    }
     write(
         &dir.join("config_sentence_transformers.json"),
-        pretty(&serde_json::json!({
-            "__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1",
-                            "pytorch": "1.8.1"},
-            "prompts": prompts, "default_prompt_name": default_prompt,
-            "similarity_fn_name": model.similarity_fn_name
-        })),
+        pretty(&config),
     )?;
     let src = &model.transformer_dir;
     copy(&src.join("config.json"), &dir.join("config.json"))?;

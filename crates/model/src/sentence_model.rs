@@ -10,6 +10,7 @@ use crate::tokenize::TextTokenizer;
 use crate::{build_encoder, Encoder};
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Choices a caller can override when loading.
@@ -39,6 +40,16 @@ pub struct SentenceModel {
     /// Text put before every input (the folder's default prompt, e.g. e5's `query: `), as
     /// sentence-transformers' `encode` does with `default_prompt_name`.
     pub prompt: Option<String>,
+    /// The named prompts of config_sentence_transformers.json (`prompts`), for `--prompt-name`.
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// Which of `prompts` is the default (`default_prompt_name`).
+    pub default_prompt_name: Option<String>,
+    /// Whether pooling takes in the prompt's tokens (the Pooling module's `include_prompt`).
+    pub include_prompt: bool,
+    /// The dimensions `encode` keeps (sentence-transformers' `truncate_dim`: the first N of a
+    /// Matryoshka-trained embedding, cut after normalisation and not renormalised); `None` keeps
+    /// all. Training always sees the full embedding.
+    pub truncate_dim: Option<usize>,
     /// How sentence-transformers compares this model's embeddings (`similarity_fn_name`:
     /// "cosine", "dot", …); a model trained with dot-product scores is saved with "dot".
     pub similarity_fn_name: String,
@@ -61,6 +72,7 @@ struct ModuleEntry {
 struct Layout {
     transformer_dir: PathBuf,
     pooling: Option<Pooling>,
+    include_prompt: bool,
     dense: Option<PathBuf>,
     normalize: bool,
 }
@@ -73,6 +85,7 @@ fn read_layout(dir: &Path) -> Result<Layout> {
         return Ok(Layout {
             transformer_dir: dir.to_path_buf(),
             pooling: None,
+            include_prompt: true,
             dense: None,
             normalize: false,
         });
@@ -81,6 +94,7 @@ fn read_layout(dir: &Path) -> Result<Layout> {
     let mut layout = Layout {
         transformer_dir: dir.to_path_buf(),
         pooling: None,
+        include_prompt: true,
         dense: None,
         normalize: false,
     };
@@ -103,7 +117,9 @@ fn read_layout(dir: &Path) -> Result<Layout> {
                 layout.transformer_dir = dir.join(&m.path);
             }
             "Pooling" => {
-                layout.pooling = Some(Pooling::load(&dir.join(&m.path).join("config.json"))?)
+                let config = dir.join(&m.path).join("config.json");
+                layout.pooling = Some(Pooling::load(&config)?);
+                layout.include_prompt = Pooling::load_include_prompt(&config)?;
             }
             "Dense" if layout.dense.is_none() && !layout.normalize => {
                 layout.dense = Some(dir.join(&m.path))
@@ -140,6 +156,39 @@ pub fn resolve_folder(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// The named prompts of config_sentence_transformers.json and the default's name. Names and
+/// prompts must be strings.
+pub fn read_prompts(dir: &Path) -> Result<(BTreeMap<String, String>, Option<String>)> {
+    let path = dir.join("config_sentence_transformers.json");
+    if !path.is_file() {
+        return Ok((BTreeMap::new(), None));
+    }
+    let v: serde_json::Value = read_json(&path)?;
+    let mut prompts = BTreeMap::new();
+    match &v["prompts"] {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(o) => {
+            for (name, p) in o {
+                let Some(p) = p.as_str() else {
+                    return Err(Error::invalid(
+                        &path,
+                        format!("prompts: \"{name}\" is {p}, not a string"),
+                    ));
+                };
+                prompts.insert(name.clone(), p.to_string());
+            }
+        }
+        other => {
+            return Err(Error::invalid(
+                &path,
+                format!("prompts is {other}, not an object of name: prompt"),
+            ))
+        }
+    }
+    let default = v["default_prompt_name"].as_str().map(str::to_string);
+    Ok((prompts, default))
+}
+
 /// The default prompt of config_sentence_transformers.json: `prompts[default_prompt_name]`.
 pub fn read_default_prompt(dir: &Path) -> Result<Option<String>> {
     let path = dir.join("config_sentence_transformers.json");
@@ -156,6 +205,26 @@ pub fn read_default_prompt(dir: &Path) -> Result<Option<String>> {
             &path,
             format!("default_prompt_name \"{name}\" is not in prompts"),
         )),
+    }
+}
+
+/// `truncate_dim` of config_sentence_transformers.json (sentence-transformers 3+ saves the
+/// dimension a model was loaded with there); `None` when absent or null.
+pub fn read_truncate_dim(dir: &Path) -> Result<Option<usize>> {
+    let path = dir.join("config_sentence_transformers.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = read_json(&path)?;
+    match &v["truncate_dim"] {
+        serde_json::Value::Null => Ok(None),
+        t => match t.as_u64() {
+            Some(d) if d <= u32::MAX as u64 => Ok(Some(d as usize)),
+            _ => Err(Error::invalid(
+                &path,
+                format!("truncate_dim is {t}, not a whole number of dimensions"),
+            )),
+        },
     }
 }
 
@@ -299,7 +368,7 @@ impl SentenceModel {
             }
             None => None,
         };
-        Ok(Self {
+        let mut model = Self {
             encoder,
             tokenizer,
             pooling: opts.pooling.or(layout.pooling).unwrap_or(Pooling::Mean),
@@ -307,11 +376,28 @@ impl SentenceModel {
             max_seq_length,
             dense,
             prompt: read_default_prompt(dir)?,
+            prompts: BTreeMap::new(),
+            default_prompt_name: None,
+            include_prompt: layout.include_prompt,
             similarity_fn_name: read_similarity_fn_name(dir)?,
+            truncate_dim: None,
             dir: dir.to_path_buf(),
             transformer_dir: tdir.clone(),
             device: device.clone(),
-        })
+        };
+        (model.prompts, model.default_prompt_name) = read_prompts(dir)?;
+        if let Some(d) = read_truncate_dim(dir)? {
+            model.set_truncate_dim(Some(d), "").map_err(|_| {
+                Error::invalid(
+                    &dir.join("config_sentence_transformers.json"),
+                    format!(
+                        "truncate_dim {d} is not between 1 and the model's {} dimensions",
+                        model.full_dim()
+                    ),
+                )
+            })?;
+        }
+        Ok(model)
     }
 
     /// The same model over the same weights, recording no gradients (inference during training).
@@ -324,18 +410,65 @@ impl SentenceModel {
             max_seq_length: self.max_seq_length,
             dense: self.dense.as_ref().map(|d| d.detached()),
             prompt: self.prompt.clone(),
+            prompts: self.prompts.clone(),
+            default_prompt_name: self.default_prompt_name.clone(),
+            include_prompt: self.include_prompt,
             similarity_fn_name: self.similarity_fn_name.clone(),
+            truncate_dim: self.truncate_dim,
             dir: self.dir.clone(),
             transformer_dir: self.transformer_dir.clone(),
             device: self.device.clone(),
         }
     }
 
-    /// The sentence embedding's dimension (the Dense module's output, if there is one).
+    /// The dimension of what `encode` returns: `truncate_dim` when set, else `full_dim`.
     pub fn dim(&self) -> usize {
+        self.truncate_dim.unwrap_or_else(|| self.full_dim())
+    }
+
+    /// The sentence embedding's dimension before any truncation (the Dense module's output, if
+    /// there is one): what training sees.
+    pub fn full_dim(&self) -> usize {
         match &self.dense {
             Some(d) => d.out_features,
             None => self.encoder.config().hidden_size,
+        }
+    }
+
+    /// Keeps the first `dim` dimensions of every embedding `encode` returns (`None`: all). An
+    /// error when the model has fewer; `what` names where the number came from.
+    pub fn set_truncate_dim(&mut self, dim: Option<usize>, what: &str) -> Result<()> {
+        if let Some(d) = dim {
+            if d == 0 || d > self.full_dim() {
+                return Err(Error::Setting(format!(
+                    "{what}: {d} is not between 1 and the model's {} dimensions",
+                    self.full_dim()
+                )));
+            }
+        }
+        self.truncate_dim = dim;
+        Ok(())
+    }
+
+    /// Makes the named prompt (of `prompts`) the one put before every input; an error lists the
+    /// names there are. `what` names where the name came from (`--prompt-name`).
+    pub fn use_prompt_name(&mut self, name: &str, what: &str) -> Result<()> {
+        match self.prompts.get(name) {
+            Some(p) => {
+                self.prompt = Some(p.clone()).filter(|p| !p.is_empty());
+                Ok(())
+            }
+            None => Err(Error::Setting(format!(
+                "{what} \"{name}\": the model has no such prompt ({})",
+                if self.prompts.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!(
+                        "its prompts: {}",
+                        self.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                }
+            ))),
         }
     }
 
@@ -358,6 +491,13 @@ impl SentenceModel {
         self.embed_padded(self.encoder.as_ref(), &ids, &mask, None)
     }
 
+    /// The length of `prompt` in tokens as sentence-transformers counts it for pooling
+    /// (`prompt_length`: the leading special token included, a trailing one not).
+    pub fn prompt_length(&self, prompt: &str) -> Result<u32> {
+        pairs::tokenize::prompt_length(self.tokenizer.inner(), prompt)
+            .map_err(|e| Error::Tokenize(e.to_string()))
+    }
+
     /// Sentence embeddings [B, D] of padded ids [B, L] and mask [B, L] through `encoder` (this
     /// model's, or a detached copy of it), with dropout when `dropout` is given.
     pub fn embed_padded(
@@ -367,9 +507,25 @@ impl SentenceModel {
         mask: &Tensor,
         dropout: Option<&mut crate::Dropout>,
     ) -> Result<Tensor> {
+        self.embed_pooled(encoder, ids, mask, None, dropout)
+    }
+
+    /// As `embed_padded`; with `prompt_lengths`, pooling leaves out each row's prompt tokens
+    /// (`include_prompt = false`).
+    pub fn embed_pooled(
+        &self,
+        encoder: &dyn Encoder,
+        ids: &Tensor,
+        mask: &Tensor,
+        prompt_lengths: Option<&[u32]>,
+        dropout: Option<&mut crate::Dropout>,
+    ) -> Result<Tensor> {
         // Pooling, normalisation and everything after (losses, scores) run in f32.
         let tokens = encoder.forward(ids, mask, dropout)?.to_dtype(DType::F32)?;
-        let mut pooled = self.pooling.apply(&tokens, mask)?;
+        let mut pooled = match prompt_lengths {
+            Some(p) => self.pooling.apply_without_prompt(&tokens, mask, p)?,
+            None => self.pooling.apply(&tokens, mask)?,
+        };
         if let Some(d) = &self.dense {
             pooled = d.forward(&pooled)?;
         }
@@ -397,16 +553,26 @@ impl SentenceModel {
             }
             None => self.tokenizer.encode_batch(texts)?,
         };
+        let excluded = match &self.prompt {
+            Some(p) if !self.include_prompt => Some(self.prompt_length(p)?),
+            _ => None,
+        };
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let mut out = vec![Vec::new(); ids.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let emb = self
-                .embed_ids(&rows)?
-                .to_dtype(DType::F32)?
-                .to_vec2::<f32>()?;
-            for (&i, e) in chunk.iter().zip(emb) {
+            let emb = match excluded {
+                None => self.embed_ids(&rows)?,
+                Some(n) => {
+                    let (ids, mask) = pad_batch(&rows, self.pad_id(), 1, &self.device)?;
+                    let lengths = vec![n; rows.len()];
+                    self.embed_pooled(self.encoder.as_ref(), &ids, &mask, Some(&lengths), None)?
+                }
+            };
+            let emb = emb.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (&i, mut e) in chunk.iter().zip(emb) {
+                e.truncate(self.dim());
                 out[i] = e;
             }
             progress(chunk.len());

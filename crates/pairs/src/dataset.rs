@@ -23,6 +23,8 @@ pub struct DatasetSpec {
     pub shuffle_buffer: usize,
     /// The columns of Parquet files to read, in order (default: a known layout).
     pub columns: Option<Vec<String>>,
+    /// The rows the loss takes; others are bad rows.
+    pub shape: Option<crate::shape::RowShape>,
 }
 
 /// Where a stream stands; see the module comment.
@@ -125,7 +127,8 @@ impl DatasetStream {
         let mut r = PairReader::open_with(
             &self.spec.files[self.order[self.shard]],
             self.spec.columns.as_deref(),
-        )?;
+        )?
+        .with_shape(self.spec.shape.clone());
         r.skip_lines(state.line)?;
         self.reader = Some(r);
         self.reader_rows = state.line;
@@ -166,7 +169,10 @@ impl DatasetStream {
         while self.buffer.len() < want {
             if self.reader.is_none() {
                 let path = &self.spec.files[self.order[self.shard]];
-                self.reader = Some(PairReader::open_with(path, self.spec.columns.as_deref())?);
+                self.reader = Some(
+                    PairReader::open_with(path, self.spec.columns.as_deref())?
+                        .with_shape(self.spec.shape.clone()),
+                );
                 self.reader_rows = 0;
             }
             let r = self.reader.as_mut().expect("opened above");

@@ -81,16 +81,25 @@ impl ParquetRows {
                     .find(|f| f.name() == c)
                     .expect("checked above")
                     .clone();
-                if !is_text_column(&f) {
+                if !is_text_column(&f) && !is_number_column(&f) {
                     return Err(format!(
-                        "column \"{c}\" is not a string or a list of strings"
+                        "column \"{c}\" is not a string, a number, or a list of either"
                     ));
                 }
                 Ok(f)
             })
             .collect::<Result<_, String>>()?;
-        if fields.len() < 2 {
-            return Err("needs at least 2 text columns".into());
+        if fields.iter().filter(|f| is_text_column(f)).count() < 2 {
+            let numbers: Vec<String> = fields
+                .iter()
+                .filter(|f| !is_text_column(f))
+                .map(|f| format!("\"{}\"", f.name()))
+                .collect();
+            return Err(format!(
+                "needs at least 2 text columns; {} of those chosen hold numbers, which are read \
+                 as scores, not texts",
+                numbers.join(", ")
+            ));
         }
         let projection = Type::group_type_builder(root.name())
             .with_fields(fields)
@@ -183,11 +192,45 @@ impl ParquetRows {
     }
 }
 
-/// The texts of one record, columns in order, lists flattened; a null text or fewer than two
-/// texts is a bad row.
+/// A number column's value as a score.
+fn number(f: &Field) -> Option<f64> {
+    Some(match f {
+        Field::Float(x) => *x as f64,
+        Field::Double(x) => *x,
+        Field::Byte(x) => *x as f64,
+        Field::Short(x) => *x as f64,
+        Field::Int(x) => *x as f64,
+        Field::Long(x) => *x as f64,
+        Field::UByte(x) => *x as f64,
+        Field::UShort(x) => *x as f64,
+        Field::UInt(x) => *x as f64,
+        Field::ULong(x) => *x as f64,
+        Field::Bool(b) => *b as u8 as f64,
+        _ => return None,
+    })
+}
+
+fn score(name: &str, x: f64) -> Result<f32, Problem> {
+    if x.is_finite() && x.abs() <= f32::MAX as f64 {
+        Ok(x as f32)
+    } else {
+        Err(Problem::new(
+            row::NOT_A_SCORE,
+            format!("column \"{name}\" holds {x}, not a finite score"),
+        ))
+    }
+}
+
+/// The texts of one record, columns in order, lists flattened, and its scores (number columns,
+/// lists of numbers); a null text or fewer than two texts is a bad row.
 fn texts_of(r: &parquet::record::Row) -> Result<Row, Problem> {
     let mut out = Vec::new();
+    let mut scores = Vec::new();
     for (name, field) in r.get_column_iter() {
+        if let Some(x) = number(field) {
+            scores.push(score(name, x)?);
+            continue;
+        }
         match field {
             Field::Str(s) => out.push(s.clone()),
             Field::Null if out.len() >= 2 => {}
@@ -201,6 +244,9 @@ fn texts_of(r: &parquet::record::Row) -> Result<Row, Problem> {
                 for e in l.elements() {
                     match e {
                         Field::Str(s) => out.push(s.clone()),
+                        e if number(e).is_some() => {
+                            scores.push(score(name, number(e).expect("a number"))?)
+                        }
                         _ => {
                             return Err(Problem::new(
                                 row::NOT_A_STRING,
@@ -224,7 +270,7 @@ fn texts_of(r: &parquet::record::Row) -> Result<Row, Problem> {
             format!("a row needs at least 2 texts, this one has {}", out.len()),
         ));
     }
-    Ok(out)
+    Ok(Row::new(out, scores))
 }
 
 fn is_string(t: &Type) -> bool {
@@ -256,15 +302,50 @@ fn is_text_column(t: &Type) -> bool {
     false
 }
 
+/// A number column, or a list of numbers (scores).
+fn is_number_column(t: &Type) -> bool {
+    use parquet::basic::Type as Physical;
+    let num = |t: &Type| {
+        t.is_primitive()
+            && matches!(
+                t.get_physical_type(),
+                Physical::INT32 | Physical::INT64 | Physical::FLOAT | Physical::DOUBLE
+            )
+    };
+    let mut t = t;
+    for _ in 0..3 {
+        if num(t) {
+            return true;
+        }
+        if t.is_primitive() || t.get_fields().len() != 1 {
+            return false;
+        }
+        t = &t.get_fields()[0];
+    }
+    false
+}
+
+/// The score columns of a file (`score`, `label`, … holding numbers), read after the texts.
+fn score_columns(root: &Type) -> Vec<String> {
+    NOT_TEXT[..4]
+        .iter()
+        .filter_map(|n| root.get_fields().iter().find(|f| f.name() == *n))
+        .filter(|f| is_number_column(f))
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
 fn default_columns(root: &Type) -> Result<Vec<String>, String> {
     let has = |n: &str| root.get_fields().iter().any(|f| f.name() == n);
     for (layout, required) in LAYOUTS {
         if layout[..*required].iter().all(|c| has(c)) {
-            return Ok(layout
+            let mut cols: Vec<String> = layout
                 .iter()
                 .filter(|c| has(c))
                 .map(|c| c.to_string())
-                .collect());
+                .collect();
+            cols.extend(score_columns(root));
+            return Ok(cols);
         }
     }
     let texts: Vec<String> = root
@@ -280,5 +361,7 @@ fn default_columns(root: &Type) -> Result<Vec<String>, String> {
             names.join(", ")
         ));
     }
+    let mut texts = texts;
+    texts.extend(score_columns(root));
     Ok(texts)
 }

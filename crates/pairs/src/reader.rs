@@ -111,6 +111,10 @@ pub struct PairReader {
     buf: Vec<u8>,
     done: bool,
     format: RowFormat,
+    /// A tab-separated file's score columns, from its header line.
+    tsv_scores: Vec<usize>,
+    /// The rows the caller's loss takes; others are bad rows.
+    shape: Option<crate::shape::RowShape>,
 }
 
 /// One raw line, or the reason it could not be read.
@@ -140,6 +144,8 @@ impl PairReader {
                 buf: Vec::new(),
                 done: false,
                 format,
+                tsv_scores: Vec::new(),
+                shape: None,
             });
         }
         if columns.is_some() {
@@ -157,7 +163,15 @@ impl PairReader {
             buf: Vec::with_capacity(4096),
             done: false,
             format,
+            tsv_scores: Vec::new(),
+            shape: None,
         })
+    }
+
+    /// Rows that are not of `shape` become bad rows (errors or counted skips, per the policy).
+    pub fn with_shape(mut self, shape: Option<crate::shape::RowShape>) -> Self {
+        self.shape = shape;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -218,6 +232,15 @@ impl PairReader {
 
     /// The next non-blank line parsed, with its line number; `None` at the end.
     pub fn next_parsed(&mut self) -> Option<(u64, Result<Row, Problem>)> {
+        let (line, parsed) = self.next_unchecked()?;
+        let parsed = match (&self.shape, parsed) {
+            (Some(shape), Ok(row)) => shape.check(&row).map(|()| row),
+            (_, parsed) => parsed,
+        };
+        Some((line, parsed))
+    }
+
+    fn next_unchecked(&mut self) -> Option<(u64, Result<Row, Problem>)> {
         if let Some(p) = &mut self.parquet {
             let next = p.next_row()?;
             self.line += 1;
@@ -226,12 +249,29 @@ impl PairReader {
         let format = self.format;
         loop {
             let line = self.line + 1;
+            let first = line == 1;
+            let mut header = None;
+            // Out of `self` while the line borrows it.
+            let score_columns = std::mem::take(&mut self.tsv_scores);
             let parsed = match self.next_line() {
                 Line::End => return None,
                 Line::Text(t) if t.trim().is_empty() => continue,
+                Line::Text(t) if format == RowFormat::Tsv && first => {
+                    header = row::tsv_header(t);
+                    row::parse_tsv_row(t)
+                }
+                Line::Text(t) if format == RowFormat::Tsv => {
+                    row::parse_tsv_fields(t, &score_columns)
+                }
                 Line::Text(t) => format.parse(t),
                 Line::Bad(p) => Err(p),
             };
+            self.tsv_scores = score_columns;
+            if let Some(cols) = header {
+                // A header names the columns; it is not a row.
+                self.tsv_scores = cols;
+                continue;
+            }
             return Some((line, parsed));
         }
     }
@@ -279,13 +319,23 @@ impl PairReader {
             }
             return Ok(());
         }
+        let tsv = self.format == RowFormat::Tsv;
         while self.line < n {
-            if let Line::End = self.next_line() {
-                return Err(RowError::Other(format!(
-                    "{}: has {} lines, but the saved position is line {n}; did the file change?",
-                    self.path.display(),
-                    self.line
-                )));
+            let first = self.line == 0;
+            let header = match self.next_line() {
+                Line::End => {
+                    return Err(RowError::Other(format!(
+                        "{}: has {} lines, but the saved position is line {n}; did the file \
+                         change?",
+                        self.path.display(),
+                        self.line
+                    )))
+                }
+                Line::Text(t) if tsv && first => row::tsv_header(t),
+                _ => None,
+            };
+            if let Some(cols) = header {
+                self.tsv_scores = cols;
             }
         }
         Ok(())

@@ -16,6 +16,10 @@ pub struct TokenColumn {
     pub len: usize,
     /// The texts of the whole batch (every rank's rows): duplicate masking looks at all of them.
     pub texts: Vec<String>,
+    /// Tokens of each of this rank's rows that are its prompt, the leading special token
+    /// included (sentence-transformers' `prompt_length`, which pooling with `include_prompt =
+    /// false` leaves out); empty when no row of the column has a prompt.
+    pub prompt_lengths: Vec<u32>,
 }
 
 impl TokenColumn {
@@ -42,6 +46,8 @@ pub struct TokenBatch {
     /// The dataset of each row.
     pub dataset: Vec<usize>,
     pub duplicates_skipped: u64,
+    /// Every row's scores (the whole batch), when any row has some.
+    pub scores: Option<Vec<Vec<f32>>>,
 }
 
 impl TokenBatch {
@@ -77,6 +83,10 @@ pub struct BatchTokenizer {
     shard: (usize, usize),
     /// Put before every text (a model's prompt, e.g. e5's `query: `).
     prefix: Option<String>,
+    /// Prompts per dataset and column, before `prefix` (which applies where they give none).
+    column_prompts: Vec<crate::ColumnPrompts>,
+    /// The token length of every prompt above (see `TokenColumn::prompt_lengths`).
+    prompt_lengths: std::collections::HashMap<String, u32>,
     /// A second tokenizer for column 0 (a distillation teacher's).
     teacher: Option<Box<BatchTokenizer>>,
 }
@@ -308,14 +318,54 @@ impl BatchTokenizer {
             max_len,
             shard: (0, 1),
             prefix: None,
+            column_prompts: Vec::new(),
+            prompt_lengths: Default::default(),
             teacher: None,
         })
     }
 
     /// Puts `prefix` before every text it tokenizes (the batch's texts stay as they were).
-    pub fn with_prefix(mut self, prefix: Option<String>) -> Self {
+    pub fn with_prefix(mut self, prefix: Option<String>) -> Result<Self, TokenizeError> {
         self.prefix = prefix.filter(|p| !p.is_empty());
-        self
+        if let Some(p) = self.prefix.clone() {
+            self.measure(&p)?;
+        }
+        Ok(self)
+    }
+
+    /// Puts each dataset's column prompts (index: the batch's dataset numbers) before its texts,
+    /// in place of the prefix for the columns they name.
+    pub fn with_column_prompts(
+        mut self,
+        prompts: Vec<crate::ColumnPrompts>,
+    ) -> Result<Self, TokenizeError> {
+        for p in &prompts {
+            for q in [&p.anchor, &p.positive, &p.negative].into_iter().flatten() {
+                self.measure(q)?;
+            }
+        }
+        self.column_prompts = prompts;
+        Ok(self)
+    }
+
+    /// Records the token length of `prompt` as sentence-transformers measures it: the prompt
+    /// tokenized alone, without a trailing special token ([SEP], </s>).
+    fn measure(&mut self, prompt: &str) -> Result<(), TokenizeError> {
+        if self.prompt_lengths.contains_key(prompt) {
+            return Ok(());
+        }
+        let n = prompt_length(&self.tok, prompt)?;
+        self.prompt_lengths.insert(prompt.to_string(), n);
+        Ok(())
+    }
+
+    /// The prompt of column `c` of a row of dataset `dataset`.
+    fn prompt_of(&self, dataset: usize, c: usize) -> Option<&str> {
+        self.column_prompts
+            .get(dataset)
+            .and_then(|p| p.get(c))
+            .filter(|p| !p.is_empty())
+            .or(self.prefix.as_deref())
     }
 
     /// Also tokenizes column 0 (the sources of parallel rows) with `teacher`, the tokenizer of a
@@ -344,7 +394,11 @@ impl BatchTokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
-        match &self.prefix {
+        self.encode_with(self.prefix.as_deref(), text)
+    }
+
+    fn encode_with(&self, prompt: Option<&str>, text: &str) -> Result<Vec<u32>, TokenizeError> {
+        match prompt {
             Some(p) => self.encode_raw(&format!("{p}{text}")),
             None => self.encode_raw(text),
         }
@@ -376,8 +430,13 @@ impl BatchTokenizer {
     ) -> Result<TokenBatch, TokenizeError> {
         let k = rows.iter().map(|r| r.len()).min().unwrap_or(2);
         let mut texts: Vec<Vec<String>> = (0..k).map(|_| Vec::with_capacity(rows.len())).collect();
+        let scored = rows.iter().any(|r| !r.scores.is_empty());
+        let mut scores = Vec::with_capacity(if scored { rows.len() } else { 0 });
         for row in rows {
-            for (c, t) in row.into_iter().take(k).enumerate() {
+            if scored {
+                scores.push(row.scores);
+            }
+            for (c, t) in row.texts.into_iter().take(k).enumerate() {
                 texts[c].push(t);
             }
         }
@@ -390,12 +449,12 @@ impl BatchTokenizer {
         }
         let local = rank * n / world..(rank + 1) * n / world;
         let teacher = match &self.teacher {
-            Some(t) => Some(t.column(texts[0].clone(), &local)?),
+            Some(t) => Some(t.column(texts[0].clone(), &local, 0, &dataset)?),
             None => None,
         };
         let mut columns = Vec::with_capacity(k);
-        for col in texts {
-            columns.push(self.column(col, &local)?);
+        for (c, col) in texts.into_iter().enumerate() {
+            columns.push(self.column(col, &local, c, &dataset)?);
         }
         Ok(TokenBatch {
             columns,
@@ -403,20 +462,32 @@ impl BatchTokenizer {
             offset: local.start,
             dataset,
             duplicates_skipped,
+            scores: scored.then_some(scores),
         })
     }
 
-    /// Rows `local` of a column's texts, tokenized and padded; the column keeps every text.
+    /// Rows `local` of a column's texts (column `c`; `dataset`: each row's), tokenized with
+    /// their prompts and padded; the column keeps every text.
     fn column(
         &self,
         texts: Vec<String>,
         local: &std::ops::Range<usize>,
+        c: usize,
+        dataset: &[usize],
     ) -> Result<TokenColumn, TokenizeError> {
-        let ids: Vec<Vec<u32>> = texts[local.clone()]
-            .iter()
-            .map(|t| self.encode(t))
-            .collect::<Result<_, _>>()?;
-        Ok(self.pad(ids, texts))
+        let mut prompt_lengths = Vec::new();
+        let mut ids = Vec::with_capacity(local.len());
+        for r in local.clone() {
+            let prompt = self.prompt_of(dataset.get(r).copied().unwrap_or(0), c);
+            ids.push(self.encode_with(prompt, &texts[r])?);
+            prompt_lengths.push(prompt.map_or(0, |p| self.prompt_lengths[p]));
+        }
+        if prompt_lengths.iter().all(|&n| n == 0) {
+            prompt_lengths.clear();
+        }
+        let mut col = self.pad(ids, texts);
+        col.prompt_lengths = prompt_lengths;
+        Ok(col)
     }
 
     fn pad(&self, ids: Vec<Vec<u32>>, texts: Vec<String>) -> TokenColumn {
@@ -434,8 +505,28 @@ impl BatchTokenizer {
             lengths,
             len,
             texts,
+            prompt_lengths: Vec::new(),
         }
     }
+}
+
+/// The length of `prompt` in tokens as sentence-transformers counts it (`prompt_length`): the
+/// prompt tokenized alone with the special tokens, less a trailing special token.
+pub fn prompt_length(tok: &Tokenizer, prompt: &str) -> Result<u32, TokenizeError> {
+    let enc = tok
+        .encode_fast(prompt, true)
+        .map_err(|e| TokenizeError::Text {
+            text: preview(prompt),
+            msg: e.to_string(),
+        })?;
+    let ids = enc.get_ids();
+    let special = |id: u32| {
+        tok.get_added_tokens_decoder()
+            .get(&id)
+            .is_some_and(|t| t.special)
+    };
+    let trailing = ids.last().is_some_and(|&id| special(id));
+    Ok((ids.len() - usize::from(trailing)) as u32)
 }
 
 fn preview(t: &str) -> String {

@@ -58,7 +58,10 @@ fn columns_are_found_by_layout_or_named_in_order() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("\"id\" is not a string"), "{e}");
+    assert!(
+        e.contains("\"id\" of those chosen hold numbers") && e.contains("2 text columns"),
+        "{e}"
+    );
     // `columns` is for Parquet only.
     let e = PairReader::open_with(&data("triplets.jsonl"), Some(&swapped))
         .err()
@@ -95,6 +98,7 @@ fn spec(files: Vec<PathBuf>) -> DatasetSpec {
         weight: 1.0,
         shuffle_buffer: 16,
         columns: None,
+        shape: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn spec(name: &str, files: Vec<PathBuf>, weight: f64, buffer: usize) -> DatasetS
         weight,
         shuffle_buffer: buffer,
         columns: None,
+        shape: None,
     }
 }
 

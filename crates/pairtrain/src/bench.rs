@@ -397,6 +397,10 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         max_seq_length: a.seq,
         dense: None,
         prompt: None,
+        prompts: Default::default(),
+        default_prompt_name: None,
+        include_prompt: true,
+        truncate_dim: None,
         similarity_fn_name: "cosine".into(),
         dir: PathBuf::from("<random>"),
         transformer_dir: PathBuf::from("<random>"),
@@ -422,6 +426,7 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         Ok(Column {
             ids: Tensor::from_vec(ids, (a.batch, a.seq), &device)?,
             mask: Tensor::ones((a.batch, a.seq), DType::F32, &device)?,
+            prompt_lengths: None,
         })
     };
     let texts = |tag: &str| (0..a.batch).map(|i| format!("{tag}{i}")).collect();
@@ -430,6 +435,8 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         texts: vec![texts("a"), texts("p")],
         offset: 0,
         targets: None,
+        guide: None,
+        scores: None,
     };
     let mut dropout = model::Dropout::new(3);
     let mut times = Vec::new();

@@ -32,6 +32,12 @@ pub struct EncodeArgs {
     /// Do not L2-normalise embeddings, even if the model's modules.json has a Normalize step.
     #[arg(long)]
     pub no_normalize: bool,
+    /// Keep only the first N dimensions of each embedding (a Matryoshka-trained model's
+    /// shorter embeddings; sentence-transformers' `truncate_dim`). Cut after normalisation, as
+    /// sentence-transformers does: cosine similarity is unaffected, dot products are not
+    /// renormalised. Default: the model folder's `truncate_dim`, else all.
+    #[arg(long, value_name = "N")]
+    pub truncate_dim: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -49,7 +55,10 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
         normalize: args.no_normalize.then_some(false),
         ..Default::default()
     };
-    let model = args.run_on.load(&args.model, opts)?;
+    let mut model = args.run_on.load(&args.model, opts)?;
+    if args.truncate_dim.is_some() {
+        model.set_truncate_dim(args.truncate_dim, "--truncate-dim")?;
+    }
     let texts = read_texts(&args.input, &args.field)?;
     let mut out = EmbeddingWriter::create(&args.output, model.dim())?;
     let bar = progress::bar(texts.len() as u64, "encoding", "texts", args.quiet);

@@ -43,6 +43,11 @@ pub struct EvalArgs {
     /// folder's default prompt (config_sentence_transformers.json); "" for none.
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Score at each of these embedding sizes (a Matryoshka model's first N dimensions, as
+    /// sentence-transformers' evaluators' `truncate_dim`): `--truncate-dim 384,128,64` runs
+    /// every task once per size, named `<task>-<N>`.
+    #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
+    pub truncate_dim: Vec<usize>,
     #[command(flatten)]
     pub run_on: crate::device_args::DeviceArgs,
 }
@@ -62,13 +67,25 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
     if let Some(p) = &a.prompt {
         model.prompt = Some(p.clone()).filter(|p| !p.is_empty());
     }
+    let dims: Vec<Option<usize>> = if a.truncate_dim.is_empty() {
+        vec![None]
+    } else {
+        a.truncate_dim.iter().map(|&d| Some(d)).collect()
+    };
     let mut all: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for mut t in tasks {
+    for (mut t, dim) in tasks
+        .into_iter()
+        .flat_map(|t| dims.iter().map(move |&d| (t.clone(), d)))
+    {
         t.batch_size = a.batch_size;
         if let (None, Some(p)) = (&t.teacher, &a.teacher) {
             t.teacher = Some(p.display().to_string());
         }
-        let name = t.display_name();
+        let mut name = t.display_name();
+        if let Some(d) = dim {
+            model.set_truncate_dim(Some(d), "--truncate-dim")?;
+            name = format!("{name}-{d}");
+        }
         let t0 = Instant::now();
         let res = run_task(&model, &t).with_context(|| format!("task {name}"))?;
         eprintln!(
@@ -108,12 +125,18 @@ pub struct SearchArgs {
     pub top_k: usize,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Search with the first N dimensions of the embeddings (see `encode --truncate-dim`).
+    #[arg(long, value_name = "N")]
+    pub truncate_dim: Option<usize>,
     #[command(flatten)]
     pub run_on: crate::device_args::DeviceArgs,
 }
 
 pub fn run_search(a: &SearchArgs) -> Result<()> {
-    let model = a.run_on.load(&a.model, LoadOptions::default())?;
+    let mut model = a.run_on.load(&a.model, LoadOptions::default())?;
+    if a.truncate_dim.is_some() {
+        model.set_truncate_dim(a.truncate_dim, "--truncate-dim")?;
+    }
     let docs = read_texts(&a.corpus, &a.field)?;
     let refs: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
     let emb = model.encode(&refs, a.batch_size, |_| {})?;

@@ -67,7 +67,7 @@ fn loss_line(tr: &Trainer) -> String {
                 "{} (scale {}, similarity {}{mini})",
                 tr.loss_name(),
                 r.loss.scale,
-                r.loss.similarity.util_name()
+                r.loss.similarity().util_name()
             )
         }
     }
@@ -182,7 +182,7 @@ pub fn model_card(tr: &Trainer) -> String {
          - Final training loss: {final_loss}\n- Mean loss over the last {window} steps: \
          {mean_tail:.4}\n{evals}\n\
          ## Citation\n\n{CITATION}\n{loss_citation}",
-        dim = tr.model.dim(),
+        dim = tr.model.full_dim(),
         pool = tr.model.pooling.name(),
         norm = if tr.model.normalize {
             ", L2-normalised"

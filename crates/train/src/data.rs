@@ -39,6 +39,7 @@ pub fn dataset_specs(recipe: &Recipe) -> Result<Vec<DatasetSpec>> {
             weight: d.weight.unwrap_or(1.0),
             shuffle_buffer: d.shuffle_buffer.unwrap_or(t.shuffle_buffer),
             columns: d.columns.clone(),
+            shape: Some(recipe.loss.row_shape()),
         });
     }
     if let Some(temp) = t.temperature {
@@ -62,7 +63,7 @@ pub fn start_loader(recipe: &Recipe, tokenizer: BatchTokenizer) -> Result<Loader
         seed: t.seed,
         shuffle: t.shuffle,
         policy: t.on_bad_row.parse().map_err(anyhow::Error::msg)?,
-        dedup: t.dedup,
+        dedup: recipe.dedup(),
     };
     let sampler = Sampler::new(dataset_specs(recipe)?, cfg)?;
     Ok(Loader::start(
@@ -87,10 +88,17 @@ pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
             Some(p) => Some(p.clone()),
             None => model::read_default_prompt(dir)?,
         };
-        Ok(tokenizer_for(&tok, pad, recipe.train.pad_to_multiple_of)?.with_prefix(prompt))
+        Ok(tokenizer_for(&tok, pad, recipe.train.pad_to_multiple_of)?.with_prefix(prompt)?)
     };
     let m = &recipe.model;
-    let mut tokenizer = side(&m.base, m.max_seq_length, &m.prompt)?;
+    let base = model::resolve_folder(std::path::Path::new(&m.base))?;
+    let prompt = match (&m.prompt, &m.default_prompt_name) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(name)) => Some(named_prompt(recipe, &base, name)?),
+        (None, None) => None,
+    };
+    let mut tokenizer =
+        side(&m.base, m.max_seq_length, &prompt)?.with_column_prompts(recipe.column_prompts())?;
     // A cached teacher needs no tokens: its embeddings are looked up by the source text.
     if let Some(t) = recipe.teacher.as_ref().filter(|t| !t.cache) {
         tokenizer = tokenizer.with_teacher(side(&t.model, t.max_seq_length, &t.prompt)?);
@@ -98,18 +106,41 @@ pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
     Ok(tokenizer)
 }
 
-/// The loader's tokenizer for loaded models (the trainer's): `model`'s with its prompt and, when
-/// given, `teacher`'s with the teacher's prompt for the sources in column 0. The same as
-/// `recipe_tokenizer` builds from the folders, without reading the tokenizer files again.
+/// The prompt `[model] default_prompt_name` names: one of `[model] prompts`, else of the base
+/// folder's; an error names the key and the names there are.
+pub fn named_prompt(recipe: &Recipe, base: &std::path::Path, name: &str) -> Result<String> {
+    let (mut prompts, _) = model::read_prompts(base)?;
+    prompts.extend(recipe.model.prompts.clone().unwrap_or_default());
+    prompts.get(name).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "[model] default_prompt_name \"{name}\" is not a prompt of [model] prompts or of {} \
+             (there: {})",
+            base.display(),
+            if prompts.is_empty() {
+                "none".to_string()
+            } else {
+                prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )
+    })
+}
+
+/// The loader's tokenizer for loaded models (the trainer's): `model`'s with its prompt and each
+/// dataset's column prompts (`prompts`, in `[[data]]` order) and, when given, `teacher`'s with
+/// the teacher's prompt for the sources in column 0. The same as `recipe_tokenizer` builds
+/// from the folders, without reading the tokenizer files again.
 pub fn loader_tokenizer(
     model: &SentenceModel,
+    prompts: Vec<pairs::ColumnPrompts>,
     teacher: Option<&SentenceModel>,
     multiple_of: usize,
 ) -> Result<BatchTokenizer> {
-    let mut tokenizer = batch_tokenizer(model, multiple_of)?.with_prefix(model.prompt.clone());
+    let mut tokenizer = batch_tokenizer(model, multiple_of)?
+        .with_prefix(model.prompt.clone())?
+        .with_column_prompts(prompts)?;
     if let Some(t) = teacher {
         tokenizer =
-            tokenizer.with_teacher(batch_tokenizer(t, multiple_of)?.with_prefix(t.prompt.clone()));
+            tokenizer.with_teacher(batch_tokenizer(t, multiple_of)?.with_prefix(t.prompt.clone())?);
     }
     Ok(tokenizer)
 }
@@ -148,7 +179,13 @@ pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<Tra
     for c in b.columns {
         let mask = Tensor::from_vec(c.mask(), (rows, c.len), &model.device)?;
         let ids = Tensor::from_vec(c.ids, (rows, c.len), &model.device)?;
-        columns.push(Column { ids, mask });
+        let prompt_lengths =
+            (!model.include_prompt && !c.prompt_lengths.is_empty()).then_some(c.prompt_lengths);
+        columns.push(Column {
+            ids,
+            mask,
+            prompt_lengths,
+        });
         texts.push(c.texts);
     }
     Ok(TrainBatch {
@@ -156,6 +193,8 @@ pub fn to_train_batch(model: &SentenceModel, b: pairs::TokenBatch) -> Result<Tra
         texts,
         offset: b.offset,
         targets: None,
+        guide: None,
+        scores: b.scores,
     })
 }
 

@@ -42,7 +42,8 @@ pub(crate) fn gradients(
             slices.push((c, start, len, dropout.clone()));
             let ids = col.ids.narrow(0, start, len)?;
             let mask = col.mask.narrow(0, start, len)?;
-            parts.push(model.embed_padded(frozen.as_ref(), &ids, &mask, Some(dropout))?);
+            let prompts = col.prompt_lengths.as_ref().map(|p| &p[start..start + len]);
+            parts.push(model.embed_pooled(frozen.as_ref(), &ids, &mask, prompts, Some(dropout))?);
         }
         let local = Tensor::cat(&parts, 0)?;
         leaves.push(Var::from_tensor(&group.all_gather(&local)?)?);
@@ -50,7 +51,11 @@ pub(crate) fn gradients(
     let after_first_pass = dropout.clone();
 
     let columns: Vec<Tensor> = leaves.iter().map(|v| v.as_tensor().clone()).collect();
-    let value = loss.forward(&Embedded::all(&columns, &batch.texts))?;
+    let guide = crate::step::gathered_guide(batch, group)?;
+    let mut embedded = Embedded::all(&columns, &batch.texts);
+    embedded.guide = guide.as_deref();
+    embedded.scores = batch.scores.as_deref();
+    let value = loss.forward(&embedded)?;
     let emb_grads = value.backward()?;
     let loss_value = value.detach();
     drop(value);
@@ -65,7 +70,8 @@ pub(crate) fn gradients(
         let mut d = replay;
         let ids = col.ids.narrow(0, start, len)?;
         let mask = col.mask.narrow(0, start, len)?;
-        let e = model.embed_padded(model.encoder.as_ref(), &ids, &mask, Some(&mut d))?;
+        let prompts = col.prompt_lengths.as_ref().map(|p| &p[start..start + len]);
+        let e = model.embed_pooled(model.encoder.as_ref(), &ids, &mask, prompts, Some(&mut d))?;
         let surrogate = (e * g)?.sum_all()?;
         for (acc, g) in total.iter_mut().zip(grads_of(&surrogate, vars)?) {
             *acc = match (acc.take(), g) {

@@ -6,6 +6,7 @@ pub mod card;
 pub mod checkpoint;
 pub mod data;
 pub mod gradcache;
+pub mod guide;
 pub mod losses;
 #[cfg(feature = "mpi")]
 pub mod mpi_group;

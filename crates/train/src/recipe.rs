@@ -35,6 +35,46 @@ pub struct ModelSection {
     /// Text put before every input (e5 models expect `query: `); saved as the model's default
     /// prompt, so sentence-transformers applies it too. Default: the folder's default prompt.
     pub prompt: Option<String>,
+    /// Named prompts saved with the model (config_sentence_transformers.json `prompts`), for
+    /// `encode --prompt-name` and sentence-transformers' `prompt_name`; added to the folder's.
+    pub prompts: Option<std::collections::BTreeMap<String, String>>,
+    /// Which named prompt is the default: put before every input (in training too, where no
+    /// column prompt is given) and saved as `default_prompt_name`.
+    pub default_prompt_name: Option<String>,
+    /// false: pooling leaves out the prompt's tokens (sentence-transformers' Pooling
+    /// `include_prompt`, saved with the model). Default: the folder's, else true.
+    pub include_prompt: Option<bool>,
+}
+
+/// Prompts per column in a recipe: one string for every column, or a table naming columns by
+/// position (`anchor`, `positive`, `negative`), as sentence-transformers' trainer `prompts`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prompts(pub pairs::ColumnPrompts);
+
+impl<'de> Deserialize<'de> for Prompts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(p) => Ok(Prompts(pairs::ColumnPrompts::all(&p))),
+            toml::Value::Table(t) => {
+                let mut out = pairs::ColumnPrompts::default();
+                for (column, p) in t {
+                    let toml::Value::String(p) = p else {
+                        return Err(D::Error::custom(format!(
+                            "prompts: the prompt of \"{column}\" is not a string"
+                        )));
+                    };
+                    out.set(&column, p)
+                        .map_err(|e| D::Error::custom(format!("prompts: {e}")))?;
+                }
+                Ok(Prompts(out))
+            }
+            _ => Err(D::Error::custom(
+                "prompts is a string (every column) or a table such as \
+                 { anchor = \"query: \", positive = \"passage: \" }",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,12 +101,66 @@ pub struct LossSection {
     #[serde(default = "d_scale")]
     pub scale: f64,
     /// cos | dot: how the ranking losses score a pair (dot: the multi-qa *-dot models, with CLS
-    /// pooling, `normalize = false` and scale 1).
-    #[serde(default)]
-    pub similarity: crate::losses::Similarity,
+    /// pooling, `normalize = false` and scale 1). Default cos; dot for margin-mse, as in
+    /// sentence-transformers. See `similarity()`.
+    pub similarity: Option<crate::losses::Similarity>,
     /// cached-*: rows embedded at once (memory), while negatives come from the whole batch.
     #[serde(default = "d_mini")]
     pub mini_batch_size: usize,
+    /// MatryoshkaLoss around the loss: also train the first d dimensions of every embedding as an
+    /// embedding of its own, for each d here (e.g. [768, 512, 256, 128, 64]).
+    #[serde(default)]
+    pub matryoshka_dims: Vec<usize>,
+    /// A weight per matryoshka dimension (default 1 each).
+    pub matryoshka_weights: Option<Vec<f64>>,
+    /// triplet: euclidean | cosine | manhattan.
+    #[serde(default)]
+    pub triplet_distance: crate::losses::TripletDistance,
+    /// triplet: how much farther the negative must be than the positive (default 5).
+    #[serde(default = "d_triplet_margin")]
+    pub triplet_margin: f64,
+    /// gist, cached-gist: the frozen guide model (folder or hub id) that picks the negatives.
+    pub guide: Option<String>,
+    /// gist: divides the cosine similarities (sentence-transformers' default 0.01).
+    #[serde(default = "d_temperature")]
+    pub temperature: f64,
+    /// gist: absolute | relative.
+    #[serde(default)]
+    pub margin_strategy: crate::losses::MarginStrategy,
+    /// gist: candidates the guide scores above the positive's score less this margin are
+    /// dropped (relative: less |score|·margin).
+    #[serde(default)]
+    pub margin: f64,
+    /// gist: contrast anchors with the other anchors, positives with the other positives.
+    #[serde(default = "d_true")]
+    pub contrast_anchors: bool,
+    #[serde(default = "d_true")]
+    pub contrast_positives: bool,
+}
+
+impl LossSection {
+    /// The similarity the loss scores with: the recipe's, else the loss's default.
+    pub fn similarity(&self) -> crate::losses::Similarity {
+        use crate::losses::Similarity;
+        self.similarity.unwrap_or(match self.kind {
+            LossKind::MarginMse => Similarity::Dot,
+            _ => Similarity::Cos,
+        })
+    }
+
+    /// The rows the loss takes (checked as they are read).
+    pub fn row_shape(&self) -> pairs::RowShape {
+        use pairs::RowShape;
+        let name = self.kind.st_name();
+        match self.kind {
+            LossKind::Cosent | LossKind::Angle | LossKind::CosineSimilarity => {
+                RowShape::scored_pair(name)
+            }
+            LossKind::MarginMse => RowShape::margins(name),
+            LossKind::Triplet => RowShape::texts(name, 3),
+            _ => RowShape::texts(name, 2),
+        }
+    }
 }
 
 impl Default for LossSection {
@@ -74,8 +168,18 @@ impl Default for LossSection {
         Self {
             kind: LossKind::default(),
             scale: d_scale(),
-            similarity: Default::default(),
+            similarity: None,
             mini_batch_size: d_mini(),
+            matryoshka_dims: Vec::new(),
+            matryoshka_weights: None,
+            triplet_distance: Default::default(),
+            triplet_margin: d_triplet_margin(),
+            guide: None,
+            temperature: d_temperature(),
+            margin_strategy: Default::default(),
+            margin: 0.0,
+            contrast_anchors: true,
+            contrast_positives: true,
         }
     }
 }
@@ -84,6 +188,8 @@ impl Default for LossSection {
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
     pub batch_size: usize,
+    /// Prompts for every dataset's columns (a `[[data]]` entry's own come first).
+    pub prompts: Option<Prompts>,
     /// Required to train; a data-only recipe (`pairtrain data bench`) may leave it out.
     #[serde(default)]
     pub steps: usize,
@@ -106,9 +212,11 @@ pub struct TrainSection {
     /// error | skip: what a bad row in the data does.
     #[serde(default = "d_on_bad_row")]
     pub on_bad_row: String,
-    /// Skip rows with a text already in the batch (the 2021 rule).
-    #[serde(default = "d_true")]
-    pub dedup: bool,
+    /// Skip rows with a text already in the batch (the 2021 rule, and sentence-transformers'
+    /// NO_DUPLICATES batch sampler). Default: on for the losses with in-batch negatives, where
+    /// a repeated text would be a false negative; off for the others (scored pairs repeat texts
+    /// by design).
+    pub dedup: Option<bool>,
     /// Rows per dataset in the shuffle buffer (a `[[data]]` entry can override it).
     #[serde(default = "d_shuffle_buffer")]
     pub shuffle_buffer: usize,
@@ -162,6 +270,9 @@ pub struct DataSection {
     /// Parquet files: the columns to read, in order (e.g. ["query", "answer"]); default: the
     /// first of anchor/positive/negative, query/answer, sentence1/sentence2, text1/text2, …
     pub columns: Option<Vec<String>>,
+    /// This dataset's prompts: `"query: "` for every column, or
+    /// `{ anchor = "query: ", positive = "passage: " }`.
+    pub prompts: Option<Prompts>,
 }
 
 fn d_scale() -> f64 {
@@ -170,11 +281,20 @@ fn d_scale() -> f64 {
 fn d_mini() -> usize {
     32
 }
+fn d_triplet_margin() -> f64 {
+    5.0
+}
+fn d_temperature() -> f64 {
+    0.01
+}
+// Defaults are those of sentence-transformers 6.2's trainer (transformers' TrainingArguments),
+// so that a recipe that says nothing trains as it would there (README lists where they differ
+// from the 2021 script, whose recipes state its values).
 fn d_lr() -> f64 {
-    2e-5
+    5e-5
 }
 fn d_wd() -> f64 {
-    0.01
+    0.0
 }
 fn d_clip() -> f64 {
     1.0
@@ -195,7 +315,7 @@ fn d_beta2() -> f64 {
     0.999
 }
 fn d_eps() -> f64 {
-    1e-6
+    1e-8
 }
 fn d_device() -> String {
     "cpu".into()
@@ -226,16 +346,62 @@ pub enum LossKind {
     CachedMnrlSymmetric,
     /// Distillation onto a teacher's embeddings (needs `[teacher]`).
     Mse,
+    /// TripletLoss on (anchor, positive, negative) rows.
+    Triplet,
+    /// GISTEmbedLoss: in-batch negatives filtered by a guide model (`[loss] guide`).
+    Gist,
+    CachedGist,
+    /// CoSENTLoss on scored pairs (text1, text2, score).
+    Cosent,
+    /// AnglELoss on scored pairs.
+    Angle,
+    /// CosineSimilarityLoss on scored pairs (scores in [-1, 1]).
+    CosineSimilarity,
+    /// MarginMSELoss on (query, positive, negatives…, margins or scores) rows.
+    MarginMse,
 }
 
 impl LossKind {
-    pub const ALL: [LossKind; 5] = [
+    pub const ALL: [LossKind; 12] = [
         LossKind::Mnrl,
         LossKind::MnrlSymmetric,
         LossKind::CachedMnrl,
         LossKind::CachedMnrlSymmetric,
         LossKind::Mse,
+        LossKind::Triplet,
+        LossKind::Gist,
+        LossKind::CachedGist,
+        LossKind::Cosent,
+        LossKind::Angle,
+        LossKind::CosineSimilarity,
+        LossKind::MarginMse,
     ];
+
+    /// The class sentence-transformers implements it as (messages, model cards).
+    pub fn st_name(self) -> &'static str {
+        match self {
+            LossKind::Mnrl => "MultipleNegativesRankingLoss",
+            LossKind::MnrlSymmetric => "MultipleNegativesSymmetricRankingLoss",
+            LossKind::CachedMnrl => "CachedMultipleNegativesRankingLoss",
+            LossKind::CachedMnrlSymmetric => "CachedMultipleNegativesSymmetricRankingLoss",
+            LossKind::Mse => "MSELoss",
+            LossKind::Triplet => "TripletLoss",
+            LossKind::Gist => "GISTEmbedLoss",
+            LossKind::CachedGist => "CachedGISTEmbedLoss",
+            LossKind::Cosent => "CoSENTLoss",
+            LossKind::Angle => "AnglELoss",
+            LossKind::CosineSimilarity => "CosineSimilarityLoss",
+            LossKind::MarginMse => "MarginMSELoss",
+        }
+    }
+
+    /// Whether it learns from scores in the rows.
+    pub fn scored(self) -> bool {
+        matches!(
+            self,
+            LossKind::Cosent | LossKind::Angle | LossKind::CosineSimilarity | LossKind::MarginMse
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -244,12 +410,35 @@ impl LossKind {
             LossKind::CachedMnrl => "cached-mnrl",
             LossKind::CachedMnrlSymmetric => "cached-mnrl-symmetric",
             LossKind::Mse => "mse",
+            LossKind::Triplet => "triplet",
+            LossKind::Gist => "gist",
+            LossKind::CachedGist => "cached-gist",
+            LossKind::Cosent => "cosent",
+            LossKind::Angle => "angle",
+            LossKind::CosineSimilarity => "cosine-similarity",
+            LossKind::MarginMse => "margin-mse",
         }
     }
 
     /// GradCache: embeddings in mini-batches, negatives from the whole batch.
     pub fn cached(self) -> bool {
-        matches!(self, LossKind::CachedMnrl | LossKind::CachedMnrlSymmetric)
+        matches!(
+            self,
+            LossKind::CachedMnrl | LossKind::CachedMnrlSymmetric | LossKind::CachedGist
+        )
+    }
+
+    /// Whether batches skip repeated texts unless `[train] dedup` says: for the losses with
+    /// in-batch negatives (a repeated text would be a false negative) and for distillation (as
+    /// before this default depended on the loss); not for scored pairs, which repeat texts by
+    /// design, nor triplets.
+    pub fn dedup_by_default(self) -> bool {
+        !self.scored() && self != LossKind::Triplet
+    }
+
+    /// Whether the loss needs a guide model.
+    pub fn guided(self) -> bool {
+        matches!(self, LossKind::Gist | LossKind::CachedGist)
     }
 
     pub fn symmetric(self) -> bool {
@@ -324,9 +513,29 @@ impl Recipe {
         Ok(())
     }
 
+    /// Whether batches skip rows with a text already in them (see `[train] dedup`).
+    pub fn dedup(&self) -> bool {
+        self.train
+            .dedup
+            .unwrap_or(self.loss.kind.dedup_by_default())
+    }
+
+    /// Each dataset's column prompts (its own, then `[train] prompts`), in `[[data]]` order.
+    pub fn column_prompts(&self) -> Vec<pairs::ColumnPrompts> {
+        let all = self.train.prompts.clone().unwrap_or_default().0;
+        self.data
+            .iter()
+            .map(|d| d.prompts.clone().unwrap_or_default().0.or(&all))
+            .collect()
+    }
+
     /// Rejects what a user can type but cannot mean.
     pub fn check(&self) -> Result<()> {
         self.check_data()?;
+        let m = &self.model;
+        if m.prompt.is_some() && m.default_prompt_name.is_some() {
+            bail!("[model] give prompt or default_prompt_name, not both");
+        }
         let (t, l) = (&self.train, &self.loss);
         if t.steps == 0 {
             bail!("[train] steps must be at least 1");
@@ -354,9 +563,17 @@ impl Recipe {
                 t.batch_size
             );
         }
-        if l.kind == LossKind::Mse && l.similarity != Default::default() {
+        if l.similarity.is_some()
+            && matches!(
+                l.kind,
+                LossKind::Mse | LossKind::Angle | LossKind::CosineSimilarity | LossKind::Triplet
+            )
+        {
             bail!(
-                "[loss] similarity is for the ranking losses; \"mse\" compares embeddings directly"
+                "[loss] similarity does not apply to kind = \"{}\" ({} fixes how it compares \
+                 embeddings)",
+                l.kind.name(),
+                l.kind.st_name()
             )
         }
         match (l.kind == LossKind::Mse, &self.teacher) {
@@ -368,6 +585,32 @@ impl Recipe {
                 l.kind.name()
             ),
             _ => {}
+        }
+        match (l.kind.guided(), &l.guide) {
+            (true, None) => bail!(
+                "[loss] kind = \"{}\" filters negatives with a guide model: add [loss] guide",
+                l.kind.name()
+            ),
+            (false, Some(_)) => bail!(
+                "[loss] guide is for kind = \"gist\" or \"cached-gist\", not \"{}\"",
+                l.kind.name()
+            ),
+            _ => {}
+        }
+        if l.kind.guided() && !(l.temperature.is_finite() && l.temperature > 0.0) {
+            bail!("[loss] temperature must be above 0 (got {})", l.temperature);
+        }
+        if let Some(w) = &l.matryoshka_weights {
+            if w.len() != l.matryoshka_dims.len() {
+                bail!(
+                    "[loss] matryoshka_weights has {} values for {} matryoshka_dims",
+                    w.len(),
+                    l.matryoshka_dims.len()
+                );
+            }
+        }
+        if l.matryoshka_dims.contains(&0) {
+            bail!("[loss] matryoshka_dims must be positive");
         }
         model::device::check_device(&t.device).map_err(|e| anyhow::anyhow!("[train] {e}"))?;
         model::device::parse_dtype(&t.dtype).map_err(|e| anyhow::anyhow!("[train] {e}"))?;

@@ -17,6 +17,9 @@ use model::{Dropout, SentenceModel};
 pub struct Column {
     pub ids: Tensor,
     pub mask: Tensor,
+    /// Each row's prompt tokens, which pooling leaves out (a model with `include_prompt =
+    /// false` and prompts); `None`: pooling takes every token.
+    pub prompt_lengths: Option<Vec<u32>>,
 }
 
 /// A training batch: column 0 anchors, column 1 positives, columns 2.. hard negatives.
@@ -29,6 +32,10 @@ pub struct TrainBatch {
     pub offset: usize,
     /// Distillation: the teacher's embeddings of this rank's sources [rows, D] (no gradient).
     pub targets: Option<Tensor>,
+    /// GISTEmbed: the guide model's embeddings of this rank's rows, per column (no gradient).
+    pub guide: Option<Vec<Tensor>>,
+    /// The scores of the whole (global) batch's rows, when the loss takes them.
+    pub scores: Option<Vec<Vec<f32>>>,
 }
 
 impl TrainBatch {
@@ -104,8 +111,13 @@ fn gradients_lazy(
         .columns
         .iter()
         .map(|c| {
-            let local =
-                model.embed_padded(model.encoder.as_ref(), &c.ids, &c.mask, Some(dropout))?;
+            let local = model.embed_pooled(
+                model.encoder.as_ref(),
+                &c.ids,
+                &c.mask,
+                c.prompt_lengths.as_deref(),
+                Some(dropout),
+            )?;
             group.all_gather(&local)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -113,8 +125,11 @@ fn gradients_lazy(
         Some(t) => Some(group.all_gather(t)?),
         None => None,
     };
+    let guide = gathered_guide(batch, group)?;
     let mut embedded = Embedded::all(&columns, &batch.texts);
     embedded.targets = targets.as_ref();
+    embedded.guide = guide.as_deref();
+    embedded.scores = batch.scores.as_deref();
     let value = loss.forward(&embedded)?;
     let mut grads = grads_of(&value, vars)?;
     group.all_reduce_sum(&mut grads)?;
@@ -148,6 +163,18 @@ pub fn step(
         }
     };
     Ok(StepResult { loss, grad_norm })
+}
+
+/// The guide's embeddings of the whole batch, per column (gathered like the columns).
+pub(crate) fn gathered_guide(
+    batch: &TrainBatch,
+    group: &dyn ProcessGroup,
+) -> Result<Option<Vec<Tensor>>> {
+    batch
+        .guide
+        .as_ref()
+        .map(|g| g.iter().map(|c| group.all_gather(c)).collect())
+        .transpose()
 }
 
 pub(crate) fn scalar(t: &Tensor) -> Result<f64> {

@@ -62,7 +62,7 @@ impl TeacherCache {
         if !keys.is_file() {
             build(teacher, file, &npy, &keys, policy, batch_size, progress)?;
         }
-        Self::open(&npy, &keys, teacher.dim())
+        Self::open(&npy, &keys, teacher.full_dim())
     }
 
     /// Opens a complete cache (both files).
@@ -169,7 +169,7 @@ fn build(
     })?;
     let (npy_tmp, keys_tmp) = (partial(npy), partial(keys));
     let result = (|| -> Result<()> {
-        let dim = teacher.dim();
+        let dim = teacher.full_dim();
         let mut out =
             std::io::BufWriter::new(std::fs::File::create(&npy_tmp).with_context(|| {
                 format!(

@@ -3,6 +3,7 @@
 //! in sentence-transformers layout.
 
 use crate::checkpoint;
+use crate::guide::Guide;
 use crate::losses::{
     Loss, MSELoss, MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss,
 };
@@ -59,6 +60,8 @@ pub struct Trainer {
     pub model: SentenceModel,
     /// Distillation: the frozen teacher.
     pub teacher: Option<SentenceModel>,
+    /// GISTEmbed: the frozen guide model.
+    guide: Option<crate::guide::Guide>,
     /// Distillation with `[teacher] cache`: the teacher's embeddings of every data file's sources.
     teacher_caches: Vec<crate::teacher_cache::TeacherCache>,
     pub opt: AdamW,
@@ -75,21 +78,53 @@ pub struct Trainer {
 }
 
 /// The loss a recipe names, and how its embeddings are computed (GradCache for `cached-*`).
-pub fn make_loss(recipe: &Recipe) -> (Box<dyn Loss>, Embedding) {
-    let l = &recipe.loss;
-    let loss: Box<dyn Loss> = if l.kind == LossKind::Mse {
-        Box::new(MSELoss)
-    } else if l.kind.symmetric() {
-        Box::new(MultipleNegativesSymmetricRankingLoss {
-            scale: l.scale,
-            similarity: l.similarity,
-        })
-    } else {
-        Box::new(MultipleNegativesRankingLoss {
-            scale: l.scale,
-            similarity: l.similarity,
-        })
+pub fn make_loss(recipe: &Recipe) -> Result<(Box<dyn Loss>, Embedding)> {
+    use crate::losses::{
+        CoSENTLoss, CosineSimilarityLoss, GISTEmbedLoss, MarginMSELoss, MatryoshkaLoss,
+        PairwiseSimilarity, TripletLoss,
     };
+    let l = &recipe.loss;
+    let mut loss: Box<dyn Loss> = match l.kind {
+        LossKind::Mse => Box::new(MSELoss),
+        LossKind::Cosent => Box::new(CoSENTLoss {
+            scale: l.scale,
+            similarity: l.similarity().into(),
+        }),
+        LossKind::Angle => Box::new(CoSENTLoss {
+            scale: l.scale,
+            similarity: PairwiseSimilarity::Angle,
+        }),
+        LossKind::CosineSimilarity => Box::new(CosineSimilarityLoss),
+        LossKind::MarginMse => Box::new(MarginMSELoss {
+            similarity: l.similarity().into(),
+        }),
+        LossKind::Triplet => Box::new(TripletLoss {
+            distance: l.triplet_distance,
+            margin: l.triplet_margin,
+        }),
+        LossKind::Gist | LossKind::CachedGist => Box::new(GISTEmbedLoss {
+            temperature: l.temperature,
+            margin_strategy: l.margin_strategy,
+            margin: l.margin,
+            contrast_anchors: l.contrast_anchors,
+            contrast_positives: l.contrast_positives,
+        }),
+        k if k.symmetric() => Box::new(MultipleNegativesSymmetricRankingLoss {
+            scale: l.scale,
+            similarity: l.similarity(),
+        }),
+        _ => Box::new(MultipleNegativesRankingLoss {
+            scale: l.scale,
+            similarity: l.similarity(),
+        }),
+    };
+    if !l.matryoshka_dims.is_empty() {
+        loss = Box::new(MatryoshkaLoss::new(
+            loss,
+            &l.matryoshka_dims,
+            l.matryoshka_weights.as_deref(),
+        )?);
+    }
     let embedding = if l.kind.cached() {
         Embedding::GradCache {
             mini_batch_size: l.mini_batch_size,
@@ -97,7 +132,7 @@ pub fn make_loss(recipe: &Recipe) -> (Box<dyn Loss>, Embedding) {
     } else {
         Embedding::Direct
     };
-    (loss, embedding)
+    Ok((loss, embedding))
 }
 
 /// Tokenizes rows as the training loop does (each column padded to its longest row).
@@ -132,7 +167,7 @@ fn load_teacher(
     if t.prompt.is_some() {
         teacher.prompt = t.prompt.clone();
     }
-    let (s, d) = (student.dim(), teacher.dim());
+    let (s, d) = (student.full_dim(), teacher.full_dim());
     if s != d {
         if student.dense.is_some() {
             anyhow::bail!(
@@ -198,7 +233,7 @@ fn open_teacher_caches(
         .iter()
         .map(|f| {
             let (npy, keys) = crate::teacher_cache::cache_paths(teacher, f, &dir_of(f));
-            TeacherCache::open(&npy, &keys, teacher.dim())
+            TeacherCache::open(&npy, &keys, teacher.full_dim())
         })
         .collect()
 }
@@ -241,12 +276,23 @@ impl Trainer {
         };
         let mut model = SentenceModel::load_on(Path::new(&recipe.model.base), &opts, &device)
             .with_context(|| format!("loading base model {}", recipe.model.base))?;
-        if recipe.model.prompt.is_some() {
-            model.prompt = recipe.model.prompt.clone();
+        let m = &recipe.model;
+        if m.prompt.is_some() {
+            model.prompt = m.prompt.clone();
+        }
+        if let Some(prompts) = &m.prompts {
+            model.prompts.extend(prompts.clone());
+        }
+        if let Some(name) = &m.default_prompt_name {
+            model.prompt = Some(crate::data::named_prompt(&recipe, &model.dir, name)?);
+            model.default_prompt_name = Some(name.clone());
+        }
+        if let Some(include) = m.include_prompt {
+            model.include_prompt = include;
         }
         if recipe.loss.kind != LossKind::Mse {
             // The model is saved to be compared the way it was trained.
-            model.similarity_fn_name = recipe.loss.similarity.fn_name().into();
+            model.similarity_fn_name = recipe.loss.similarity().fn_name().into();
         }
         let teacher = match &recipe.teacher {
             Some(t) => Some(load_teacher(
@@ -279,15 +325,34 @@ impl Trainer {
         let tokenizing_teacher = teacher
             .as_ref()
             .filter(|_| !recipe.teacher.as_ref().is_some_and(|t| t.cache));
-        let tokenizer =
-            crate::data::loader_tokenizer(&model, tokenizing_teacher, t.pad_to_multiple_of)?
-                .sharded(group.rank(), group.world_size());
+        let tokenizer = crate::data::loader_tokenizer(
+            &model,
+            recipe.column_prompts(),
+            tokenizing_teacher,
+            t.pad_to_multiple_of,
+        )?
+        .sharded(group.rank(), group.world_size());
         let teacher_caches = match (&teacher, &recipe.teacher) {
             (Some(tm), Some(ts)) if ts.cache => open_teacher_caches(&recipe, ts, tm, &*group)?,
             _ => Vec::new(),
         };
         let data = crate::data::start_loader(&recipe, tokenizer)?;
-        let (loss, embedding) = make_loss(&recipe);
+        let (loss, embedding) = make_loss(&recipe)?;
+        if let Some(&d) = recipe
+            .loss
+            .matryoshka_dims
+            .iter()
+            .find(|&&d| d > model.full_dim())
+        {
+            anyhow::bail!(
+                "[loss] matryoshka_dims: {d} is larger than the model's embeddings ({} dimensions)",
+                model.full_dim()
+            );
+        }
+        let guide = match &recipe.loss.guide {
+            Some(g) => Some(Guide::load(g, &model, &opts, &device)?),
+            None => None,
+        };
         let mut tr = Self {
             loss,
             embedding,
@@ -296,6 +361,7 @@ impl Trainer {
             dropout: Dropout::new(t.seed),
             model,
             teacher,
+            guide,
             teacher_caches,
             opt,
             data,
@@ -372,6 +438,9 @@ impl Trainer {
             batch.targets = Some(crate::data::teacher_embeddings(teacher, col)?);
         } else if !self.teacher_caches.is_empty() {
             batch.targets = Some(self.cached_targets(&batch)?);
+        }
+        if let Some(g) = &self.guide {
+            batch.guide = Some(g.embed(&batch)?);
         }
         let out = crate::step::step(
             &self.model,

@@ -163,8 +163,8 @@ fn sharded_tokenizer_takes_each_ranks_rows() {
     let texts = probe_texts();
     let rows: Vec<pairs::Row> = texts[..12]
         .chunks(2)
-        .map(|c| c.to_vec())
-        .chain(texts[12..24].chunks(2).map(|c| c.to_vec()))
+        .map(|c| c.to_vec().into())
+        .chain(texts[12..24].chunks(2).map(|c| c.to_vec().into()))
         .collect();
     let all = whole.tokenize(rows.clone(), vec![0; 12], 0).unwrap();
     for world in [1, 2, 3, 4] {

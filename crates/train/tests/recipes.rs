@@ -124,11 +124,11 @@ fn semantic_search_recipes_weight_ms_marco_highest_and_dot_is_dot() {
             let rows: u64 = r.data.iter().filter_map(|d| d.rows).sum();
             assert_eq!(rows, 206_825_998, "the multi-qa list (README's table)");
             if sim == "dot" {
-                assert_eq!(r.loss.similarity, Similarity::Dot);
+                assert_eq!(r.loss.similarity(), Similarity::Dot);
                 assert_eq!((r.loss.scale, r.model.normalize), (1.0, Some(false)));
                 assert_eq!(r.model.pooling, Some(model::Pooling::Cls));
             } else {
-                assert_eq!(r.loss.similarity, Similarity::Cos);
+                assert_eq!(r.loss.similarity(), Similarity::Cos);
                 assert_eq!((r.loss.scale, r.model.normalize), (20.0, Some(true)));
             }
         }

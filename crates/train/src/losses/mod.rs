@@ -12,13 +12,25 @@
 //! row i's softmax instead of counting as a negative; in the reverse direction of the symmetric
 //! loss, the same holds for anchors equal to row i's anchor.
 
+mod cosent;
+mod cosine_similarity;
+mod gist_embed;
+mod margin_mse;
+mod matryoshka;
 mod mse;
 mod multiple_negatives_ranking;
 mod multiple_negatives_symmetric_ranking;
+mod triplet;
 
+pub use cosent::CoSENTLoss;
+pub use cosine_similarity::CosineSimilarityLoss;
+pub use gist_embed::{GISTEmbedLoss, MarginStrategy};
+pub use margin_mse::MarginMSELoss;
+pub use matryoshka::MatryoshkaLoss;
 pub use mse::MSELoss;
 pub use multiple_negatives_ranking::MultipleNegativesRankingLoss;
 pub use multiple_negatives_symmetric_ranking::MultipleNegativesSymmetricRankingLoss;
+pub use triplet::{TripletDistance, TripletLoss};
 
 use anyhow::{ensure, Result};
 use candle_core::{Tensor, D};
@@ -96,6 +108,10 @@ pub struct Embedded<'a> {
     pub anchors: Range<usize>,
     /// Distillation: the teacher's embedding of each row's source, [G, D].
     pub targets: Option<&'a Tensor>,
+    /// GISTEmbed: the frozen guide model's embeddings of every column, [G, D'] each.
+    pub guide: Option<&'a [Tensor]>,
+    /// Scored rows (CoSENT, AnglE, CosineSimilarity, MarginMSE): each row's scores, G of them.
+    pub scores: Option<&'a [Vec<f32>]>,
 }
 
 impl<'a> Embedded<'a> {
@@ -107,6 +123,8 @@ impl<'a> Embedded<'a> {
             texts,
             anchors: 0..rows,
             targets: None,
+            guide: None,
+            scores: None,
         }
     }
 
@@ -131,6 +149,76 @@ pub trait Loss: Send + Sync {
 
 /// A finite stand-in for −∞: large enough that exp() of it is exactly 0 next to any real score.
 const MASKED: f32 = -1e30;
+
+/// How the scored-pair losses compare the two texts of a row (sentence-transformers'
+/// `pairwise_*` functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairwiseSimilarity {
+    /// `pairwise_cos_sim`.
+    Cos,
+    /// `pairwise_dot_score`.
+    Dot,
+    /// `pairwise_angle_sim` (AnglE): |cos(x, y) + sin(x, y)| of the L2-normalised vectors, with
+    /// dimensions i and i + D/2 paired for the sine term.
+    Angle,
+}
+
+impl From<Similarity> for PairwiseSimilarity {
+    fn from(s: Similarity) -> Self {
+        match s {
+            Similarity::Cos => PairwiseSimilarity::Cos,
+            Similarity::Dot => PairwiseSimilarity::Dot,
+        }
+    }
+}
+
+/// sim(x_i, y_i) for every row: [N].
+fn pairwise(sim: PairwiseSimilarity, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    use model::pooling::l2_normalize;
+    Ok(match sim {
+        PairwiseSimilarity::Dot => (x * y)?.sum(D::Minus1)?,
+        PairwiseSimilarity::Cos => (l2_normalize(x)? * l2_normalize(y)?)?.sum(D::Minus1)?,
+        PairwiseSimilarity::Angle => {
+            let (mut x, mut y) = (l2_normalize(x)?, l2_normalize(y)?);
+            let d = x.dim(D::Minus1)?;
+            if d % 2 == 1 {
+                // An odd dimension pairs with a zero (sentence-transformers pads the same way).
+                x = x.pad_with_zeros(D::Minus1, 0, 1)?;
+                y = y.pad_with_zeros(D::Minus1, 0, 1)?;
+            }
+            let h = x.dim(D::Minus1)? / 2;
+            let cos = (&x * &y)?.sum(D::Minus1)?;
+            let (x1, x2) = (x.narrow(D::Minus1, 0, h)?, x.narrow(D::Minus1, h, h)?);
+            let (y1, y2) = (y.narrow(D::Minus1, 0, h)?, y.narrow(D::Minus1, h, h)?);
+            let sin = ((x2 * y1)? - (x1 * y2)?)?.sum(D::Minus1)?;
+            (cos + sin)?.abs()?
+        }
+    })
+}
+
+/// The one score of each anchor row (scored pairs), checked.
+fn single_scores(e: &Embedded, loss: &str) -> Result<Vec<f32>> {
+    ensure!(
+        e.columns.len() >= 2,
+        "{loss} needs pairs: the batch has {} columns",
+        e.columns.len()
+    );
+    let Some(scores) = e.scores else {
+        anyhow::bail!("{loss} needs a score in every row");
+    };
+    scores[e.anchors.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match s.as_slice() {
+            [x] => Ok(*x),
+            _ => anyhow::bail!(
+                "{loss}: row {} of the batch has {} scores, not 1",
+                e.anchors.start + i,
+                s.len()
+            ),
+        })
+        .collect()
+}
 
 /// Additive mask [A, C] that removes candidate j from row i when `candidates[j] == targets[i]`
 /// and j is not row i's own target (column `offset + i`). None when nothing is masked.
@@ -314,6 +402,8 @@ mod tests {
                     texts: &t,
                     anchors: r,
                     targets: None,
+                    guide: None,
+                    scores: None,
                 };
                 loss.forward(&e).unwrap().to_scalar::<f32>().unwrap()
             };

@@ -1,0 +1,331 @@
+//! The losses of today's embedding models (MatryoshkaLoss over MNRL and cached MNRL, TripletLoss,
+//! GISTEmbedLoss absolute and relative with hard negatives, CachedGISTEmbedLoss, CoSENTLoss,
+//! AnglELoss, CosineSimilarityLoss, MarginMSELoss) against
+//! sentence-transformers 6.2's own loss classes: 10 steps of the tiny parity model, per-step loss and
+//! gradient norm at rtol 1e-5, final parameter norms. References: tests/data/loss-parity, written
+//! by scripts/reference/torch_loss_parity.py.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use test_support::{minilm_dir, repo_root, shared_dir};
+use train::{Recipe, Trainer};
+
+fn reference(run: &str) -> serde_json::Value {
+    let p = repo_root().join(format!("crates/train/tests/data/loss-parity/{run}.json"));
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}
+
+/// `data` as the reference script reads it: a file of shared/reference/train-parity, of the
+/// references (`ref:`), or of ../shared (`shared:`).
+fn data_path(data: &str) -> std::path::PathBuf {
+    if let Some(f) = data.strip_prefix("ref:") {
+        repo_root()
+            .join("crates/train/tests/data/loss-parity")
+            .join(f)
+    } else if let Some(f) = data.strip_prefix("shared:") {
+        shared_dir().join(f)
+    } else {
+        shared_dir().join("reference/train-parity").join(data)
+    }
+}
+
+/// Trains the tiny parity model 10 steps with `loss` (a `[loss]` body) on `data` (a file of
+/// shared/reference/train-parity), as the reference script does.
+fn trained(loss: &str, data: &str, dir: &Path) -> Trainer {
+    trained_with(loss, data, "", "", dir)
+}
+
+/// As `trained`, with more `[model]` and `[[data]]` lines.
+fn trained_with(loss: &str, data: &str, model: &str, data_extra: &str, dir: &Path) -> Trainer {
+    let parity = shared_dir().join("reference/train-parity");
+    let text = format!(
+        r#"
+[model]
+base = "{base}"
+{model}
+[loss]
+{loss}
+[train]
+batch_size = 16
+steps = 10
+lr = 1e-3
+warmup_steps = 2
+weight_decay = 0.01
+max_grad_norm = 1.0
+adam_eps = 1e-6
+seed = 0
+shuffle = false
+output = "{out}"
+[[data]]
+path = "{data}"
+{data_extra}
+"#,
+        base = parity.join("model").display(),
+        data = data_path(data).display(),
+        out = dir.join("run").display(),
+    );
+    let p = dir.join("recipe.toml");
+    std::fs::write(&p, text).unwrap();
+    let recipe = Recipe::load(&p).unwrap();
+    let mut tr = Trainer::new(recipe, None).unwrap();
+    assert!(tr.run(&AtomicBool::new(false), |_| {}).unwrap());
+    tr
+}
+
+fn check(run: &str, loss: &str, data: &str) {
+    let d = tempfile::tempdir().unwrap();
+    check_trained(run, &trained(loss, data, d.path()));
+}
+
+fn check_trained(run: &str, tr: &Trainer) {
+    let want = reference(run);
+    let steps = want["steps"].as_array().unwrap();
+    assert_eq!(tr.history.len(), steps.len(), "{run}");
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-30);
+    let (mut wl, mut wg) = (0f64, 0f64);
+    for (got, w) in tr.history.iter().zip(steps) {
+        let (loss, gn) = (
+            w["loss"].as_f64().unwrap(),
+            w["grad_norm_before_clip"].as_f64().unwrap(),
+        );
+        assert!(
+            (got.lr - w["lr"].as_f64().unwrap()).abs() < 1e-12,
+            "{run} step {}",
+            got.step
+        );
+        wl = wl.max(rel(got.loss, loss));
+        wg = wg.max(rel(got.grad_norm, gn));
+        assert!(
+            rel(got.loss, loss) <= 1e-5,
+            "{run} step {}: loss {} vs {loss}",
+            got.step,
+            got.loss
+        );
+        assert!(
+            rel(got.grad_norm, gn) <= 1e-5,
+            "{run} step {}: grad norm {} vs {gn}",
+            got.step,
+            got.grad_norm
+        );
+    }
+    let params = tr.model.encoder.params();
+    let mut wn = 0f64;
+    for (name, w) in want["final"]["param_l2_norms"].as_object().unwrap() {
+        let t = params.iter().find(|(n, _)| n == name).unwrap().1;
+        let got = test_support::sum_sq(t).sqrt();
+        let w = w.as_f64().unwrap();
+        wn = wn.max((got - w).abs() / w.abs().max(1e-3));
+        assert!(
+            (got - w).abs() <= 1e-5 * w.abs().max(1e-3),
+            "{run}: norm of {name} {got} vs {w}"
+        );
+    }
+    eprintln!(
+        "{run}: max relative difference: loss {wl:.1e}, grad norm {wg:.1e}, final norms {wn:.1e}"
+    );
+}
+
+#[test]
+fn matryoshka_over_mnrl() {
+    check(
+        "matryoshka_mnrl",
+        "kind = \"mnrl\"\nmatryoshka_dims = [32, 16, 8]",
+        "pairs.jsonl",
+    );
+}
+
+#[test]
+fn matryoshka_over_cached_mnrl_with_weights() {
+    check(
+        "matryoshka_cached_mnrl",
+        "kind = \"cached-mnrl\"\nmini_batch_size = 4\nmatryoshka_dims = [8, 32, 16]\n\
+         matryoshka_weights = [0.25, 1.0, 0.5]",
+        "pairs.jsonl",
+    );
+}
+
+#[test]
+fn triplet_euclidean_and_cosine() {
+    check("triplet", "kind = \"triplet\"", "data.jsonl");
+    check(
+        "triplet_cosine",
+        "kind = \"triplet\"\ntriplet_distance = \"cosine\"\ntriplet_margin = 0.5",
+        "data.jsonl",
+    );
+}
+
+fn guide() -> String {
+    minilm_dir().display().to_string()
+}
+
+#[test]
+fn gist_absolute_and_cached() {
+    let g = guide();
+    check(
+        "gist_absolute",
+        &format!("kind = \"gist\"\nguide = \"{g}\""),
+        "pairs.jsonl",
+    );
+    check(
+        "cached_gist",
+        &format!("kind = \"cached-gist\"\nmini_batch_size = 4\nguide = \"{g}\""),
+        "pairs.jsonl",
+    );
+}
+
+#[test]
+fn gist_relative_with_hard_negatives() {
+    check(
+        "gist_relative_hardneg",
+        &format!(
+            "kind = \"gist\"\nguide = \"{}\"\nmargin_strategy = \"relative\"\nmargin = 0.1",
+            guide()
+        ),
+        "data.jsonl",
+    );
+}
+
+/// Scored pairs: STS-B's TSV as published (header, 0–5 scores) for the two ranking losses, which
+/// only use the order of the scores; JSONL objects with 0–1 scores for CosineSimilarityLoss.
+#[test]
+fn cosent_angle_and_cosine_similarity_on_scored_pairs() {
+    check(
+        "cosent",
+        "kind = \"cosent\"",
+        "shared:data/stsb/sts-train.tsv",
+    );
+    check(
+        "angle",
+        "kind = \"angle\"",
+        "shared:data/stsb/sts-train.tsv",
+    );
+    check(
+        "cosine_similarity",
+        "kind = \"cosine-similarity\"",
+        "ref:stsb-0to1.jsonl",
+    );
+}
+
+/// MarginMSELoss on (query, positive, negative, score_pos, score_neg) rows, dot product.
+#[test]
+fn margin_mse_on_teacher_scores() {
+    check("margin_mse", "kind = \"margin-mse\"", "ref:margins.jsonl");
+}
+
+/// Prompts per column (`query: ` anchors, `passage: ` positives) with the prompt's tokens left
+/// out of mean pooling, direct and through GradCache; then the saved model carries the setting.
+#[test]
+fn column_prompts_without_prompt_pooling() {
+    let d = tempfile::tempdir().unwrap();
+    let prompts = "prompts = { anchor = \"query: \", positive = \"passage: \" }";
+    let tr = trained_with(
+        "kind = \"mnrl\"",
+        "pairs.jsonl",
+        "include_prompt = false",
+        prompts,
+        d.path(),
+    );
+    check_trained("prompts_mnrl", &tr);
+    let saved = tr.save_final().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let tr = trained_with(
+        "kind = \"cached-mnrl\"\nmini_batch_size = 4",
+        "pairs.jsonl",
+        "include_prompt = false",
+        prompts,
+        d2.path(),
+    );
+    check_trained("prompts_cached_mnrl", &tr);
+    let pooling: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(saved.join("1_Pooling/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(pooling["include_prompt"], false);
+    let back = model::SentenceModel::load(&saved, &Default::default()).unwrap();
+    assert!(!back.include_prompt);
+}
+
+/// Rows a loss cannot use are errors naming file:line and what the loss takes.
+#[test]
+fn rows_without_the_scores_a_loss_needs_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |loss: &str, data: &Path| {
+        let p = d.path().join("r.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[model]\nbase = \"{}\"\n[loss]\nkind = \"{loss}\"\n[train]\nbatch_size = 4\n\
+                 steps = 1\noutput = \"{}\"\n[[data]]\npath = \"{}\"\n",
+                shared_dir().join("reference/train-parity/model").display(),
+                d.path().join("o").display(),
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut tr = Trainer::new(Recipe::load(&p).unwrap(), None).unwrap();
+        format!("{:#}", tr.run(&AtomicBool::new(false), |_| {}).unwrap_err())
+    };
+    // Unscored pairs for CoSENT: the first row is named.
+    let e = run("cosent", &data_path("pairs.jsonl"));
+    assert!(
+        e.contains("pairs.jsonl:1") && e.contains("CoSENTLoss takes 1 score per row"),
+        "{e}"
+    );
+    // MarginMSE: line 3 has three scores for one negative.
+    let bad = d.path().join("margins.jsonl");
+    std::fs::write(
+        &bad,
+        "[\"q\", \"p\", \"n\", 1.5]\n[\"q\", \"p\", \"n\", 9, 2]\n[\"q\", \"p\", \"n\", 9, 2, 1]\n",
+    )
+    .unwrap();
+    let e = run("margin-mse", &bad);
+    assert!(
+        e.contains("margins.jsonl:3") && e.contains("1 margin or 2 scores") && e.contains("has 3"),
+        "{e}"
+    );
+}
+
+/// Recipe mistakes are errors that name the key.
+#[test]
+fn bad_loss_settings_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let parity = shared_dir().join("reference/train-parity");
+    let load = |loss: &str| {
+        let p = d.path().join("r.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[model]\nbase = \"{}\"\n[loss]\n{loss}\n[train]\nbatch_size = 16\nsteps = 2\n\
+                 output = \"{}\"\n[[data]]\npath = \"{}\"\n",
+                parity.join("model").display(),
+                d.path().join("o").display(),
+                parity.join("pairs.jsonl").display()
+            ),
+        )
+        .unwrap();
+        Recipe::load(&p).map(|_| ()).unwrap_err().to_string()
+    };
+    assert!(load("kind = \"gist\"").contains("[loss] guide"));
+    assert!(load("kind = \"mnrl\"\nguide = \"x\"").contains("[loss] guide is for"));
+    assert!(load("matryoshka_dims = [8, 4]\nmatryoshka_weights = [1.0]")
+        .contains("matryoshka_weights has 1 values for 2"));
+    assert!(load("triplet_distance = \"hamming\"").contains("triplet_distance"));
+    // A Matryoshka dimension above the model's is an error before training starts, naming the key.
+    let p = d.path().join("big.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[model]\nbase = \"{}\"\n[loss]\nmatryoshka_dims = [64]\n[train]\nbatch_size = 16\n\
+             steps = 1\noutput = \"{}\"\n[[data]]\npath = \"{}\"\n",
+            parity.join("model").display(),
+            d.path().join("o2").display(),
+            parity.join("pairs.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let e = Trainer::new(Recipe::load(&p).unwrap(), None).err().unwrap();
+    assert!(
+        format!("{e:#}")
+            .contains("[loss] matryoshka_dims: 64 is larger than the model's embeddings (32"),
+        "{e:#}"
+    );
+}
