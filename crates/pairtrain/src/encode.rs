@@ -38,6 +38,8 @@ pub struct EncodeArgs {
     /// renormalised. Default: the model folder's `truncate_dim`, else all.
     #[arg(long, value_name = "N")]
     pub truncate_dim: Option<usize>,
+    #[command(flatten)]
+    pub prompt: crate::prompt_args::PromptArgs,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -56,6 +58,7 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
         ..Default::default()
     };
     let mut model = args.run_on.load(&args.model, opts)?;
+    args.prompt.apply(&mut model)?;
     if args.truncate_dim.is_some() {
         model.set_truncate_dim(args.truncate_dim, "--truncate-dim")?;
     }

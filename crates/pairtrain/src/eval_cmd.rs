@@ -39,10 +39,8 @@ pub struct EvalArgs {
     pub output: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Text put before every input of --model (e5 models expect "query: "); default: the
-    /// folder's default prompt (config_sentence_transformers.json); "" for none.
-    #[arg(long)]
-    pub prompt: Option<String>,
+    #[command(flatten)]
+    pub prompt: crate::prompt_args::PromptArgs,
     /// Score at each of these embedding sizes (a Matryoshka model's first N dimensions, as
     /// sentence-transformers' evaluators' `truncate_dim`): `--truncate-dim 384,128,64` runs
     /// every task once per size, named `<task>-<N>`.
@@ -64,9 +62,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         _ => bail!("give either --task and --data, or --suite"),
     };
     let mut model = a.run_on.load(&a.model, LoadOptions::default())?;
-    if let Some(p) = &a.prompt {
-        model.prompt = Some(p.clone()).filter(|p| !p.is_empty());
-    }
+    a.prompt.apply(&mut model)?;
     let dims: Vec<Option<usize>> = if a.truncate_dim.is_empty() {
         vec![None]
     } else {
@@ -128,6 +124,9 @@ pub struct SearchArgs {
     /// Search with the first N dimensions of the embeddings (see `encode --truncate-dim`).
     #[arg(long, value_name = "N")]
     pub truncate_dim: Option<usize>,
+    /// The query's prompt (documents take the model's default prompt, or none).
+    #[command(flatten)]
+    pub prompt: crate::prompt_args::PromptArgs,
     #[command(flatten)]
     pub run_on: crate::device_args::DeviceArgs,
 }
@@ -140,6 +139,7 @@ pub fn run_search(a: &SearchArgs) -> Result<()> {
     let docs = read_texts(&a.corpus, &a.field)?;
     let refs: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
     let emb = model.encode(&refs, a.batch_size, |_| {})?;
+    a.prompt.apply(&mut model)?;
     let q = model.encode(&[a.query.as_str()], 1, |_| {})?.remove(0);
     let cos = |d: &[f32]| {
         let (mut dot, mut nq, mut nd) = (0f64, 0f64, 0f64);

@@ -13,6 +13,7 @@ mod fetch_cmd;
 mod hard_negatives;
 mod mine_cmd;
 mod progress;
+mod prompt_args;
 mod texts;
 mod train_cmd;
 

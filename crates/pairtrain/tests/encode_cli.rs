@@ -248,3 +248,89 @@ fn encode_device_and_dtype_flags() {
         );
     }
 }
+
+fn read_jsonl_embeddings(p: &Path) -> Vec<Vec<f32>> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            serde_json::from_value(v["embedding"].clone()).unwrap()
+        })
+        .collect()
+}
+
+/// `--truncate-dim` and the folder's `truncate_dim` keep the first N dimensions of
+/// sentence-transformers' embeddings (cut after normalisation, as it does); `--prompt-name`
+/// puts the named prompt first; mistakes name the flag or the file.
+#[test]
+fn truncation_and_named_prompts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = golden("all-MiniLM-L6-v2.jsonl");
+    let input = test_support::shared_dir().join("golden/all-MiniLM-L6-v2.jsonl");
+    let out = d.join("out.jsonl");
+    let o = encode(&minilm_dir(), &input, &out, &["--truncate-dim", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = read_jsonl_embeddings(&out);
+    assert_eq!(got.len(), rows.len());
+    for (r, e) in rows.iter().zip(&got) {
+        assert_eq!(e.len(), 64);
+        assert!(max_abs_diff(e, &r.embedding[..64]) <= 1e-5, "{:?}", r.text);
+    }
+
+    // A folder saying truncate_dim 128 and naming two prompts, no default.
+    let m = d.join("m");
+    model_copy(&m);
+    let config = m.join("config_sentence_transformers.json");
+    std::fs::write(
+        &config,
+        r#"{"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": null,
+            "similarity_fn_name": "cosine", "truncate_dim": 128}"#,
+    )
+    .unwrap();
+    let texts = d.join("in.txt");
+    std::fs::write(&texts, "how do I boil an egg\nthe capital of Australia\n").unwrap();
+    let plain = d.join("plain.jsonl");
+    let o = encode(&m, &texts, &plain, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = read_jsonl_embeddings(&plain);
+    assert!(plain.iter().all(|e| e.len() == 128));
+    // --prompt-name query is the same as writing "query: " before each text.
+    let named = d.join("named.jsonl");
+    let o = encode(&m, &texts, &named, &["--prompt-name", "query"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let prefixed = d.join("prefixed.txt");
+    std::fs::write(
+        &prefixed,
+        "query: how do I boil an egg\nquery: the capital of Australia\n",
+    )
+    .unwrap();
+    let by_hand = d.join("by-hand.jsonl");
+    let o = encode(&m, &prefixed, &by_hand, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (named, by_hand) = (
+        read_jsonl_embeddings(&named),
+        read_jsonl_embeddings(&by_hand),
+    );
+    for (a, b) in named.iter().zip(&by_hand) {
+        assert!(max_abs_diff(a, b) <= 1e-6);
+    }
+    assert!(max_abs_diff(&named[0], &plain[0]) > 1e-3);
+
+    let bad = d.join("bad.jsonl");
+    assert_fails_with(
+        &encode(&m, &texts, &bad, &["--prompt-name", "passage"]),
+        &["--prompt-name \"passage\"", "its prompts: document, query"],
+    );
+    assert_fails_with(
+        &encode(&m, &texts, &bad, &["--truncate-dim", "385"]),
+        &["--truncate-dim: 385", "384 dimensions"],
+    );
+    std::fs::write(&config, r#"{"truncate_dim": 4096}"#).unwrap();
+    assert_fails_with(
+        &encode(&m, &texts, &bad, &[]),
+        &["config_sentence_transformers.json", "truncate_dim 4096"],
+    );
+    assert!(!bad.exists());
+}

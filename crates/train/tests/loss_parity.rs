@@ -309,6 +309,43 @@ fn bad_loss_settings_are_named() {
     assert!(load("matryoshka_dims = [8, 4]\nmatryoshka_weights = [1.0]")
         .contains("matryoshka_weights has 1 values for 2"));
     assert!(load("triplet_distance = \"hamming\"").contains("triplet_distance"));
+    // Prompts: a column that does not exist, a default prompt name the model does not have.
+    let recipe = |name: &str, model: &str, data: &str| {
+        let p = d.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "[model]\nbase = \"{}\"\n{model}\n[train]\nbatch_size = 16\nsteps = 1\n\
+                 output = \"{}\"\n[[data]]\npath = \"{}\"\n{data}\n",
+                parity.join("model").display(),
+                d.path().join("o3").display(),
+                parity.join("pairs.jsonl").display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let e = Recipe::load(&recipe("c.toml", "", "prompts = { query = \"query: \" }"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no column \"query\"") && e.contains("anchor, positive, negative"),
+        "{e}"
+    );
+    let p = recipe(
+        "n.toml",
+        "prompts = { query = \"query: \" }\ndefault_prompt_name = \"passage\"",
+        "",
+    );
+    let e = format!(
+        "{:#}",
+        Trainer::new(Recipe::load(&p).unwrap(), None).err().unwrap()
+    );
+    assert!(
+        e.contains("[model] default_prompt_name \"passage\"")
+            && e.contains("there: document, query"),
+        "{e}"
+    );
     // A Matryoshka dimension above the model's is an error before training starts, naming the key.
     let p = d.path().join("big.toml");
     std::fs::write(
