@@ -106,6 +106,74 @@ fn two_ranks_reproduce_the_pytorch_parity_runs() {
     }
 }
 
+/// MatryoshkaLoss and GISTEmbedLoss (the guide's embeddings gathered like the model's) on two
+/// ranks reproduce sentence-transformers' single-process runs
+/// (crates/train/tests/data/loss-parity, as crates/train/tests/loss_parity.rs trains them).
+#[test]
+fn two_ranks_reproduce_matryoshka_and_gist() {
+    let parity = shared_dir().join("reference/train-parity");
+    let guide = test_support::minilm_dir();
+    for (run, loss) in [
+        (
+            "matryoshka_mnrl",
+            "kind = \"mnrl\"\nmatryoshka_dims = [32, 16, 8]".to_string(),
+        ),
+        (
+            "gist_absolute",
+            format!("kind = \"gist\"\nguide = \"{}\"", guide.display()),
+        ),
+        (
+            "cached_gist",
+            format!(
+                "kind = \"cached-gist\"\nmini_batch_size = 4\nguide = \"{}\"",
+                guide.display()
+            ),
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("r.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[model]\nbase = \"{}\"\n[loss]\n{loss}\n[train]\nbatch_size = 16\nsteps = 10\n\
+                 lr = 1e-3\nwarmup_steps = 2\nweight_decay = 0.01\nmax_grad_norm = 1.0\n\
+                 adam_eps = 1e-6\nseed = 0\nshuffle = false\noutput = \"{}\"\n[[data]]\n\
+                 path = \"{}\"\n",
+                parity.join("model").display(),
+                d.path().join("out").display(),
+                parity.join("pairs.jsonl").display()
+            ),
+        )
+        .unwrap();
+        let trace = d.path().join("trace.jsonl");
+        let err = train(2, &cfg, &trace, &[]);
+        assert!(err.contains("rank 1 of 2"), "{err}");
+        let want: Value = serde_json::from_slice(
+            &std::fs::read(
+                repo_root().join(format!("crates/train/tests/data/loss-parity/{run}.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let want = want["steps"].as_array().unwrap();
+        let got = jsonl(&trace);
+        assert_eq!(got.len(), want.len(), "{run}");
+        let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
+        for (g, w) in got.iter().zip(want) {
+            worst_loss = worst_loss.max(rel(
+                g["loss"].as_f64().unwrap(),
+                w["loss"].as_f64().unwrap(),
+            ));
+            worst_gn = worst_gn.max(rel(
+                g["grad_norm"].as_f64().unwrap(),
+                w["grad_norm_before_clip"].as_f64().unwrap(),
+            ));
+        }
+        eprintln!("{run} on 2 ranks: max relative difference loss {worst_loss:.2e}, grad norm {worst_gn:.2e}");
+        assert!(worst_loss <= 1e-5 && worst_gn <= 1e-5, "{run}");
+    }
+}
+
 #[test]
 fn cached_over_two_ranks_equals_uncached_in_one_process() {
     let d = tempfile::tempdir().unwrap();
