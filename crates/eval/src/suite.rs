@@ -78,6 +78,9 @@ pub struct TaskSpec {
     pub teacher: Option<String>,
     /// response-retrieval: read only the file's first this many pairs.
     pub max_rows: Option<usize>,
+    /// Score the first N dimensions of the embeddings (a Matryoshka model's shorter ones, as
+    /// sentence-transformers' evaluators' `truncate_dim`).
+    pub truncate_dim: Option<usize>,
 }
 
 fn d_batch() -> usize {
@@ -97,6 +100,7 @@ impl TaskSpec {
             corpus_chunk_size: d_chunk(),
             teacher: None,
             max_rows: None,
+            truncate_dim: None,
         }
     }
 
@@ -137,6 +141,18 @@ impl Suite {
 
 /// Loads a task's data and evaluates `model` on it.
 pub fn run_task(model: &SentenceModel, task: &TaskSpec) -> Result<BTreeMap<String, f64>> {
+    if let Some(d) = task.truncate_dim {
+        let mut cut = model.detached();
+        cut.set_truncate_dim(
+            Some(d),
+            &format!("task {}: truncate_dim", task.display_name()),
+        )?;
+        let task = TaskSpec {
+            truncate_dim: None,
+            ..task.clone()
+        };
+        return run_task(&cut, &task);
+    }
     let path = Path::new(&task.path);
     match task.kind {
         TaskKind::Sts => {

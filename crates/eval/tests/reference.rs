@@ -74,3 +74,39 @@ fn retrieval_is_independent_of_the_corpus_chunk_size() {
     let chunked = eval::information_retrieval::evaluate_retrieval(&model, &data, 32, 97);
     assert_eq!(whole.unwrap(), chunked.unwrap());
 }
+
+/// `truncate_dim` 128 and 64: every number sentence-transformers' evaluators report for the first
+/// N dimensions (crates/eval/tests/data, written by scripts/reference/st_truncated_eval.py).
+#[test]
+fn truncated_embeddings_reproduce_sentence_transformers_numbers() {
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            test_support::repo_root()
+                .join("crates/eval/tests/data/truncated-all-MiniLM-L6-v2.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let model = SentenceModel::load(&minilm_dir(), &LoadOptions::default()).unwrap();
+    let data = shared_dir().join("data");
+    for dim in [128, 64] {
+        let mut sts = TaskSpec::new(eval::TaskKind::Sts, &data.join("stsb/sts-dev.tsv"));
+        sts.truncate_dim = Some(dim);
+        let name = format!("stsb-dev-{dim}");
+        check(
+            &name,
+            &run_task(&model, &sts).unwrap(),
+            &reference["results"][&name],
+        );
+        let mut ir = TaskSpec::new(eval::TaskKind::Retrieval, &data.join("cranfield"));
+        ir.truncate_dim = Some(dim);
+        let name = format!("cranfield-{dim}");
+        check(
+            &name,
+            &run_task(&model, &ir).unwrap(),
+            &reference["results"][&name],
+        );
+    }
+    // The model itself is left whole.
+    assert_eq!(model.dim(), 384);
+}

@@ -79,7 +79,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         }
         let mut name = t.display_name();
         if let Some(d) = dim {
-            model.set_truncate_dim(Some(d), "--truncate-dim")?;
+            t.truncate_dim = Some(d);
             name = format!("{name}-{d}");
         }
         let t0 = Instant::now();
