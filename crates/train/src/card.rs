@@ -38,39 +38,125 @@ pub fn model_id(path: &str) -> String {
     folder
 }
 
-/// The loss and what it was given: the scale of the contrastive losses, the teacher of
-/// distillation (by folder name: the card names no path of the training machine).
+/// The loss and what it was given, as sentence-transformers names them: the settings of the
+/// loss, the guide of GISTEmbed and the teacher of distillation (by model id or folder name: the
+/// card names no path of the training machine), the Matryoshka sizes around it.
 fn loss_line(tr: &Trainer) -> String {
+    use crate::recipe::LossKind::*;
     let r = &tr.recipe;
-    match &r.teacher {
-        Some(t) => {
-            let name = model_id(&t.model);
+    let l = &r.loss;
+    let name = l.kind.st_name();
+    let mini = if l.kind.cached() {
+        format!(", mini-batch {}", l.mini_batch_size)
+    } else {
+        String::new()
+    };
+    let sim = l.similarity().util_name();
+    let inner = match l.kind {
+        Mse => {
+            let teacher = r
+                .teacher
+                .as_ref()
+                .map_or(String::new(), |t| model_id(&t.model));
             let prompt = tr
                 .model
                 .prompt
                 .as_ref()
                 .map_or(String::new(), |p| format!("; inputs prefixed with `{p}`"));
             format!(
-                "{} onto the embeddings of the teacher `{name}` (knowledge distillation, Reimers \
-                 & Gurevych 2020: every text of a row learns the teacher's embedding of the \
-                 row's source){prompt}",
-                tr.loss_name()
+                "{name} onto the embeddings of the teacher `{teacher}` (knowledge distillation, \
+                 Reimers & Gurevych 2020: every text of a row learns the teacher's embedding of \
+                 the row's source){prompt}"
             )
         }
-        None => {
-            let mini = if r.loss.kind.cached() {
-                format!(", mini-batch {}", r.loss.mini_batch_size)
-            } else {
-                String::new()
-            };
-            format!(
-                "{} (scale {}, similarity {}{mini})",
-                tr.loss_name(),
-                r.loss.scale,
-                r.loss.similarity().util_name()
-            )
-        }
+        Gist | CachedGist => format!(
+            "{name} (guide `{}`, temperature {}, margin_strategy {:?}, margin {}{mini})",
+            l.guide.as_deref().map(model_id).unwrap_or_default(),
+            l.temperature,
+            l.margin_strategy,
+            l.margin
+        ),
+        Triplet => format!(
+            "{name} (distance {:?}, margin {})",
+            l.triplet_distance, l.triplet_margin
+        ),
+        Angle => format!("{name} (scale {})", l.scale),
+        CosineSimilarity => name.to_string(),
+        MarginMse => format!("{name} (similarity {sim})"),
+        _ => format!("{name} (scale {}, similarity {sim}{mini})", l.scale),
+    };
+    if l.matryoshka_dims.is_empty() {
+        return inner;
     }
+    let weights = l
+        .matryoshka_weights
+        .as_ref()
+        .map_or(String::new(), |w| format!(", weights {w:?}"));
+    format!(
+        "MatryoshkaLoss (dimensions {:?}{weights}) over {inner}",
+        l.matryoshka_dims
+    )
+}
+
+/// The prompts the run put before its inputs, per dataset, and whether pooling took them in.
+fn prompts_line(tr: &Trainer) -> String {
+    let r = &tr.recipe;
+    let mut parts = Vec::new();
+    for (i, p) in r.column_prompts().iter().enumerate() {
+        if p.is_empty() {
+            continue;
+        }
+        let name = r.data[i].name.clone().unwrap_or_else(|| format!("data{i}"));
+        let cols: Vec<String> = pairs::prompts::COLUMNS
+            .iter()
+            .enumerate()
+            .filter_map(|(c, col)| p.get(c).map(|t| format!("{col} `{t}`")))
+            .collect();
+        parts.push(format!("{name}: {}", cols.join(", ")));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        "- Prompts: {}{}\n",
+        parts.join("; "),
+        if tr.model.include_prompt {
+            ""
+        } else {
+            " (left out of pooling: include_prompt false)"
+        }
+    )
+}
+
+/// Usage lines beyond the plain `encode`: a named prompt, the smallest Matryoshka size.
+fn usage_extras(tr: &Trainer) -> (String, String) {
+    let named = tr
+        .model
+        .prompts
+        .iter()
+        .find(|(_, p)| !p.is_empty())
+        .map(|(n, _)| n.clone());
+    let small = tr.recipe.loss.matryoshka_dims.iter().min().copied();
+    let mut py = Vec::new();
+    let mut sh = String::new();
+    if let Some(n) = &named {
+        py.push(format!("prompt_name=\"{n}\""));
+        sh.push_str(&format!(" --prompt-name {n}"));
+    }
+    if let Some(d) = small {
+        py.push(format!("truncate_dim={d}"));
+        sh.push_str(&format!(" --truncate-dim {d}"));
+    }
+    if py.is_empty() {
+        return (String::new(), String::new());
+    }
+    (
+        format!(
+            "\nshorter = model.encode([\"How do I keep coffee fresh?\"], {})",
+            py.join(", ")
+        ),
+        format!("\npairtrain encode --model path/to/this/folder --input texts.txt --output short.npy{sh}"),
+    )
 }
 
 /// Rows of each dataset the run trained on, from the step log, with the recipe's weights.
@@ -119,6 +205,23 @@ Henderson and Rami Al-Rfou and Brian Strope and Yun-hsuan Sung and Laszlo Lukacs
 and Sanjiv Kumar and Balint Miklos and Ray Kurzweil},\n    year = {2017},\n    eprint = \
 {1705.00652},\n    archivePrefix = {arXiv},\n    primaryClass = {cs.CL}\n}\n```\n";
 
+/// A citation as BibTeX: an arXiv entry, or an online one with its URL.
+fn bibtex(c: crate::losses::citations::Citation) -> String {
+    let (key, title, author, year, at) = c;
+    let (kind, where_) = if at.starts_with("https://") {
+        ("online", format!("url = {{{at}}}"))
+    } else {
+        (
+            "misc",
+            format!("eprint = {{{at}}},\n    archivePrefix = {{arXiv}}"),
+        )
+    };
+    format!(
+        "```bibtex\n@{kind}{{{key},\n    title = {{{title}}},\n    author = {{{author}}},\n    \
+         year = {{{year}}},\n    {where_},\n}}\n```\n"
+    )
+}
+
 pub fn model_card(tr: &Trainer) -> String {
     let r = &tr.recipe;
     let t = &r.train;
@@ -151,11 +254,20 @@ pub fn model_card(tr: &Trainer) -> String {
     } else {
         String::new()
     };
-    let loss_citation = if r.teacher.is_some() {
-        CITATION_DISTILLATION
-    } else {
-        CITATION_MNRL
+    let mut loss_citation = match r.loss.kind.citation() {
+        Some(c) => bibtex(c),
+        None if r.teacher.is_some() => CITATION_DISTILLATION.to_string(),
+        None => CITATION_MNRL.to_string(),
     };
+    if r.loss.kind.cached() {
+        loss_citation.push('\n');
+        loss_citation.push_str(&bibtex(crate::losses::citations::GRADCACHE));
+    }
+    if !r.loss.matryoshka_dims.is_empty() {
+        loss_citation.push('\n');
+        loss_citation.push_str(&bibtex(crate::losses::citations::MATRYOSHKA));
+    }
+    let (usage_py, usage_sh) = usage_extras(tr);
     let prompt = tr.model.prompt.as_ref().map_or(String::new(), |p| {
         format!(
             " Every input is prefixed with `{p}` (the model's default prompt: sentence-transformers \
@@ -171,10 +283,10 @@ pub fn model_card(tr: &Trainer) -> String {
          max sequence length {msl} tokens.{prompt}\n\n\
          ## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer\n\
          model = SentenceTransformer(\"path/to/this/folder\")\n\
-         embeddings = model.encode([\"How do I keep coffee fresh?\"])\n```\n\n\
-         ```sh\npairtrain encode --model path/to/this/folder --input texts.txt --output emb.npy\n```\n\n\
+         embeddings = model.encode([\"How do I keep coffee fresh?\"]){usage_py}\n```\n\n\
+         ```sh\npairtrain encode --model path/to/this/folder --input texts.txt --output emb.npy{usage_sh}\n```\n\n\
          ## Training\n\n{data}\n\
-         - Loss: {loss}\n\
+         - Loss: {loss}\n{prompts}\
          - Steps: {steps} at batch size {bs}; lr {lr:e}, {warm} warmup steps then linear decay; \
          AdamW (weight decay {wd}, none on biases and LayerNorm), gradient clipping at {clip}; \
          seed {seed}\n\n\
@@ -192,6 +304,7 @@ pub fn model_card(tr: &Trainer) -> String {
         msl = tr.model.max_seq_length,
         data = data_table(tr),
         loss = loss_line(tr),
+        prompts = prompts_line(tr),
         steps = tr.step,
         bs = t.batch_size,
         lr = t.lr,

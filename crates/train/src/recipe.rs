@@ -395,6 +395,20 @@ impl LossKind {
         }
     }
 
+    /// The paper to cite beside Sentence-BERT, where the loss has its own (the MNRL family cites
+    /// Henderson et al. 2017, distillation Reimers & Gurevych 2020: the card adds those).
+    pub fn citation(self) -> Option<crate::losses::citations::Citation> {
+        use crate::losses::citations as c;
+        Some(match self {
+            LossKind::Gist | LossKind::CachedGist => c::GIST,
+            LossKind::Cosent => c::COSENT,
+            LossKind::Angle => c::ANGLE,
+            LossKind::MarginMse => c::MARGIN_MSE,
+            LossKind::Triplet => c::TRIPLET,
+            _ => return None,
+        })
+    }
+
     /// Whether it learns from scores in the rows.
     pub fn scored(self) -> bool {
         matches!(

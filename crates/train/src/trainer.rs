@@ -412,10 +412,13 @@ impl Trainer {
     }
 
     /// The loss as sentence-transformers names it (`Cached…` under GradCache).
+    /// The loss as sentence-transformers names it (MatryoshkaLoss wrapping the recipe's).
     pub fn loss_name(&self) -> String {
-        match self.embedding {
-            Embedding::GradCache { .. } => format!("Cached{}", self.loss.name()),
-            Embedding::Direct => self.loss.name().to_string(),
+        let inner = self.recipe.loss.kind.st_name();
+        if self.recipe.loss.matryoshka_dims.is_empty() {
+            inner.to_string()
+        } else {
+            format!("MatryoshkaLoss({inner})")
         }
     }
 

@@ -127,11 +127,25 @@ fn check_trained(run: &str, tr: &Trainer) {
 
 #[test]
 fn matryoshka_over_mnrl() {
-    check(
-        "matryoshka_mnrl",
+    let d = tempfile::tempdir().unwrap();
+    let tr = trained(
         "kind = \"mnrl\"\nmatryoshka_dims = [32, 16, 8]",
         "pairs.jsonl",
+        d.path(),
     );
+    check_trained("matryoshka_mnrl", &tr);
+    // The card names the loss as sentence-transformers does, shows the short embeddings' use and
+    // cites the method.
+    let card = std::fs::read_to_string(tr.save_final().unwrap().join("README.md")).unwrap();
+    for want in [
+        "Loss: MatryoshkaLoss (dimensions [32, 16, 8]) over MultipleNegativesRankingLoss (scale 20, \
+         similarity cos_sim)",
+        "truncate_dim=8",
+        "--truncate-dim 8",
+        "eprint = {2205.13147}",
+    ] {
+        assert!(card.contains(want), "{want}\n{card}");
+    }
 }
 
 #[test]
@@ -240,6 +254,14 @@ fn column_prompts_without_prompt_pooling() {
         serde_json::from_slice(&std::fs::read(saved.join("1_Pooling/config.json")).unwrap())
             .unwrap();
     assert_eq!(pooling["include_prompt"], false);
+    let card = std::fs::read_to_string(saved.join("README.md")).unwrap();
+    assert!(
+        card.contains(
+            "Prompts: data0: anchor `query: `, positive `passage: ` (left out of pooling: \
+             include_prompt false)"
+        ),
+        "{card}"
+    );
     let back = model::SentenceModel::load(&saved, &Default::default()).unwrap();
     assert!(!back.include_prompt);
 }

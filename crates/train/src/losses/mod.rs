@@ -12,6 +12,7 @@
 //! row i's softmax instead of counting as a negative; in the reverse direction of the symmetric
 //! loss, the same holds for anchors equal to row i's anchor.
 
+pub mod citations;
 mod cosent;
 mod cosine_similarity;
 mod gist_embed;
