@@ -14,7 +14,11 @@ biases and LayerNorm, foreach=False); linear schedule with 2 warmup steps. poole
 trained. The guide of the GISTEmbed runs is all-MiniLM-L6-v2 (the same vocabulary as the tiny
 model, a longer max_seq_length: sentence-transformers gives it the student's token ids).
 
-    python3 scripts/reference/torch_loss_parity.py SHARED_DIR MINILM_DIR OUT_DIR
+    python3 scripts/reference/torch_loss_parity.py SHARED_DIR MINILM_DIR OUT_DIR [RUN...]
+    STUDENT=minilm python3 scripts/reference/torch_loss_parity.py SHARED_DIR MINILM_DIR \
+        OUT_DIR/minilm triplet cosent margin_mse
+
+The second trains all-MiniLM-L6-v2 itself (dropout off, lr 5e-5, Matryoshka sizes 384/192/96).
 
 Writes OUT_DIR/<run>.json: settings, per-step loss / lr / grad norm before clipping, final
 parameter L2 norms.
@@ -30,6 +34,14 @@ torch.set_num_threads(1)
 shared, minilm, out = sys.argv[1:4]
 STEPS, BATCH, LR, WARMUP, WD, CLIP = 10, 16, 1e-3, 2, 0.01, 1.0
 PARITY = os.path.join(shared, "reference/train-parity")
+# The model trained: the tiny parity model, or (STUDENT=minilm) all-MiniLM-L6-v2 itself.
+STUDENT = minilm if os.environ.get("STUDENT") == "minilm" else os.path.join(PARITY, "model")
+D = 384 if STUDENT == minilm else 32
+DIMS = [D, D // 2, D // 4]
+if STUDENT == minilm:
+    # A trained model takes the usual fine-tuning rate (the tiny model's 1e-3 would make each step
+    # a jump that amplifies float32 rounding).
+    LR = 5e-5
 
 
 def rows(name, keys):
@@ -64,10 +76,10 @@ MARGINS = [(t, [round(6.0 + 3.0 * math.sin(i), 4), round(2.0 * math.cos(1.7 * i)
 RUNS = {
     # name: (data, loss constructor, what the recipe says)
     "matryoshka_mnrl": (PAIRS, lambda m, g: losses.MatryoshkaLoss(
-        m, losses.MultipleNegativesRankingLoss(m, scale=20.0), [32, 16, 8])),
+        m, losses.MultipleNegativesRankingLoss(m, scale=20.0), DIMS)),
     "matryoshka_cached_mnrl": (PAIRS, lambda m, g: losses.MatryoshkaLoss(
         m, losses.CachedMultipleNegativesRankingLoss(m, scale=20.0, mini_batch_size=4),
-        [32, 16, 8], matryoshka_weights=[1.0, 0.5, 0.25])),
+        DIMS, matryoshka_weights=[1.0, 0.5, 0.25])),
     "triplet": (TRIPLETS, lambda m, g: losses.TripletLoss(m)),
     "triplet_cosine": (TRIPLETS, lambda m, g: losses.TripletLoss(
         m, distance_metric=losses.TripletDistanceMetric.COSINE, triplet_margin=0.5)),
@@ -99,7 +111,12 @@ def write_data():
 
 def run(name):
     data, make = RUNS[name]
-    model = SentenceTransformer(os.path.join(PARITY, "model"), device="cpu")
+    model = SentenceTransformer(STUDENT, device="cpu")
+    # Without dropout, so that the trajectory is deterministic (the tiny model has none; the test
+    # trains a copy of all-MiniLM-L6-v2 whose config.json says 0).
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0
     model.max_seq_length = 32
     guide = SentenceTransformer(minilm, device="cpu")
     guide.eval()
