@@ -447,9 +447,15 @@ enum FileCheck {
     Bad(String),
 }
 
-fn check_file(path: &std::path::Path, columns: Option<&[String]>, limit: u64) -> FileCheck {
+/// Reads up to `limit` rows of `path`, each checked against the rows the recipe's loss takes.
+fn check_file(
+    path: &std::path::Path,
+    columns: Option<&[String]>,
+    shape: &pairs::RowShape,
+    limit: u64,
+) -> FileCheck {
     let mut r = match pairs::reader::PairReader::open_with(path, columns) {
-        Ok(r) => r,
+        Ok(r) => r.with_shape(Some(shape.clone())),
         Err(e) => return FileCheck::Bad(e.to_string()),
     };
     let mut skips = pairs::SkipCounts::default();
@@ -535,7 +541,7 @@ fn check_recipe(a: &CheckRecipeArgs) -> Result<()> {
         };
         let pb = progress::line_spinner(&format!("reading {name}"));
         for f in files {
-            match check_file(&f, d.columns.as_deref(), limit) {
+            match check_file(&f, d.columns.as_deref(), &recipe.loss.row_shape(), limit) {
                 FileCheck::Ok(n) => {
                     println!("ok       data {name} {} ({n} rows read)", f.display());
                     ok += 1;

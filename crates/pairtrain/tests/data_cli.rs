@@ -216,6 +216,37 @@ fn check_recipe_lists_present_missing_and_malformed_files() {
     assert!(err.contains("4 ok, 1 missing, 2 malformed"), "{err}");
 }
 
+/// `data check-recipe` reads rows as the recipe's loss takes them: unscored pairs for CoSENT are
+/// malformed at their first line, STS-B's scored TSV is fine.
+#[test]
+fn check_recipe_checks_rows_against_the_loss() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path().join("r.toml");
+    std::fs::write(
+        &r,
+        format!(
+            "[model]\nbase = \"{m}\"\n[loss]\nkind = \"cosent\"\n[train]\nbatch_size = 8\n\
+             [[data]]\nname = \"pairs\"\npath = \"{p}\"\n\
+             [[data]]\nname = \"stsb\"\npath = \"{s}\"\n",
+            m = shared_dir().join("reference/train-parity/model").display(),
+            p = shared_dir()
+                .join("reference/train-parity/pairs.jsonl")
+                .display(),
+            s = shared_dir().join("data/stsb/sts-train.tsv").display(),
+        ),
+    )
+    .unwrap();
+    let o = pairtrain(&["data", "check-recipe", r.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("BAD      data pairs")
+            && out.contains("pairs.jsonl:1: CoSENTLoss takes 1 score per row"),
+        "{out}"
+    );
+    assert!(out.contains("ok       data stsb"), "{out}");
+}
+
 /// A commit hash as the hub names snapshots (40 hex digits; anything else is refused as a path).
 const COMMIT: &str = "0123abcd0123abcd0123abcd0123abcd0123abcd";
 
