@@ -61,6 +61,27 @@ fn train(np: usize, cfg: &Path, trace: &Path, extra: &[&str]) -> String {
     ok(&c.output().unwrap())
 }
 
+/// The per-step loss and gradient norm of a `--trace` equal a reference's steps (rtol 1e-5).
+fn trace_matches(run: &str, trace: &Path, want: &[Value]) {
+    let got = jsonl(trace);
+    assert_eq!(got.len(), want.len(), "{run}");
+    let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
+    for (g, w) in got.iter().zip(want) {
+        worst_loss = worst_loss.max(rel(
+            g["loss"].as_f64().unwrap(),
+            w["loss"].as_f64().unwrap(),
+        ));
+        worst_gn = worst_gn.max(rel(
+            g["grad_norm"].as_f64().unwrap(),
+            w["grad_norm_before_clip"].as_f64().unwrap(),
+        ));
+    }
+    eprintln!(
+        "{run} on 2 ranks: max relative difference loss {worst_loss:.2e}, grad norm {worst_gn:.2e}"
+    );
+    assert!(worst_loss <= 1e-5 && worst_gn <= 1e-5, "{run}");
+}
+
 #[test]
 fn two_ranks_reproduce_the_pytorch_parity_runs() {
     for run in [
@@ -83,21 +104,7 @@ fn two_ranks_reproduce_the_pytorch_parity_runs() {
         )
         .unwrap();
         let want = want["steps"].as_array().unwrap();
-        let got = jsonl(&trace);
-        assert_eq!(got.len(), want.len(), "{run}");
-        let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
-        for (g, w) in got.iter().zip(want) {
-            worst_loss = worst_loss.max(rel(
-                g["loss"].as_f64().unwrap(),
-                w["loss"].as_f64().unwrap(),
-            ));
-            worst_gn = worst_gn.max(rel(
-                g["grad_norm"].as_f64().unwrap(),
-                w["grad_norm_before_clip"].as_f64().unwrap(),
-            ));
-        }
-        eprintln!("{run} on 2 ranks: max relative difference loss {worst_loss:.2e}, grad norm {worst_gn:.2e}");
-        assert!(worst_loss <= 1e-5 && worst_gn <= 1e-5, "{run}");
+        trace_matches(run, &trace, want);
         // Rank 0 alone writes the log, and each record says how many ranks trained.
         let log: Vec<Value> = jsonl(&d.path().join("out/train_log.jsonl"));
         assert_eq!(log.len(), want.len());
@@ -156,21 +163,7 @@ fn two_ranks_reproduce_matryoshka_and_gist() {
         )
         .unwrap();
         let want = want["steps"].as_array().unwrap();
-        let got = jsonl(&trace);
-        assert_eq!(got.len(), want.len(), "{run}");
-        let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
-        for (g, w) in got.iter().zip(want) {
-            worst_loss = worst_loss.max(rel(
-                g["loss"].as_f64().unwrap(),
-                w["loss"].as_f64().unwrap(),
-            ));
-            worst_gn = worst_gn.max(rel(
-                g["grad_norm"].as_f64().unwrap(),
-                w["grad_norm_before_clip"].as_f64().unwrap(),
-            ));
-        }
-        eprintln!("{run} on 2 ranks: max relative difference loss {worst_loss:.2e}, grad norm {worst_gn:.2e}");
-        assert!(worst_loss <= 1e-5 && worst_gn <= 1e-5, "{run}");
+        trace_matches(run, &trace, want);
     }
 }
 
