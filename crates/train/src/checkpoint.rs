@@ -2,8 +2,10 @@
 //! count, the training step, the data position and the dropout generator.
 //!
 //! Layout: `<output>/checkpoints/step-NNNNNNNN/{model.safetensors, optimizer.safetensors,
-//! trainer_state.json}` (plus `dense.safetensors` for a student's Dense projection), written under
-//! `.partial` and renamed when complete.
+//! trainer_state.json, manifest.json}` (plus `dense.safetensors` for a student's Dense
+//! projection), written under `.partial`, flushed to disk and renamed when complete. The
+//! manifest holds every file's size and SHA-256; resuming verifies them, so a checkpoint damaged
+//! after it was written (a disk error, a copy cut short) is reported and the one before it used.
 
 use crate::trainer::Trainer;
 use anyhow::{bail, Context, Result};
@@ -28,6 +30,83 @@ struct TrainerState {
 
 /// The student's Dense projection (distillation), beside the encoder's model.safetensors.
 const DENSE_FILE: &str = "dense.safetensors";
+
+const MANIFEST: &str = "manifest.json";
+
+/// A checkpoint's files: name → (bytes, SHA-256 in hex).
+type Manifest = std::collections::BTreeMap<String, (u64, String)>;
+
+fn sha256_of(path: &Path) -> Result<(u64, String)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .with_context(|| format!("{}: read failed", path.display()))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((n, hex))
+}
+
+/// Writes the manifest of the files in `dir` and flushes every file and the folder to disk, so
+/// that the rename that follows publishes a checkpoint whose bytes are all there.
+fn seal(dir: &Path) -> Result<()> {
+    let mut manifest = Manifest::new();
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("{}: cannot flush", path.display()))?;
+        manifest.insert(name, sha256_of(&path)?);
+    }
+    let path = dir.join(MANIFEST);
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)
+        .with_context(|| format!("{}: write failed", path.display()))?;
+    for p in [path.as_path(), dir] {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("{}: cannot flush", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint's files against its manifest: `Err` says which file is missing, cut short
+/// or changed. A checkpoint from before manifests passes with nothing to check.
+pub fn verify(dir: &Path) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path)?)
+        .with_context(|| format!("{}: invalid", path.display()))?;
+    for (name, (size, sha)) in &manifest {
+        let f = dir.join(name);
+        let got = std::fs::metadata(&f)
+            .with_context(|| format!("{}: missing", f.display()))?
+            .len();
+        if got != *size {
+            bail!("{}: {got} bytes, the manifest says {size}", f.display());
+        }
+        if sha256_of(&f)?.1 != *sha {
+            bail!("{}: its SHA-256 differs from the manifest's", f.display());
+        }
+    }
+    Ok(())
+}
 
 /// Saves a checkpoint of the current step; returns its folder.
 pub fn save(tr: &Trainer) -> Result<PathBuf> {
@@ -60,29 +139,75 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
         tmp.join("trainer_state.json"),
         serde_json::to_string_pretty(&state)?,
     )?;
+    seal(&tmp)?;
     if dest.exists() {
         std::fs::remove_dir_all(&dest)?;
     }
     std::fs::rename(&tmp, &dest)
         .with_context(|| format!("{}: cannot rename into place", dest.display()))?;
+    if let Some(keep) = tr.recipe.train.save_total_limit {
+        prune(&root, keep)?;
+    }
     Ok(dest)
 }
 
-/// A checkpoint folder itself, or the newest complete checkpoint under an output folder.
-pub fn resolve(dir: &Path) -> Result<PathBuf> {
-    if dir.join("trainer_state.json").is_file() {
-        return Ok(dir.to_path_buf());
-    }
-    let root = dir.join("checkpoints");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
-        .with_context(|| format!("{}: no checkpoint here", dir.display()))?
+/// The complete checkpoints under `root`, oldest first.
+fn complete(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("{}: cannot list", root.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("trainer_state.json").is_file())
         .filter(|p| !p.to_string_lossy().ends_with(".partial"))
         .collect();
     found.sort();
-    match found.pop() {
-        Some(p) => Ok(p),
+    Ok(found)
+}
+
+/// Keeps the newest `keep` checkpoints under `root` (`save_total_limit`), deleting the others.
+fn prune(root: &Path, keep: usize) -> Result<()> {
+    let found = complete(root)?;
+    let extra = found.len().saturating_sub(keep.max(1));
+    for old in &found[..extra] {
+        std::fs::remove_dir_all(old)
+            .with_context(|| format!("{}: cannot remove an old checkpoint", old.display()))?;
+    }
+    Ok(())
+}
+
+/// A checkpoint folder itself (which must verify), or the newest complete checkpoint under an
+/// output folder that verifies: a damaged newer one is reported and passed over.
+pub fn resolve(dir: &Path) -> Result<PathBuf> {
+    if dir.join("trainer_state.json").is_file() {
+        verify(dir).with_context(|| format!("{}: damaged checkpoint", dir.display()))?;
+        return Ok(dir.to_path_buf());
+    }
+    let root = dir.join("checkpoints");
+    if !root.is_dir() {
+        bail!("{}: no checkpoint here", dir.display());
+    }
+    let mut found = complete(&root)?;
+    let mut damaged: Vec<(PathBuf, anyhow::Error)> = Vec::new();
+    while let Some(p) = found.pop() {
+        match verify(&p) {
+            Ok(()) => {
+                for (d, e) in &damaged {
+                    eprintln!(
+                        "warning: checkpoint {} is damaged ({e:#}); resuming from {} instead",
+                        d.display(),
+                        p.display()
+                    );
+                }
+                return Ok(p);
+            }
+            Err(e) => damaged.push((p, e)),
+        }
+    }
+    match damaged.first() {
+        Some((d, e)) => bail!(
+            "{}: every checkpoint is damaged (the newest, {}: {e:#})",
+            root.display(),
+            d.display()
+        ),
         None => bail!("{}: no complete checkpoint", root.display()),
     }
 }

@@ -232,6 +232,9 @@ pub struct TrainSection {
     /// Save a checkpoint every N steps (0: only on Ctrl-C and at the end).
     #[serde(default)]
     pub save_every: usize,
+    /// Keep only the newest N checkpoints (sentence-transformers' `save_total_limit`); default:
+    /// all.
+    pub save_total_limit: Option<usize>,
     #[serde(default)]
     pub eval_every: usize,
     /// The run's folder; required to train.
@@ -546,6 +549,9 @@ impl Recipe {
     /// Rejects what a user can type but cannot mean.
     pub fn check(&self) -> Result<()> {
         self.check_data()?;
+        if self.train.save_total_limit == Some(0) {
+            bail!("[train] save_total_limit must be at least 1 (leave it out to keep every checkpoint)");
+        }
         let m = &self.model;
         if m.prompt.is_some() && m.default_prompt_name.is_some() {
             bail!("[model] give prompt or default_prompt_name, not both");
