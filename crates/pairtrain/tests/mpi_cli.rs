@@ -368,3 +368,73 @@ fn two_ranks_distil_as_the_pytorch_reference() {
         assert!(log.iter().all(|r| r["world_size"] == 2));
     }
 }
+
+/// Ranks that do not run the same recipe on the same data stop at start, every rank with a
+/// non-zero status, the difference named: two ranks in two working folders (mpirun's MPMD form),
+/// the same recipe text over a `data.jsonl` one line shorter on rank 1; then a recipe whose lr
+/// differs.
+#[test]
+fn ranks_that_disagree_are_refused_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    let pairs =
+        std::fs::read_to_string(shared_dir().join("reference/train-parity/pairs.jsonl")).unwrap();
+    let lines: Vec<&str> = pairs.lines().collect();
+    let recipe = |lr: &str| {
+        format!(
+            "[model]\nbase = \"{}\"\n[train]\nbatch_size = 8\nsteps = 2\nlr = {lr}\n\
+             output = \"out\"\n[[data]]\npath = \"data.jsonl\"\n",
+            shared_dir().join("reference/train-parity/model").display()
+        )
+    };
+    let setup = |sub: &str, rows: usize, lr: &str| {
+        let dir = d.path().join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data.jsonl"), lines[..rows].join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("r.toml"), recipe(lr)).unwrap();
+        dir
+    };
+    let launch = |a: &Path, b: &Path| {
+        let bin = env!("CARGO_BIN_EXE_pairtrain");
+        let mut c = Command::new("mpirun");
+        c.args(["--allow-run-as-root", "--oversubscribe"]);
+        for (i, dir) in [a, b].into_iter().enumerate() {
+            if i > 0 {
+                c.arg(":");
+            }
+            c.args(["-np", "1", "-wdir"]).arg(dir).args([
+                bin,
+                "--threads",
+                "1",
+                "train",
+                "--quiet",
+                "--config",
+                "r.toml",
+            ]);
+        }
+        let t0 = Instant::now();
+        let o = c.output().unwrap();
+        (o, t0.elapsed())
+    };
+    let (a, b) = (setup("a", 64, "1e-4"), setup("b", 63, "1e-4"));
+    let (o, took) = launch(&a, &b);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("do not agree with rank 0: rank 1's data files differ")
+            && err.contains("rank 1 on host")
+            && err.contains("data.jsonl (")
+            && !err.contains("rank 1's recipe"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    assert!(!a.join("out/model").exists() && !b.join("out/model").exists());
+
+    let c = setup("c", 64, "2e-5");
+    let (o, _) = launch(&a, &c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("rank 1's recipe differ") && err.contains("lr: 2e-5"),
+        "{err}"
+    );
+}

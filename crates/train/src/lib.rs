@@ -2,6 +2,7 @@
 //! them), the explicit training step with its gather and all-reduce hooks, GradCache, AdamW with
 //! warmup/decay and clipping, the training loop, checkpoints and exact resume.
 
+pub mod agreement;
 pub mod card;
 pub mod checkpoint;
 pub mod data;

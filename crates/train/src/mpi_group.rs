@@ -124,6 +124,12 @@ impl ProcessGroup for MpiGroup {
         Ok(max != 0)
     }
 
+    fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>> {
+        let mut all = vec![0u64; local.len() * self.size];
+        self.world.all_gather_into(local, &mut all[..]);
+        Ok(all)
+    }
+
     fn check_in_sync(&self, value: f64) -> Result<()> {
         let mut all = vec![0f64; self.size];
         self.world.all_gather_into(&value, &mut all[..]);

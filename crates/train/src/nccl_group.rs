@@ -113,6 +113,10 @@ impl ProcessGroup for NcclGroup {
         self.mpi.any(flag)
     }
 
+    fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>> {
+        self.mpi.all_gather_u64(local)
+    }
+
     fn traffic(&self) -> Traffic {
         self.traffic.get()
     }

@@ -20,6 +20,8 @@ pub trait ProcessGroup {
     fn check_in_sync(&self, value: f64) -> Result<()>;
     /// Whether any rank passes true: decisions (stop now, after a Ctrl-C) taken by all at once.
     fn any(&self, flag: bool) -> Result<bool>;
+    /// Every rank's `local` (the same length on every rank), concatenated in rank order.
+    fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>>;
     /// What the gather and the all-reduce have cost this rank so far.
     fn traffic(&self) -> Traffic {
         Traffic::default()
@@ -113,6 +115,10 @@ impl ProcessGroup for SingleProcess {
 
     fn any(&self, flag: bool) -> Result<bool> {
         Ok(flag)
+    }
+
+    fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>> {
+        Ok(local.to_vec())
     }
 
     fn on_device(self: Box<Self>, _device: &candle_core::Device) -> Result<Box<dyn ProcessGroup>> {

@@ -249,6 +249,7 @@ impl Trainer {
             t.path = local.to_string_lossy().into_owned();
         }
         let group = crate::process_group::from_environment()?;
+        crate::agreement::check(&recipe, group.as_ref())?;
         let world = group.world_size();
         if !recipe.train.batch_size.is_multiple_of(world) {
             anyhow::bail!(
