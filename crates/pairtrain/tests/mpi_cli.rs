@@ -438,3 +438,84 @@ fn ranks_that_disagree_are_refused_at_start() {
         "{err}"
     );
 }
+
+/// One rank stopped (SIGSTOP) mid-run: the other gives up after `collective_timeout_s` (here 3 s)
+/// naming the collective and the step, and the whole job ends with a non-zero status by itself;
+/// the checkpoints written before stay complete.
+#[test]
+fn a_stopped_rank_ends_the_job_within_the_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = parity_recipe(
+        "mnrl_pairs",
+        d.path(),
+        "save_every = 5\ncollective_timeout_s = 3",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("steps = 12\n", "steps = 100000\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut job = mpirun(2)
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ckpt = d.path().join("out/checkpoints/step-00000010");
+    let t0 = Instant::now();
+    while !ckpt.is_dir() {
+        assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ranks = ranks_of(&cfg);
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    let victim = ranks[1];
+    Command::new("kill")
+        .args(["-STOP", &victim.to_string()])
+        .status()
+        .unwrap();
+    let stopped = Instant::now();
+    // The job must end by itself; past 120 s the test gives up and cleans up.
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        if stopped.elapsed() > Duration::from_secs(120) {
+            for p in ranks_of(&cfg) {
+                Command::new("kill")
+                    .args(["-9", &p.to_string()])
+                    .status()
+                    .ok();
+            }
+            job.kill().ok();
+            panic!("the job still hangs 120 s after a rank stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = stopped.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
+    for p in ranks_of(&cfg) {
+        Command::new("kill")
+            .args(["-9", &p.to_string()])
+            .status()
+            .ok();
+    }
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("rank 0:") && err.contains("has waited") && err.contains("(deadline 3 s)"),
+        "{err}"
+    );
+    eprintln!(
+        "a stopped rank: the job ended {:.1} s after the SIGSTOP",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    // Every checkpoint that was renamed into place is complete.
+    let root = d.path().join("out/checkpoints");
+    for e in std::fs::read_dir(&root).unwrap() {
+        let p = e.unwrap().path();
+        if !p.to_string_lossy().ends_with(".partial") {
+            train::checkpoint::verify(&p).unwrap();
+        }
+    }
+}

@@ -22,6 +22,7 @@ pub mod sources;
 pub mod step;
 pub mod teacher_cache;
 pub mod trainer;
+pub mod watchdog;
 
 pub use recipe::Recipe;
 pub use trainer::{StepRecord, Trainer};

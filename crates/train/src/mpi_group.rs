@@ -61,6 +61,7 @@ impl ProcessGroup for MpiGroup {
     }
 
     fn all_gather(&self, local: &Tensor) -> Result<Tensor> {
+        let _wait = crate::watchdog::waiting("all-gather of the embeddings");
         let n = local.dim(0)?;
         let row: usize = local.dims()[1..].iter().product();
         let t0 = Instant::now();
@@ -85,6 +86,7 @@ impl ProcessGroup for MpiGroup {
     }
 
     fn all_reduce_sum(&self, grads: &mut [Option<Tensor>]) -> Result<()> {
+        let _wait = crate::watchdog::waiting("all-reduce of the gradients");
         let t0 = Instant::now();
         let mut moved = 0;
         for bucket in buckets(grads, BUCKET) {
@@ -118,6 +120,7 @@ impl ProcessGroup for MpiGroup {
     }
 
     fn any(&self, flag: bool) -> Result<bool> {
+        let _wait = crate::watchdog::waiting("stop decision");
         let mut max = 0i32;
         self.world
             .all_reduce_into(&(flag as i32), &mut max, SystemOperation::max());
@@ -125,12 +128,14 @@ impl ProcessGroup for MpiGroup {
     }
 
     fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>> {
+        let _wait = crate::watchdog::waiting("agreement check");
         let mut all = vec![0u64; local.len() * self.size];
         self.world.all_gather_into(local, &mut all[..]);
         Ok(all)
     }
 
     fn check_in_sync(&self, value: f64) -> Result<()> {
+        let _wait = crate::watchdog::waiting("parameter checksum");
         let mut all = vec![0f64; self.size];
         self.world.all_gather_into(&value, &mut all[..]);
         if all.iter().any(|v| v.to_bits() != value.to_bits()) {

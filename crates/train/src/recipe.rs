@@ -235,6 +235,10 @@ pub struct TrainSection {
     /// Keep only the newest N checkpoints (sentence-transformers' `save_total_limit`); default:
     /// all.
     pub save_total_limit: Option<usize>,
+    /// Seconds a rank waits in a collective (a gather, an all-reduce) before it gives up and ends
+    /// the job (another rank stopped, a host gone); PAIRTRAIN_COLLECTIVE_TIMEOUT_S overrides.
+    #[serde(default = "d_collective_timeout")]
+    pub collective_timeout_s: f64,
     #[serde(default)]
     pub eval_every: usize,
     /// The run's folder; required to train.
@@ -319,6 +323,10 @@ fn d_beta2() -> f64 {
 }
 fn d_eps() -> f64 {
     1e-8
+}
+fn d_collective_timeout() -> f64 {
+    // PyTorch's default for its process groups: 10 minutes.
+    600.0
 }
 fn d_device() -> String {
     "cpu".into()
@@ -530,6 +538,24 @@ impl Recipe {
         Ok(())
     }
 
+    /// The collective timeout: PAIRTRAIN_COLLECTIVE_TIMEOUT_S, else `[train] collective_timeout_s`.
+    pub fn collective_timeout(&self) -> Result<std::time::Duration> {
+        let (secs, from) = match std::env::var("PAIRTRAIN_COLLECTIVE_TIMEOUT_S") {
+            Ok(v) => (
+                v.trim().parse::<f64>().unwrap_or(f64::NAN),
+                "PAIRTRAIN_COLLECTIVE_TIMEOUT_S",
+            ),
+            Err(_) => (
+                self.train.collective_timeout_s,
+                "[train] collective_timeout_s",
+            ),
+        };
+        if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+            bail!("{from} must be a number of seconds above 0 (got {secs})");
+        }
+        Ok(std::time::Duration::from_secs_f64(secs))
+    }
+
     /// Whether batches skip rows with a text already in them (see `[train] dedup`).
     pub fn dedup(&self) -> bool {
         self.train
@@ -549,6 +575,7 @@ impl Recipe {
     /// Rejects what a user can type but cannot mean.
     pub fn check(&self) -> Result<()> {
         self.check_data()?;
+        self.collective_timeout()?;
         if self.train.save_total_limit == Some(0) {
             bail!("[train] save_total_limit must be at least 1 (leave it out to keep every checkpoint)");
         }

@@ -249,6 +249,9 @@ impl Trainer {
             t.path = local.to_string_lossy().into_owned();
         }
         let group = crate::process_group::from_environment()?;
+        if group.world_size() > 1 {
+            crate::watchdog::start(group.rank(), recipe.collective_timeout()?);
+        }
         crate::agreement::check(&recipe, group.as_ref())?;
         let world = group.world_size();
         if !recipe.train.batch_size.is_multiple_of(world) {
@@ -533,9 +536,17 @@ impl Trainer {
             Box::new(std::io::sink())
         };
         let total = self.recipe.train.steps;
+        // Whether rank 0 evaluated or wrote a checkpoint after the last step: the other ranks
+        // then wait for it in the next collective for as long as that takes, which is no fault.
+        let mut lead_busy = false;
         while self.step < total {
+            crate::watchdog::set_step(self.step + 1);
             // Every rank stops at the same step, whichever saw the Ctrl-C.
-            if self.group.any(stop.load(Ordering::SeqCst))? {
+            let stop_now = {
+                let _unbounded = lead_busy.then(crate::watchdog::unbounded);
+                self.group.any(stop.load(Ordering::SeqCst))?
+            };
+            if stop_now {
                 self.save_checkpoint()?;
                 return Ok(false);
             }
@@ -545,6 +556,12 @@ impl Trainer {
             on_step(&rec);
             let eval_every = self.recipe.train.eval_every;
             let last = self.step == total;
+            let every = self.recipe.train.save_every;
+            let evaluates = !self.recipe.eval.is_empty()
+                && eval_every > 0
+                && self.step.is_multiple_of(eval_every);
+            let saves = every > 0 && self.step.is_multiple_of(every);
+            lead_busy = !self.is_lead() && (evaluates || saves);
             if last || self.step.is_multiple_of(SYNC_CHECK_EVERY) {
                 self.check_in_sync()?;
             }
@@ -556,7 +573,6 @@ impl Trainer {
                 writeln!(log, "{}", serde_json::to_string(&e)?)
                     .with_context(|| format!("{}: write failed", log_path.display()))?;
             }
-            let every = self.recipe.train.save_every;
             if every > 0 && self.step.is_multiple_of(every) && self.step < total {
                 self.save_checkpoint()?;
             }
