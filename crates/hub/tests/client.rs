@@ -5,7 +5,7 @@
 
 use hub::{HfRef, Hub, HubConfig, Lookup, Repo, RepoKind};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use test_support::hub_server::{etag_of, Hostile, HubServer, RepoSpec, LFS_FROM};
 
 fn hub(endpoint: &str, cache: &Path, offline: bool, token: Option<&str>) -> Hub {
@@ -29,24 +29,6 @@ fn big(n: usize, seed: u8) -> Vec<u8> {
 }
 
 fn no_progress(_: u64) {}
-
-/// Every file under `dir` (recursively), for "nothing was left behind" checks.
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn datasets_download_into_the_shared_layout_and_read_offline() {
@@ -293,7 +275,7 @@ fn hostile_answers_are_errors_that_leave_nothing() {
             .to_string();
         assert!(e.contains(name) && e.contains(want), "{name}: {e}");
     }
-    let left: Vec<_> = all_files(&cache)
+    let left: Vec<_> = test_support::all_files(&cache)
         .into_iter()
         .filter(|p| {
             p.components()
@@ -320,7 +302,7 @@ fn hostile_answers_are_errors_that_leave_nothing() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("refusing the name"), "{e}");
-    let outside: Vec<_> = all_files(d.path())
+    let outside: Vec<_> = test_support::all_files(d.path())
         .into_iter()
         .filter(|p| !p.starts_with(&cache))
         .collect();

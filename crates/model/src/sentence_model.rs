@@ -562,14 +562,10 @@ impl SentenceModel {
         let mut out = vec![Vec::new(); ids.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let emb = match excluded {
-                None => self.embed_ids(&rows)?,
-                Some(n) => {
-                    let (ids, mask) = pad_batch(&rows, self.pad_id(), 1, &self.device)?;
-                    let lengths = vec![n; rows.len()];
-                    self.embed_pooled(self.encoder.as_ref(), &ids, &mask, Some(&lengths), None)?
-                }
-            };
+            let (ids, mask) = pad_batch(&rows, self.pad_id(), 1, &self.device)?;
+            let lengths = excluded.map(|n| vec![n; rows.len()]);
+            let emb =
+                self.embed_pooled(self.encoder.as_ref(), &ids, &mask, lengths.as_deref(), None)?;
             let emb = emb.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             for (&i, mut e) in chunk.iter().zip(emb) {
                 e.truncate(self.dim());

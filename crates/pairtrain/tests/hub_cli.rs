@@ -42,26 +42,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Blobs, partial downloads and snapshot entries under the cache.
 fn cache_content(home: &Path) -> Vec<PathBuf> {
-    all_files(&home.join("hub"))
+    test_support::all_files(&home.join("hub"))
         .into_iter()
         .filter(|p| {
             p.components().any(|c| {
@@ -257,7 +240,7 @@ fn interrupted_corrupted_and_disk_full_downloads() {
         "{:?}",
         server.requests()
     );
-    let snapshot = all_files(&home.join("hub/datasets--org--pairs/snapshots"));
+    let snapshot = test_support::all_files(&home.join("hub/datasets--org--pairs/snapshots"));
     let big_path = snapshot
         .iter()
         .find(|p| p.ends_with("data/train-2.jsonl"))
@@ -302,7 +285,7 @@ fn interrupted_corrupted_and_disk_full_downloads() {
         err.contains("File too large") && err.contains(".incomplete"),
         "{err}"
     );
-    let left: Vec<_> = all_files(&home2.join("hub/datasets--org--pairs/blobs"))
+    let left: Vec<_> = test_support::all_files(&home2.join("hub/datasets--org--pairs/blobs"))
         .into_iter()
         .filter(|p| {
             std::fs::metadata(p)
@@ -444,7 +427,7 @@ fn hostile_repositories_are_clear_errors() {
     for (id, spec, want) in cases {
         server.add_model(id, spec);
         let home = d.path().join(id.replace('/', "_"));
-        let before = all_files(d.path());
+        let before = test_support::all_files(d.path());
         let out = run(
             &home,
             &server.endpoint,
@@ -473,7 +456,7 @@ fn hostile_repositories_are_clear_errors() {
             "{id} wrote outside"
         );
         // Nothing new outside this repository's cache, and no output file.
-        let after: Vec<_> = all_files(d.path())
+        let after: Vec<_> = test_support::all_files(d.path())
             .into_iter()
             .filter(|p| !before.contains(p) && !p.starts_with(&home))
             .collect();

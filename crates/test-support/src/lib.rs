@@ -238,3 +238,22 @@ pub fn distil_parity_student(dir: &Path) -> PathBuf {
     .unwrap();
     s
 }
+
+/// Every file under `dir` (recursively, symlinks not followed), sorted: for "nothing was left
+/// behind" checks.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

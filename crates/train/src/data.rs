@@ -91,10 +91,12 @@ pub fn recipe_tokenizer(recipe: &Recipe) -> Result<BatchTokenizer> {
         Ok(tokenizer_for(&tok, pad, recipe.train.pad_to_multiple_of)?.with_prefix(prompt)?)
     };
     let m = &recipe.model;
-    let base = model::resolve_folder(std::path::Path::new(&m.base))?;
     let prompt = match (&m.prompt, &m.default_prompt_name) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(name)) => Some(named_prompt(recipe, &base, name)?),
+        (None, Some(name)) => {
+            let base = model::resolve_folder(std::path::Path::new(&m.base))?;
+            Some(named_prompt(recipe, &base, name)?)
+        }
         (None, None) => None,
     };
     let mut tokenizer =

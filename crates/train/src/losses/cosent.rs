@@ -10,7 +10,7 @@
 
 use super::{pairwise, Embedded, Loss, PairwiseSimilarity, MASKED};
 use anyhow::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 pub struct CoSENTLoss {
     pub scale: f64,
@@ -49,13 +49,6 @@ impl Loss for CoSENTLoss {
         let kept = (diff + bias)?.flatten_all()?;
         // The 1 inside the log is exp(0): a zero beside the kept differences.
         let all = Tensor::cat(&[&Tensor::zeros(1, kept.dtype(), kept.device())?, &kept], 0)?;
-        let max = all.max_keepdim(D::Minus1)?.detach();
-        let lse = (all
-            .broadcast_sub(&max)?
-            .exp()?
-            .sum_keepdim(D::Minus1)?
-            .log()?
-            + max)?;
-        Ok(lse.squeeze(0)?)
+        Ok(super::log_sum_exp(&all)?.squeeze(0)?)
     }
 }

@@ -254,6 +254,18 @@ fn duplicate_bias(
     })
 }
 
+/// log Σ exp over the last dimension (kept, size 1), shifted by the row maximum so that no term
+/// overflows; the shift is a constant to the gradient.
+fn log_sum_exp(s: &Tensor) -> Result<Tensor> {
+    let max = s.max_keepdim(D::Minus1)?.detach();
+    Ok((s
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        + max)?)
+}
+
 /// Mean over rows of the cross-entropy of `scores` [A, C] with target column `offset + i` for
 /// row i.
 fn cross_entropy(scores: &Tensor, bias: Option<&Tensor>, offset: usize) -> Result<Tensor> {
@@ -262,13 +274,7 @@ fn cross_entropy(scores: &Tensor, bias: Option<&Tensor>, offset: usize) -> Resul
         None => scores.clone(),
     };
     let a = s.dim(0)?;
-    let max = s.max_keepdim(D::Minus1)?.detach();
-    let lse = (s
-        .broadcast_sub(&max)?
-        .exp()?
-        .sum_keepdim(D::Minus1)?
-        .log()?
-        + &max)?;
+    let lse = log_sum_exp(&s)?;
     let idx = Tensor::arange(offset as u32, (offset + a) as u32, s.device())?.reshape((a, 1))?;
     let target = s.gather(&idx, 1)?;
     Ok((lse - target)?.mean_all()?)
