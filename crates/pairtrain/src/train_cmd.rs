@@ -53,7 +53,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (rank, world) = tr.rank();
     // One write per line: the ranks share the launcher's stderr, and a formatted eprintln! may
     // reach it in pieces that interleave with another rank's.
-    let _ = std::io::stderr().write_all(format!("rank {rank} of {world}\n").as_bytes());
+    let line = if world > 1 {
+        format!(
+            "rank {rank} of {world} on {} (local rank {})\n",
+            train::process_group::host_name(),
+            train::process_group::local_rank()
+        )
+    } else {
+        format!("rank {rank} of {world}\n")
+    };
+    let _ = std::io::stderr().write_all(line.as_bytes());
     // Rank 0 reports; the other ranks train in silence.
     let quiet = args.quiet || rank > 0;
     let stop = Arc::new(AtomicBool::new(false));

@@ -4,9 +4,12 @@
 //! stops as a whole and resumes exactly.
 #![cfg(feature = "mpi")]
 
+mod ranks;
+
+use ranks::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use test_support::{repo_root, shared_dir};
 
@@ -18,39 +21,6 @@ fn mpirun(np: usize) -> Command {
     c
 }
 
-fn ok(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "failed: {err}");
-    err
-}
-
-/// `recipes/parity/<run>.toml` with absolute paths, its output in `dir`, and `extra` lines added
-/// to its [train] section.
-fn parity_recipe(run: &str, dir: &Path, extra: &str) -> PathBuf {
-    let text = std::fs::read_to_string(repo_root().join(format!("recipes/parity/{run}.toml")))
-        .unwrap()
-        .replace("../shared/", &format!("{}/", shared_dir().display()))
-        .replace(
-            &format!("output = \"runs/parity/{run}\""),
-            &format!("output = \"{}\"\n{extra}", dir.join("out").display()),
-        );
-    let p = dir.join(format!("{run}.toml"));
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn jsonl(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / b.abs().max(1e-30)
-}
-
 fn train(np: usize, cfg: &Path, trace: &Path, extra: &[&str]) -> String {
     let mut c = mpirun(np);
     c.args(["train", "--quiet", "--config"])
@@ -59,27 +29,6 @@ fn train(np: usize, cfg: &Path, trace: &Path, extra: &[&str]) -> String {
         .arg(trace)
         .args(extra);
     ok(&c.output().unwrap())
-}
-
-/// The per-step loss and gradient norm of a `--trace` equal a reference's steps (rtol 1e-5).
-fn trace_matches(run: &str, trace: &Path, want: &[Value]) {
-    let got = jsonl(trace);
-    assert_eq!(got.len(), want.len(), "{run}");
-    let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
-    for (g, w) in got.iter().zip(want) {
-        worst_loss = worst_loss.max(rel(
-            g["loss"].as_f64().unwrap(),
-            w["loss"].as_f64().unwrap(),
-        ));
-        worst_gn = worst_gn.max(rel(
-            g["grad_norm"].as_f64().unwrap(),
-            w["grad_norm_before_clip"].as_f64().unwrap(),
-        ));
-    }
-    eprintln!(
-        "{run} on 2 ranks: max relative difference loss {worst_loss:.2e}, grad norm {worst_gn:.2e}"
-    );
-    assert!(worst_loss <= 1e-5 && worst_gn <= 1e-5, "{run}");
 }
 
 #[test]
@@ -98,13 +47,9 @@ fn two_ranks_reproduce_the_pytorch_parity_runs() {
             err.contains("rank 0 of 2") && err.contains("rank 1 of 2"),
             "{err}"
         );
-        let want: Value = serde_json::from_slice(
-            &std::fs::read(shared_dir().join(format!("reference/train-parity/{run}.json")))
-                .unwrap(),
-        )
-        .unwrap();
-        let want = want["steps"].as_array().unwrap();
-        trace_matches(run, &trace, want);
+        let want = reference_steps(run);
+        assert_eq!(jsonl(&trace).len(), want.len(), "{run}");
+        trace_matches(&format!("{run} on 2 ranks"), &trace, &want);
         // Rank 0 alone writes the log, and each record says how many ranks trained.
         let log: Vec<Value> = jsonl(&d.path().join("out/train_log.jsonl"));
         assert_eq!(log.len(), want.len());
@@ -163,7 +108,8 @@ fn two_ranks_reproduce_matryoshka_and_gist() {
         )
         .unwrap();
         let want = want["steps"].as_array().unwrap();
-        trace_matches(run, &trace, want);
+        assert_eq!(jsonl(&trace).len(), want.len(), "{run}");
+        trace_matches(&format!("{run} on 2 ranks"), &trace, want);
     }
 }
 
@@ -192,28 +138,6 @@ fn cached_over_two_ranks_equals_uncached_in_one_process() {
             assert!(rel(x, y) <= 1e-5, "step {}: {k} {x} vs {y}", a.len());
         }
     }
-}
-
-/// The pids of the ranks (pairtrain processes whose command line names `cfg`).
-fn ranks_of(cfg: &Path) -> Vec<u32> {
-    let needle = cfg.to_string_lossy().into_owned();
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|&b| b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.first().is_some_and(|a| a.ends_with("pairtrain")) && args.contains(&needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[test]
@@ -511,11 +435,123 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
     );
     assert!(took < Duration::from_secs(60), "{took:?}");
     // Every checkpoint that was renamed into place is complete.
-    let root = d.path().join("out/checkpoints");
-    for e in std::fs::read_dir(&root).unwrap() {
-        let p = e.unwrap().path();
-        if !p.to_string_lossy().ends_with(".partial") {
-            train::checkpoint::verify(&p).unwrap();
+    checkpoints_verify(&d.path().join("out/checkpoints"));
+}
+
+/// The rank of a process started by mpirun, from its environment.
+fn rank_of(pid: u32) -> Option<u32> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0).find_map(|v| {
+        std::str::from_utf8(v)
+            .ok()?
+            .strip_prefix("OMPI_COMM_WORLD_RANK=")?
+            .parse()
+            .ok()
+    })
+}
+
+/// The unfinished checkpoints (`*.partial`) under `root`.
+fn partials(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".partial"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Rank 0 SIGKILLed while it writes a checkpoint (a `.partial` folder on disk): the job stops,
+/// the unfinished checkpoint is never taken for a complete one, `--resume` continues from the
+/// last complete checkpoint exactly as the uninterrupted run went, and the leftover is removed.
+#[test]
+fn sigkill_during_a_checkpoint_write_resumes_from_the_last_complete_one() {
+    const STEPS: usize = 60;
+    let d = tempfile::tempdir().unwrap();
+    let extra = format!("save_every = 1\nsteps = {STEPS}");
+    let make = |name: &str| {
+        let dir = d.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = std::fs::read_to_string(parity_recipe("mnrl_pairs", &dir, &extra))
+            .unwrap()
+            .replace("steps = 12\n", "");
+        let p = dir.join("r.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let full = make("full");
+    let full_trace = d.path().join("full.jsonl");
+    train(2, &full, &full_trace, &[]);
+    let want = jsonl(&full_trace);
+    assert_eq!(want.len(), STEPS);
+
+    // The kill must land between the creation of the `.partial` folder and its rename; when the
+    // rename wins the race, the attempt is run again.
+    for attempt in 1..=10 {
+        let name = format!("cut{attempt}");
+        let cfg = make(&name);
+        let root = d.path().join(&name).join("out/checkpoints");
+        let mut job = mpirun(2)
+            .args(["train", "--quiet", "--config"])
+            .arg(&cfg)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Past the first few steps, so that complete checkpoints exist before the kill.
+        let t0 = Instant::now();
+        while !root.join("step-00000005").is_dir() {
+            assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
+            std::thread::sleep(Duration::from_millis(5));
         }
+        let writer = ranks_of(&cfg)
+            .into_iter()
+            .find(|&p| rank_of(p) == Some(0))
+            .expect("rank 0's pid");
+        let mut killed = None;
+        while job.try_wait().unwrap().is_none() {
+            if let Some(p) = partials(&root).pop() {
+                Command::new("kill")
+                    .args(["-9", &writer.to_string()])
+                    .status()
+                    .unwrap();
+                killed = Some(p);
+                break;
+            }
+        }
+        let status = job.wait().unwrap();
+        let Some(partial) = killed else {
+            panic!("the run ended before a checkpoint write was caught");
+        };
+        if !root.join(&partial).exists() {
+            eprintln!("attempt {attempt}: the rename of {partial} came first; again");
+            continue;
+        }
+        assert!(!status.success(), "the job went on without rank 0");
+        assert!(ranks_of(&cfg).is_empty(), "a rank outlived the job");
+        let cut_step: usize = partial["step-".len()..partial.len() - ".partial".len()]
+            .parse()
+            .unwrap();
+        eprintln!("attempt {attempt}: rank 0 killed while writing {partial}");
+
+        let resumed = d.path().join(format!("{name}.jsonl"));
+        let out = d.path().join(&name).join("out");
+        train(2, &cfg, &resumed, &["--resume", out.to_str().unwrap()]);
+        let got = jsonl(&resumed);
+        let first = got[0]["step"].as_u64().unwrap() as usize;
+        // Every step was saved, so the last complete checkpoint is the step before.
+        assert_eq!(
+            first, cut_step,
+            "resumed at step {first}, {partial} was cut"
+        );
+        assert_eq!(first - 1 + got.len(), STEPS);
+        for g in &got {
+            let s = g["step"].as_u64().unwrap() as usize;
+            assert_eq!(g["loss"], want[s - 1]["loss"], "step {s}");
+            assert_eq!(g["grad_norm"], want[s - 1]["grad_norm"], "step {s}");
+        }
+        assert!(partials(&root).is_empty(), "{:?}", partials(&root));
+        return;
     }
+    panic!("in 10 runs no kill landed during a checkpoint write");
 }

@@ -39,12 +39,6 @@ fn describe(recipe: &Recipe, world: usize) -> Result<[String; 4]> {
     ])
 }
 
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// Fails on every rank when any rank's program, recipe, data files or world size differ from
 /// rank 0's. The ranks that differ print what they have, and rank 0 what it has.
 pub fn check(recipe: &Recipe, group: &dyn ProcessGroup) -> Result<()> {
@@ -68,7 +62,7 @@ pub fn check(recipe: &Recipe, group: &dyn ProcessGroup) -> Result<()> {
         return Ok(());
     }
     let rank = group.rank();
-    let host = host();
+    let host = crate::process_group::host_name();
     let kinds: std::collections::BTreeSet<usize> = differ.iter().map(|d| d.1).collect();
     for k in kinds {
         if rank == 0 || differ.iter().any(|d| d.0 == rank && d.1 == k) {

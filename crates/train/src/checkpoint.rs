@@ -113,8 +113,15 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
     let root = tr.output_dir().join("checkpoints");
     let dest = root.join(format!("step-{:08}", tr.step));
     let tmp = root.join(format!("step-{:08}.partial", tr.step));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+    // Rank 0 alone writes here, so any `.partial` is what a crashed run left mid-write.
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if p.to_string_lossy().ends_with(".partial") {
+                std::fs::remove_dir_all(&p).with_context(|| {
+                    format!("{}: cannot remove an unfinished checkpoint", p.display())
+                })?;
+            }
+        }
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
     model::save::write_safetensors(&tr.model, &tmp.join("model.safetensors"))?;

@@ -89,6 +89,13 @@ pub fn local_rank() -> usize {
         .unwrap_or(0)
 }
 
+/// This machine's host name (of its UTS namespace, as the launcher's hosts are named).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
 /// A run of one process.
 pub struct SingleProcess;
 

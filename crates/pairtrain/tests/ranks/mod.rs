@@ -1,0 +1,114 @@
+//! What the tests of several ranks share (mpi_cli.rs on one host, multihost.rs across network
+//! namespaces): the parity recipes with absolute paths, traces, and the ranks' pids.
+// Each test file uses its own subset.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use test_support::{repo_root, shared_dir};
+
+pub fn ok(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "failed: {err}");
+    err
+}
+
+/// `recipes/parity/<run>.toml` with absolute paths, its output in `dir`, and `extra` lines added
+/// to its [train] section.
+pub fn parity_recipe(run: &str, dir: &Path, extra: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join(format!("recipes/parity/{run}.toml")))
+        .unwrap()
+        .replace("../shared/", &format!("{}/", shared_dir().display()))
+        .replace(
+            &format!("output = \"runs/parity/{run}\""),
+            &format!("output = \"{}\"\n{extra}", dir.join("out").display()),
+        );
+    let p = dir.join(format!("{run}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The steps of PyTorch's single-process run `run` (../shared/reference/train-parity).
+pub fn reference_steps(run: &str) -> Vec<Value> {
+    let want: Value = serde_json::from_slice(
+        &std::fs::read(shared_dir().join(format!("reference/train-parity/{run}.json"))).unwrap(),
+    )
+    .unwrap();
+    want["steps"].as_array().unwrap().clone()
+}
+
+pub fn jsonl(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-30)
+}
+
+/// The per-step loss and gradient norm of a `--trace` equal a reference's steps of the same
+/// numbers (rtol 1e-5); `label` says which run in the message.
+pub fn trace_matches(label: &str, trace: &Path, want: &[Value]) {
+    let got = jsonl(trace);
+    assert!(!got.is_empty(), "{label}: empty trace");
+    let (mut worst_loss, mut worst_gn) = (0f64, 0f64);
+    for g in &got {
+        let s = g["step"].as_u64().unwrap() as usize;
+        let w = want
+            .iter()
+            .find(|w| w["step"].as_u64() == Some(s as u64))
+            .unwrap_or_else(|| panic!("{label}: no reference for step {s}"));
+        worst_loss = worst_loss.max(rel(
+            g["loss"].as_f64().unwrap(),
+            w["loss"].as_f64().unwrap(),
+        ));
+        worst_gn = worst_gn.max(rel(
+            g["grad_norm"].as_f64().unwrap(),
+            w["grad_norm_before_clip"].as_f64().unwrap(),
+        ));
+    }
+    eprintln!(
+        "{label}: {} steps, max relative difference loss {worst_loss:.2e}, grad norm {worst_gn:.2e}",
+        got.len()
+    );
+    assert!(worst_loss <= 1e-5 && worst_gn <= 1e-5, "{label}");
+}
+
+/// The pids of the ranks (pairtrain processes whose command line names `cfg`).
+pub fn ranks_of(cfg: &Path) -> Vec<u32> {
+    let needle = cfg.to_string_lossy().into_owned();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("pairtrain")) && args.contains(&needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Every checkpoint renamed into place under `root` verifies against its manifest.
+pub fn checkpoints_verify(root: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        if !p.to_string_lossy().ends_with(".partial") {
+            train::checkpoint::verify(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            n += 1;
+        }
+    }
+    n
+}
