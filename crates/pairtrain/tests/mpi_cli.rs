@@ -364,78 +364,94 @@ fn ranks_that_disagree_are_refused_at_start() {
 }
 
 /// One rank stopped (SIGSTOP) mid-run: the other gives up after `collective_timeout_s` (here 3 s)
-/// naming the collective and the step, and the whole job ends with a non-zero status by itself;
-/// the checkpoints written before stay complete.
+/// naming the collective, the step and the rank that has not arrived (rank 1 stopped: rank 0
+/// names it from its board; rank 0 stopped: rank 1 says rank 0 does not answer), and the whole
+/// job ends with a non-zero status by itself; the checkpoints written before stay complete.
 #[test]
 fn a_stopped_rank_ends_the_job_within_the_timeout() {
-    let d = tempfile::tempdir().unwrap();
-    let cfg = parity_recipe(
-        "mnrl_pairs",
-        d.path(),
-        "save_every = 5\ncollective_timeout_s = 3",
-    );
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("steps = 12\n", "steps = 100000\n");
-    std::fs::write(&cfg, text).unwrap();
-    let mut job = mpirun(2)
-        .args(["train", "--quiet", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let ckpt = d.path().join("out/checkpoints/step-00000010");
-    let t0 = Instant::now();
-    while !ckpt.is_dir() {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ranks = ranks_of(&cfg);
-    assert_eq!(ranks.len(), 2, "{ranks:?}");
-    let victim = ranks[1];
-    Command::new("kill")
-        .args(["-STOP", &victim.to_string()])
-        .status()
-        .unwrap();
-    let stopped = Instant::now();
-    // The job must end by itself; past 120 s the test gives up and cleans up.
-    let status = loop {
-        if let Some(s) = job.try_wait().unwrap() {
-            break s;
+    for stop in [1u32, 0] {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = parity_recipe(
+            "mnrl_pairs",
+            d.path(),
+            "save_every = 5\ncollective_timeout_s = 3",
+        );
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("steps = 12\n", "steps = 100000\n");
+        std::fs::write(&cfg, text).unwrap();
+        let mut job = mpirun(2)
+            .args(["train", "--quiet", "--config"])
+            .arg(&cfg)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ckpt = d.path().join("out/checkpoints/step-00000010");
+        let t0 = Instant::now();
+        while !ckpt.is_dir() {
+            assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if stopped.elapsed() > Duration::from_secs(120) {
-            for p in ranks_of(&cfg) {
-                Command::new("kill")
-                    .args(["-9", &p.to_string()])
-                    .status()
-                    .ok();
-            }
-            job.kill().ok();
-            panic!("the job still hangs 120 s after a rank stopped");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let took = stopped.elapsed();
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
-    for p in ranks_of(&cfg) {
+        let ranks = ranks_of(&cfg);
+        assert_eq!(ranks.len(), 2, "{ranks:?}");
+        let victim = *ranks.iter().find(|&&p| rank_of(p) == Some(stop)).unwrap();
         Command::new("kill")
-            .args(["-9", &p.to_string()])
+            .args(["-STOP", &victim.to_string()])
             .status()
-            .ok();
+            .unwrap();
+        let stopped = Instant::now();
+        // The job must end by itself; past 120 s the test gives up and cleans up.
+        let status = loop {
+            if let Some(s) = job.try_wait().unwrap() {
+                break s;
+            }
+            if stopped.elapsed() > Duration::from_secs(120) {
+                for p in ranks_of(&cfg) {
+                    Command::new("kill")
+                        .args(["-9", &p.to_string()])
+                        .status()
+                        .ok();
+                }
+                job.kill().ok();
+                panic!("the job still hangs 120 s after a rank stopped");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let took = stopped.elapsed();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
+        for p in ranks_of(&cfg) {
+            Command::new("kill")
+                .args(["-9", &p.to_string()])
+                .status()
+                .ok();
+        }
+        assert!(!status.success(), "{err}");
+        let host = train::process_group::host_name();
+        let (noticer, names) = if stop == 1 {
+            (
+                "rank 0:",
+                format!("not arrived: rank 1 (host {host}, pid {victim}): silent for "),
+            )
+        } else {
+            ("rank 1:", "rank 0 did not answer within 2 s".to_string())
+        };
+        assert!(
+            err.contains(noticer)
+                && err.contains("has waited")
+                && err.contains("(deadline 3 s)")
+                && err.contains(&names),
+            "rank {stop} stopped, expected {names:?}:\n{err}"
+        );
+        eprintln!(
+            "rank {stop} stopped: the job ended {:.1} s after the SIGSTOP: {}",
+            took.as_secs_f64(),
+            err.lines().find(|l| l.contains("has waited")).unwrap_or("")
+        );
+        assert!(took < Duration::from_secs(60), "{took:?}");
+        // Every checkpoint that was renamed into place is complete.
+        checkpoints_verify(&d.path().join("out/checkpoints"));
     }
-    assert!(!status.success(), "{err}");
-    assert!(
-        err.contains("rank 0:") && err.contains("has waited") && err.contains("(deadline 3 s)"),
-        "{err}"
-    );
-    eprintln!(
-        "a stopped rank: the job ended {:.1} s after the SIGSTOP",
-        took.as_secs_f64()
-    );
-    assert!(took < Duration::from_secs(60), "{took:?}");
-    // Every checkpoint that was renamed into place is complete.
-    checkpoints_verify(&d.path().join("out/checkpoints"));
 }
 
 /// The rank of a process started by mpirun, from its environment.

@@ -3,6 +3,7 @@
 //! warmup/decay and clipping, the training loop, checkpoints and exact resume.
 
 pub mod agreement;
+pub mod arrivals;
 pub mod card;
 pub mod checkpoint;
 pub mod data;

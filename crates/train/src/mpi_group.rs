@@ -128,7 +128,7 @@ impl ProcessGroup for MpiGroup {
     }
 
     fn all_gather_u64(&self, local: &[u64]) -> Result<Vec<u64>> {
-        let _wait = crate::watchdog::waiting("agreement check");
+        let _wait = crate::watchdog::waiting("exchange at start (agreement check, watchdog board)");
         let mut all = vec![0u64; local.len() * self.size];
         self.world.all_gather_into(local, &mut all[..]);
         Ok(all)

@@ -250,7 +250,9 @@ impl Trainer {
         }
         let group = crate::process_group::from_environment()?;
         if group.world_size() > 1 {
-            crate::watchdog::start(group.rank(), recipe.collective_timeout()?);
+            let timeout = recipe.collective_timeout()?;
+            crate::watchdog::start(group.rank(), timeout);
+            crate::arrivals::start(group.as_ref(), timeout)?;
         }
         crate::agreement::check(&recipe, group.as_ref())?;
         let world = group.world_size();

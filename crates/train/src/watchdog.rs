@@ -72,6 +72,7 @@ impl Drop for Unbounded {
 /// Marks this rank as waiting in collective `what` until the guard is dropped.
 pub fn waiting(what: &'static str) -> Guard {
     if let Some(s) = STATE.get() {
+        crate::arrivals::arrive(what, s.step.load(Ordering::Relaxed));
         if let Ok(mut w) = s.waiting.lock() {
             *w = Some((what, Instant::now()));
         }
@@ -115,14 +116,14 @@ fn watch() {
             .and_then(|w| *w)
             .filter(|(_, since)| since.elapsed() > deadline(s));
         if let Some((what, since)) = late {
+            let waited = since.elapsed().as_secs_f64();
+            let missing = crate::arrivals::missing();
             eprintln!(
-                "rank {}: {what} at step {} has waited {:.1} s for the other ranks \
-                 (deadline {} s): a rank has stopped or cannot be reached; ending \
-                 this rank (exit {EXIT_TIMEOUT}). The last complete checkpoint is intact: resume \
-                 from it with --resume.",
+                "rank {}: {what} at step {} has waited {waited:.1} s for the other ranks \
+                 (deadline {} s); {missing}. Ending this rank (exit {EXIT_TIMEOUT}). The last \
+                 complete checkpoint is intact: resume from it with --resume.",
                 s.rank,
                 s.step.load(Ordering::Relaxed),
-                since.elapsed().as_secs_f64(),
                 deadline(s).as_secs_f64()
             );
             // _exit: the main thread is blocked inside MPI, so no exit handlers (MPI's own
