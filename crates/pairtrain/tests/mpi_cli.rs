@@ -369,6 +369,9 @@ fn ranks_that_disagree_are_refused_at_start() {
 /// job ends with a non-zero status by itself; the checkpoints written before stay complete.
 #[test]
 fn a_stopped_rank_ends_the_job_within_the_timeout() {
+    // Long enough that the stop comes well before the end.
+    const STEPS: usize = 400;
+    let mut uninterrupted: Option<Vec<Value>> = None;
     for stop in [1u32, 0] {
         let d = tempfile::tempdir().unwrap();
         let cfg = parity_recipe(
@@ -378,7 +381,7 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
         );
         let text = std::fs::read_to_string(&cfg)
             .unwrap()
-            .replace("steps = 12\n", "steps = 100000\n");
+            .replace("steps = 12\n", &format!("steps = {STEPS}\n"));
         std::fs::write(&cfg, text).unwrap();
         let mut job = mpirun(2)
             .args(["train", "--quiet", "--config"])
@@ -451,6 +454,34 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
         assert!(took < Duration::from_secs(60), "{took:?}");
         // Every checkpoint that was renamed into place is complete.
         checkpoints_verify(&d.path().join("out/checkpoints"));
+        // Resumed, the run repeats the uninterrupted run's losses exactly.
+        let want = uninterrupted.get_or_insert_with(|| {
+            let full = d.path().join("full");
+            std::fs::create_dir_all(&full).unwrap();
+            let cfg_full = full.join("r.toml");
+            std::fs::write(
+                &cfg_full,
+                std::fs::read_to_string(&cfg).unwrap().replace(
+                    &d.path().join("out").display().to_string(),
+                    &full.join("out").display().to_string(),
+                ),
+            )
+            .unwrap();
+            let trace = full.join("trace.jsonl");
+            train(2, &cfg_full, &trace, &[]);
+            jsonl(&trace)
+        });
+        let resumed = d.path().join("resumed.jsonl");
+        let out = d.path().join("out");
+        train(2, &cfg, &resumed, &["--resume", out.to_str().unwrap()]);
+        let got = jsonl(&resumed);
+        assert!(got[0]["step"].as_u64().unwrap() > 10, "{:?}", got[0]);
+        assert_eq!(got.last().unwrap()["step"].as_u64(), Some(STEPS as u64));
+        for g in &got {
+            let s = g["step"].as_u64().unwrap() as usize;
+            assert_eq!(g["loss"], want[s - 1]["loss"], "step {s}");
+            assert_eq!(g["grad_norm"], want[s - 1]["grad_norm"], "step {s}");
+        }
     }
 }
 
