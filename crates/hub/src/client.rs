@@ -28,7 +28,7 @@ pub struct HubConfig {
 
 impl HubConfig {
     /// The configuration the Python tools read: `HF_ENDPOINT`, `HF_HUB_CACHE` or `HF_HOME`,
-    /// `HF_TOKEN` (else `$HF_HOME/token`), `HF_HUB_OFFLINE`.
+    /// `HF_TOKEN` (else the file `HF_TOKEN_PATH`, else `$HF_HOME/token`), `HF_HUB_OFFLINE`.
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
@@ -38,8 +38,11 @@ impl HubConfig {
                 .unwrap_or_else(|| PathBuf::from(".cache"));
             base.join("huggingface")
         });
+        let token_file = var("HF_TOKEN_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join("token"));
         let token = var("HF_TOKEN").or_else(|| {
-            std::fs::read_to_string(home.join("token"))
+            std::fs::read_to_string(&token_file)
                 .ok()
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty())
@@ -79,7 +82,7 @@ pub struct Snapshot {
 
 /// A JSON answer larger than this is refused (the revision API of a repository with 100,000 files
 /// is a few MiB).
-const MAX_JSON: u64 = 16 << 20;
+pub(crate) const MAX_JSON: u64 = 16 << 20;
 /// Redirects followed within the endpoint's host before giving up (huggingface_hub follows
 /// relative redirects of renamed repositories).
 const MAX_REDIRECTS: usize = 10;
@@ -88,7 +91,7 @@ const MAX_REDIRECTS: usize = 10;
 pub struct Hub {
     pub cfg: HubConfig,
     pub cache: Cache,
-    agent: ureq::Agent,
+    pub(crate) agent: ureq::Agent,
 }
 
 /// What a HEAD of a file says.
@@ -101,7 +104,7 @@ struct FileMeta {
 }
 
 /// The scheme, host and port of a URL, to tell whether a redirect leaves the endpoint's host.
-fn origin(url: &str) -> Option<(String, String, u16)> {
+pub(crate) fn origin(url: &str) -> Option<(String, String, u16)> {
     let uri: ureq::http::Uri = url.parse().ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let default = if scheme == "https" { 443 } else { 80 };
@@ -125,7 +128,7 @@ fn join_location(base: &str, location: &str) -> Option<String> {
     Some(format!("{dir}{location}"))
 }
 
-fn header(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+pub(crate) fn header(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
     r.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -169,7 +172,7 @@ impl Hub {
     }
 
     /// The Authorization header for `url`: the token goes to the endpoint's own host only.
-    fn auth_for(&self, url: &str) -> Option<String> {
+    pub(crate) fn auth_for(&self, url: &str) -> Option<String> {
         let token = self.cfg.token.as_ref()?;
         (origin(url).is_some() && origin(url) == origin(&self.cfg.endpoint))
             .then(|| format!("Bearer {token}"))

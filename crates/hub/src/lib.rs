@@ -12,8 +12,10 @@ pub mod client;
 pub mod error;
 pub mod names;
 pub mod repo;
+pub mod upload;
 
 pub use cache::{Cache, Lookup};
 pub use client::{Hub, HubConfig, RemoteFile, Snapshot};
 pub use error::{Error, Result};
 pub use repo::{HfRef, Repo, RepoKind};
+pub use upload::{LocalFile, PushOptions, PushProgress, PushReport};

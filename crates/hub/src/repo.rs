@@ -12,7 +12,7 @@ pub enum RepoKind {
 
 impl RepoKind {
     /// The word of the hub's URLs and of cache folder names (`models--…`).
-    fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             RepoKind::Model => "models",
             RepoKind::Dataset => "datasets",
@@ -103,7 +103,7 @@ impl Repo {
 
 /// Percent-encoding of a URL path part: unreserved characters kept (and `/` when `keep_slash`),
 /// everything else as %XX of its UTF-8 bytes.
-fn encode(s: &str, keep_slash: bool) -> String {
+pub(crate) fn encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         let keep = b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || (keep_slash && b == b'/');

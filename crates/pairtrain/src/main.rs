@@ -6,6 +6,7 @@ mod bench_kernels;
 mod consistency_filter;
 mod corpus_embeddings;
 mod data_cmd;
+mod dataset_card;
 mod device_args;
 mod encode;
 mod eval_cmd;
@@ -14,6 +15,7 @@ mod hard_negatives;
 mod mine_cmd;
 mod progress;
 mod prompt_args;
+mod push_cmd;
 mod texts;
 mod train_cmd;
 
@@ -61,6 +63,8 @@ enum Cmd {
     /// Measure throughput on built-in inputs.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Publish a model folder, or a folder of pair files (--dataset), to the Hugging Face hub.
+    Push(push_cmd::PushArgs),
 }
 
 /// Keeps freed memory mapped instead of returning it to the OS after 10 ms (mimalloc's default).
@@ -107,6 +111,7 @@ fn main() {
         Cmd::Bench(b) => bench::run(b),
         Cmd::Data(d) => data_cmd::run(d),
         Cmd::Mine(m) => mine_cmd::run(m),
+        Cmd::Push(p) => push_cmd::run(p),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

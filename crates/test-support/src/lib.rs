@@ -257,3 +257,47 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Every file under `dir` by its `/`-separated relative path, with its bytes.
+pub fn files_by_path(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    all_files(dir)
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// A model folder to publish in tests: the tiny model of the parity runs, with a card and one
+/// more large file, so that a push has two LFS files (one can be finished when the other is
+/// interrupted).
+pub fn push_fixture_model(dir: &Path) -> PathBuf {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let dest = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_dir(&p, &dest);
+            } else {
+                std::fs::write(&dest, std::fs::read(&p).unwrap()).unwrap();
+            }
+        }
+    }
+    let m = dir.join("model");
+    copy_dir(&shared_dir().join("reference/train-parity/model"), &m);
+    std::fs::write(
+        m.join("README.md"),
+        "---\nlibrary_name: sentence-transformers\n---\n# tiny\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(m.join("extra")).unwrap();
+    let blob: Vec<u8> = (0..(2usize << 20)).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(m.join("extra/weights.bin"), blob).unwrap();
+    m
+}

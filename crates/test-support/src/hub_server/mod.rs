@@ -3,7 +3,11 @@
 //! `resolve/` with HEAD, ranges, ETags and `X-Repo-Commit`, large files answered as the hub
 //! answers LFS files (`X-Linked-Etag`/`X-Linked-Size` and a redirect to another host serving the
 //! bytes), 404s with the hub's `X-Error-Code`. Each repository can also misbehave the ways a
-//! hostile or broken server does (`Hostile`), and every request is logged.
+//! hostile or broken server does (`Hostile`), and every request is logged. The upload API
+//! (repository creation, preupload, LFS batch and storage, commit) is in `upload`.
+
+mod upload;
+pub use upload::Write as WriteRequest;
 
 use sha1::Digest;
 use std::collections::{BTreeMap, HashMap};
@@ -98,6 +102,21 @@ struct State {
     repos: HashMap<(String, String), RepoSpec>,
     /// Files whose `DropAfter` has fired.
     dropped: Vec<String>,
+    /// What the upload API keeps and how it behaves (see `upload`).
+    uploads: upload::Uploads,
+}
+
+/// One request as it arrived.
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    pub range: Option<String>,
+    /// The bearer token sent, if any.
+    pub token: Option<String>,
+    pub content_type: String,
+    pub chunked: bool,
+    pub body: Vec<u8>,
 }
 
 /// A running stand-in hub. Dropping it stops answering (the port is closed).
@@ -203,7 +222,8 @@ fn serve(mut s: TcpStream, port: u16, state: &Mutex<State>, log: &Mutex<Vec<Stri
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
-        let (mut range, mut host, mut auth) = (None, String::new(), false);
+        let (mut range, mut host, mut token) = (None, String::new(), None);
+        let (mut length, mut chunked, mut content_type) = (0usize, false, String::new());
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -214,14 +234,38 @@ fn serve(mut s: TcpStream, port: u16, state: &Mutex<State>, log: &Mutex<Vec<Stri
                 break;
             }
             let lower = h.to_ascii_lowercase();
+            let value = || h.split_once(':').map(|(_, v)| v.trim().to_string());
             if let Some(r) = lower.strip_prefix("range:") {
                 range = Some(r.trim().to_string());
             }
             if let Some(r) = lower.strip_prefix("host:") {
                 host = r.trim().to_string();
             }
-            auth |= lower.starts_with("authorization:");
+            if lower.starts_with("authorization:") {
+                token = value().map(|v| v.trim_start_matches("Bearer ").to_string());
+            }
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if let Some(v) = lower.strip_prefix("transfer-encoding:") {
+                chunked = v.contains("chunked");
+            }
+            if let Some(v) = lower.strip_prefix("content-type:") {
+                content_type = v.trim().to_string();
+            }
         }
+        let body = if chunked {
+            match upload::read_chunked(&mut reader) {
+                Some(b) => b,
+                None => return,
+            }
+        } else {
+            let mut b = vec![0u8; length];
+            if reader.read_exact(&mut b).is_err() {
+                return;
+            }
+            b
+        };
         let mut parts = line.split(' ');
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
@@ -229,20 +273,44 @@ fn serve(mut s: TcpStream, port: u16, state: &Mutex<State>, log: &Mutex<Vec<Stri
         log.lock().unwrap().push(format!(
             "{method} {host}{target} {}{}",
             range.clone().unwrap_or_default(),
-            if auth { " auth" } else { "" }
+            if token.is_some() { " auth" } else { "" }
         ));
-        let (path, _query) = target.split_once('?').unwrap_or((&target, ""));
-        let path = percent_decode(path);
-        if !answer(&mut s, &path, &host, port, range.as_deref(), head, state) {
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let req = Request {
+            path: percent_decode(path),
+            method,
+            host,
+            range,
+            token,
+            content_type,
+            chunked,
+            body,
+        };
+        if req.method == "POST" || req.method == "PUT" {
+            upload::answer(&mut s, &req, port, state);
+            continue;
+        }
+        if !answer(
+            &mut s,
+            &req.path,
+            query,
+            &req.host,
+            port,
+            req.range.as_deref(),
+            head,
+            state,
+        ) {
             return;
         }
     }
 }
 
 /// Answers one request; false when the connection must be closed.
+#[allow(clippy::too_many_arguments)]
 fn answer(
     s: &mut TcpStream,
     path: &str,
+    query: &str,
     host: &str,
     port: u16,
     range: Option<&str>,
@@ -272,7 +340,7 @@ fn answer(
     if let Some(rest) = path.strip_prefix("/api/") {
         let (kind, rest) = rest.split_once('/').unwrap_or(("", ""));
         if let Some((id, rev)) = rest.split_once("/tree/") {
-            return tree(s, kind, id, rev, head, state);
+            return tree(s, kind, id, rev, query, head, state);
         }
         let Some((id, rev)) = rest.split_once("/revision/") else {
             not_found(s, "RepoNotFound", head);
@@ -409,11 +477,14 @@ fn answer(
 
 /// The tree API (`/api/{kind}/{id}/tree/{rev}`, recursive): every file and folder, as
 /// huggingface_hub 1.x and later list a repository before a snapshot download.
+/// The tree API: `REV[/FOLDER]`, everything below it with `recursive=true` (or 1), else its
+/// direct children (as `datasets` lists a folder).
 fn tree(
     s: &mut TcpStream,
     kind: &str,
     id: &str,
-    rev: &str,
+    rev_and_folder: &str,
+    query: &str,
     head: bool,
     state: &Mutex<State>,
 ) -> bool {
@@ -422,10 +493,35 @@ fn tree(
         not_found(s, "RepoNotFound", head);
         return true;
     };
+    let (rev, folder) = match resolve_rev(repo, rev_and_folder) {
+        Some(_) => (rev_and_folder, ""),
+        None => rev_and_folder
+            .split_once('/')
+            .unwrap_or((rev_and_folder, "")),
+    };
     if resolve_rev(repo, rev).is_none() {
         not_found(s, "RevisionNotFound", head);
         return true;
     }
+    let folder = folder.trim_end_matches('/');
+    let recursive = query
+        .split('&')
+        .any(|kv| kv == "recursive=true" || kv == "recursive=True" || kv == "recursive=1");
+    // Whether `p` is listed: below the folder, and a direct child unless recursive.
+    let listed = |p: &str| {
+        let rest = if folder.is_empty() {
+            Some(p)
+        } else {
+            p.strip_prefix(folder).and_then(|r| r.strip_prefix('/'))
+        };
+        rest.is_some_and(|r| !r.is_empty() && (recursive || !r.contains('/')))
+    };
+    let filtered = |entries: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        entries
+            .into_iter()
+            .filter(|e| listed(e["path"].as_str().unwrap_or_default()))
+            .collect()
+    };
     let mut folders = std::collections::BTreeSet::new();
     let mut entries = Vec::new();
     for (n, c) in &repo.files {
@@ -447,6 +543,12 @@ fn tree(
             serde_json::json!({"type": "directory", "path": f, "oid": etag_of(f.as_bytes())}),
         );
     }
+    // Without a folder or `recursive`, the listing stays whole, as earlier tests expect.
+    let entries = if folder.is_empty() && !query.contains("recursive=") {
+        entries
+    } else {
+        filtered(entries)
+    };
     let body = serde_json::Value::Array(entries).to_string();
     drop(st);
     respond(
