@@ -156,6 +156,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     let dir = tr.save_final()?;
+    if let (Some(repo), 0) = (&tr.recipe.train.push_to, rank) {
+        let report = train::push::push_folder(
+            &dir,
+            repo,
+            tr.recipe.train.push_private,
+            None,
+            &format!("Training finished after {} steps", tr.step),
+        )
+        .with_context(|| {
+            format!(
+                "the model is saved in {}; publish it with `pairtrain push {} {repo}`",
+                dir.display(),
+                dir.display()
+            )
+        })?;
+        eprintln!(
+            "pushed to {}: {}",
+            report.url,
+            report.commit.as_deref().unwrap_or("nothing had changed")
+        );
+    }
     if let Some(last) = tr.history.last() {
         eprintln!(
             "trained {} steps, final loss {:.4}; model in {}, log and plot in {}",

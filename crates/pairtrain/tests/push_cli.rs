@@ -359,3 +359,63 @@ fn a_dataset_folder_gets_its_card_and_object_rows() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `[train] push_to`: the final model lands at the repository's root and each checkpoint in
+/// `checkpoint-N/`; without a token the run stops before its first step.
+#[test]
+fn a_recipe_pushes_its_model_and_checkpoints() {
+    let d = tempfile::tempdir().unwrap();
+    let recipe =
+        std::fs::read_to_string(test_support::repo_root().join("recipes/parity/mnrl_pairs.toml"))
+            .unwrap()
+            .replace("../shared/", &format!("{}/", shared_dir().display()))
+            .replace(
+                "steps = 12",
+                "steps = 4\nsave_every = 2\npush_to = \"org/run\"\npush_checkpoints = true",
+            )
+            .replace(
+                "output = \"runs/parity/mnrl_pairs\"",
+                &format!("output = \"{}\"", d.path().join("out").display()),
+            );
+    let cfg = d.path().join("r.toml");
+    std::fs::write(&cfg, recipe).unwrap();
+    let server = HubServer::start();
+    server.require_tokens(&[TOKEN]);
+    let train = |token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pairtrain"));
+        c.args(["--threads", "2", "train", "--quiet", "--config"])
+            .arg(&cfg)
+            .env("HF_ENDPOINT", &server.endpoint)
+            .env("HF_HOME", d.path().join("hf"));
+        match token {
+            Some(t) => c.env("HF_TOKEN", t),
+            None => c.env_remove("HF_TOKEN"),
+        };
+        c.output().unwrap()
+    };
+    let o = train(None);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("push_to = \"org/run\" needs a token"),
+        "{}",
+        err(&o)
+    );
+    assert!(!d.path().join("out/train_log.jsonl").exists(), "it trained");
+
+    let o = train(Some(TOKEN));
+    assert!(o.status.success(), "{}", err(&o));
+    let files = server.files("models", "org/run").unwrap();
+    let model = files_by_path(&d.path().join("out/model"));
+    for (name, bytes) in &model {
+        assert_eq!(files.get(name), Some(bytes), "{name}");
+    }
+    let ckpt = files_by_path(&d.path().join("out/checkpoints/step-00000002"));
+    for (name, bytes) in &ckpt {
+        assert_eq!(
+            files.get(&format!("checkpoint-2/{name}")),
+            Some(bytes),
+            "{name}"
+        );
+    }
+    assert!(err(&o).contains("pushed to "), "{}", err(&o));
+}

@@ -155,6 +155,17 @@ pub fn save(tr: &Trainer) -> Result<PathBuf> {
     if let Some(keep) = tr.recipe.train.save_total_limit {
         prune(&root, keep)?;
     }
+    let t = &tr.recipe.train;
+    if let (Some(repo), true) = (&t.push_to, t.push_checkpoints) {
+        let name = format!("checkpoint-{}", tr.step);
+        let msg = format!("Training in progress, step {}", tr.step);
+        if let Err(e) = crate::push::push_folder(&dest, repo, t.push_private, Some(&name), &msg) {
+            eprintln!(
+                "warning: checkpoint {} was not pushed to {repo}: {e:#}",
+                tr.step
+            );
+        }
+    }
     Ok(dest)
 }
 

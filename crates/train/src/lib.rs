@@ -17,6 +17,7 @@ pub mod nccl_group;
 pub mod optim;
 pub mod plot;
 pub mod process_group;
+pub mod push;
 pub mod recipe;
 pub mod schedule;
 pub mod sources;

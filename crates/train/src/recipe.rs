@@ -235,6 +235,17 @@ pub struct TrainSection {
     /// Keep only the newest N checkpoints (sentence-transformers' `save_total_limit`); default:
     /// all.
     pub save_total_limit: Option<usize>,
+    /// Publish the final model to this hub repository (`org/name`), as `pairtrain push` does
+    /// (sentence-transformers' `push_to_hub` / `hub_model_id`); needs a token (HF_TOKEN).
+    #[serde(default)]
+    pub push_to: Option<String>,
+    /// Create the `push_to` repository private.
+    #[serde(default)]
+    pub push_private: bool,
+    /// Also publish every checkpoint as `checkpoint-N/` of the `push_to` repository
+    /// (transformers' `hub_strategy = "all_checkpoints"`); a failed checkpoint push is a warning.
+    #[serde(default)]
+    pub push_checkpoints: bool,
     /// Seconds a rank waits in a collective (a gather, an all-reduce) before it gives up and ends
     /// the job (another rank stopped, a host gone); PAIRTRAIN_COLLECTIVE_TIMEOUT_S overrides.
     #[serde(default = "d_collective_timeout")]
@@ -576,6 +587,13 @@ impl Recipe {
     pub fn check(&self) -> Result<()> {
         self.check_data()?;
         self.collective_timeout()?;
+        if let Some(r) = &self.train.push_to {
+            if let Some(why) = hub::names::bad_repo_id(r) {
+                bail!("[train] push_to {r:?} is not a repository id: {why}");
+            }
+        } else if self.train.push_checkpoints || self.train.push_private {
+            bail!("[train] push_checkpoints and push_private need push_to = \"org/name\"");
+        }
         if self.train.save_total_limit == Some(0) {
             bail!("[train] save_total_limit must be at least 1 (leave it out to keep every checkpoint)");
         }

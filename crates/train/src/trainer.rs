@@ -255,6 +255,9 @@ impl Trainer {
             crate::arrivals::start(group.as_ref(), timeout)?;
         }
         crate::agreement::check(&recipe, group.as_ref())?;
+        if let (Some(repo), 0) = (&recipe.train.push_to, group.rank()) {
+            crate::push::check_token(repo)?;
+        }
         let world = group.world_size();
         if !recipe.train.batch_size.is_multiple_of(world) {
             anyhow::bail!(
