@@ -6,6 +6,8 @@ push_python.rs runs this against the server it starts on 127.0.0.1):
          with what `pairtrain push` sent.
   load   --repo ORG/NAME --config NAME: datasets.load_dataset of a dataset pairtrain pushed;
          prints one JSON line: rows per split and the column names.
+  embed  --repo ORG/NAME: SentenceTransformer(ORG/NAME) of a model pairtrain pushed, from the
+         stand-in; prints one JSON line: the embeddings of two texts.
 
 Run from a venv with huggingface_hub (and datasets for `load`):
   python scripts/reference/hf_push.py upload|load --endpoint URL --token T ...
@@ -13,7 +15,7 @@ Run from a venv with huggingface_hub (and datasets for `load`):
 import argparse, json, os, sys, tempfile
 
 ap = argparse.ArgumentParser()
-ap.add_argument("mode", choices=["upload", "load"])
+ap.add_argument("mode", choices=["upload", "load", "embed"])
 ap.add_argument("--endpoint", required=True)
 ap.add_argument("--token", required=True)
 ap.add_argument("--repo", required=True)
@@ -37,6 +39,12 @@ if a.mode == "upload":
     api.upload_folder(folder_path=a.folder, repo_id=a.repo, repo_type=kind,
                       commit_message="Upload with huggingface_hub")
     print(json.dumps({"ok": True}))
+elif a.mode == "embed":
+    from sentence_transformers import SentenceTransformer
+
+    m = SentenceTransformer(a.repo, cache_folder=tempfile.mkdtemp())
+    texts = ["How do I keep coffee fresh?", "Grind just before brewing."]
+    print(json.dumps(m.encode(texts).tolist()))
 else:
     import datasets
 

@@ -133,6 +133,49 @@ fn pairtrain_sends_what_huggingface_hub_sends() {
         server.files("models", "org/tiny-py")
     );
 
+    // Where sentence-transformers is installed too, it loads the pushed model from the hub and
+    // embeds as pairtrain does.
+    let has_st = Command::new(&py)
+        .args(["-c", "import sentence_transformers"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_st {
+        let theirs = script(&py, &server, &["embed", "--repo", "org/tiny-pt"]);
+        let texts = d.path().join("t.txt");
+        std::fs::write(
+            &texts,
+            "How do I keep coffee fresh?\nGrind just before brewing.\n",
+        )
+        .unwrap();
+        let out = d.path().join("e.jsonl");
+        let o = Command::new(env!("CARGO_BIN_EXE_pairtrain"))
+            .args(["encode", "--quiet", "--model"])
+            .arg(&model)
+            .arg("--input")
+            .arg(&texts)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let ours: Vec<Value> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut worst = 0f64;
+        for (a, b) in ours.iter().zip(theirs.as_array().unwrap()) {
+            let a = a.get("embedding").unwrap_or(a).as_array().unwrap();
+            for (x, y) in a.iter().zip(b.as_array().unwrap()) {
+                worst = worst.max((x.as_f64().unwrap() - y.as_f64().unwrap()).abs());
+            }
+        }
+        eprintln!("sentence-transformers on the pushed model vs pairtrain: max |diff| {worst:.2e}");
+        assert!(worst < 1e-5, "{worst}");
+    } else {
+        eprintln!("{py} has no sentence-transformers: the pushed model was not loaded there");
+    }
+
     // The storage side, on a fresh server, Python first: both send each object once.
     let server = HubServer::start();
     script(

@@ -342,10 +342,8 @@ fn answer(
         if let Some((id, rev)) = rest.split_once("/tree/") {
             return tree(s, kind, id, rev, query, head, state);
         }
-        let Some((id, rev)) = rest.split_once("/revision/") else {
-            not_found(s, "RepoNotFound", head);
-            return true;
-        };
+        // `/api/models/ID` (model_info without a revision) is the main branch.
+        let (id, rev) = rest.split_once("/revision/").unwrap_or((rest, "main"));
         let st = state.lock().unwrap();
         let Some(repo) = st.repos.get(&(kind.to_string(), id.to_string())) else {
             not_found(s, "RepoNotFound", head);
