@@ -12,6 +12,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "xlm-roberta",
     "camembert",
     "distilbert",
+    "modernbert",
 ];
 
 /// The fields of a BERT-family `config.json` the encoders need. Unknown fields are ignored;
@@ -55,6 +56,10 @@ pub struct ModelConfig {
     /// master weights); set by the loader, never read from or written to config.json.
     #[serde(skip)]
     pub compute_dtype: Option<candle_core::DType>,
+    /// Every other field of config.json, for the architectures that read more (ModernBERT's
+    /// layer types, rotary bases, biases).
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 fn d_vocab() -> usize {
@@ -115,6 +120,7 @@ impl ModelConfig {
             relative_attention_num_buckets: d_buckets(),
             sinusoidal_pos_embds: false,
             compute_dtype: None,
+            extra: Default::default(),
         }
     }
 
@@ -150,6 +156,9 @@ impl ModelConfig {
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             ));
+        }
+        if self.model_type == "modernbert" {
+            crate::modernbert::ModernBertShape::of(self)?;
         }
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
             return Err(format!(

@@ -14,12 +14,14 @@ pub mod dropout;
 pub mod error;
 pub mod hub;
 pub mod identity;
+pub mod modernbert;
 pub mod mpnet;
 pub mod npy;
 pub mod ops;
 pub mod params;
 pub mod pooling;
 pub mod rng;
+pub mod rotary;
 pub mod save;
 pub mod sentence_model;
 pub mod tokenize;
@@ -57,6 +59,7 @@ pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Enco
         "bert" | "roberta" | "xlm-roberta" | "camembert" => Ok(Box::new(bert::build(cfg, src)?)),
         "mpnet" => Ok(Box::new(mpnet::build(cfg, src)?)),
         "distilbert" => Ok(Box::new(distilbert::build(cfg, src)?)),
+        "modernbert" => Ok(Box::new(modernbert::build(cfg, src)?)),
         other => Err(Error::Unsupported(format!("model_type \"{other}\""))),
     }
 }
@@ -68,6 +71,7 @@ pub fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
         t if bert::roberta_positions(t) => bert::ROBERTA_PREFIXES,
         "mpnet" => mpnet::PREFIXES,
         "distilbert" => distilbert::PREFIXES,
+        "modernbert" => modernbert::PREFIXES,
         _ => &[],
     }
 }

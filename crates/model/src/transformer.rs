@@ -252,7 +252,7 @@ pub fn drop(x: Tensor, p: f64, dropout: &mut Option<&mut Dropout>) -> Result<Ten
 
 /// Dropout on attention probabilities: `(p, mask seed)` when training with `p > 0`, drawing the
 /// seed from the generator; None otherwise.
-fn attention_dropout(p: f64, dropout: &mut Option<&mut Dropout>) -> Option<(f64, u64)> {
+pub(crate) fn attention_dropout(p: f64, dropout: &mut Option<&mut Dropout>) -> Option<(f64, u64)> {
     match dropout {
         Some(d) if p > 0.0 => Some((p, d.next_seed())),
         _ => None,

@@ -1,0 +1,66 @@
+"""ModernBERT references for crates/model/tests/modernbert.rs, from Hugging Face transformers'
+own implementation (ModernBertModel, eager attention) with seeded random weights.
+
+The config keeps ModernBERT-base's structure (pre-LayerNorm without biases, GeGLU, a global
+layer every third with rotary theta 160000, the others local with a 128-token window and theta
+10000, 8192 positions) at a small width, and a 512-token vocabulary, so that the folder (written
+by save_pretrained, as people download it) is small enough to keep in the repository. Inputs are
+token ids of mixed lengths (12, 300 and 2048 real tokens, padded to 2048), so the local window is
+exercised. Writes, into OUT (default crates/model/tests/data/modernbert):
+  model/config.json, model/model.safetensors  the model folder
+  reference.safetensors   ids, mask, every 8th position of the token embeddings, the mean-pooled
+                          and the CLS embeddings
+
+Run from a venv with torch and transformers >= 4.48:
+  python scripts/reference/modernbert_parity.py [OUT]
+"""
+import os, sys
+import torch
+from safetensors.torch import save_file
+from transformers import ModernBertConfig, ModernBertModel
+
+out = sys.argv[1] if len(sys.argv) > 1 else "crates/model/tests/data/modernbert"
+torch.manual_seed(0)
+cfg = ModernBertConfig(
+    vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+    num_attention_heads=4, max_position_embeddings=8192, global_attn_every_n_layers=3,
+    local_attention=128, global_rope_theta=160000.0, local_rope_theta=10000.0,
+    pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2,
+    initializer_range=0.2,
+)
+cfg._attn_implementation = "eager"
+model = ModernBertModel(cfg).eval()
+# Larger than the default init, so that every layer changes the result measurably.
+with torch.no_grad():
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            p.uniform_(0.5, 1.5)
+        else:
+            p.normal_(0.0, 0.2)
+model.save_pretrained(os.path.join(out, "model"), safe_serialization=True)
+
+lengths = [12, 300, 2048]
+L = max(lengths)
+g = torch.Generator().manual_seed(1)
+ids = torch.zeros(len(lengths), L, dtype=torch.long)
+mask = torch.zeros(len(lengths), L, dtype=torch.long)
+for i, n in enumerate(lengths):
+    ids[i, :n] = torch.randint(3, cfg.vocab_size, (n,), generator=g)
+    ids[i, 0] = 1
+    ids[i, n - 1] = 2
+    mask[i, :n] = 1
+with torch.no_grad():
+    tok = model(input_ids=ids, attention_mask=mask).last_hidden_state
+m = mask.unsqueeze(-1).float()
+mean = (tok * m).sum(1) / m.sum(1)
+save_file(
+    {
+        "ids": ids.to(torch.int64).contiguous(),
+        "mask": mask.to(torch.int64).contiguous(),
+        "tokens_every_8th": tok[:, ::8, :].contiguous(),
+        "mean": mean.contiguous(),
+        "cls": tok[:, 0, :].contiguous(),
+    },
+    os.path.join(out, "reference.safetensors"),
+)
+print("wrote", out, "max |token embedding|", tok.abs().max().item())
