@@ -7,14 +7,17 @@ layer every third with rotary theta 160000, the others local with a 128-token wi
 by save_pretrained, as people download it) is small enough to keep in the repository. Inputs are
 token ids of mixed lengths (12, 300 and 2048 real tokens, padded to 2048), so the local window is
 exercised. Writes, into OUT (default crates/model/tests/data/modernbert):
-  model/config.json, model/model.safetensors  the model folder
+  model/   the model folder as sentence-transformers saves one: config.json and
+           model.safetensors (save_pretrained), a lower-case character-level WordPiece
+           tokenizer.json of 117 entries (what fits the small vocabulary), mean pooling
+           (modules.json, 1_Pooling, sentence_bert_config.json)
   reference.safetensors   ids, mask, every 8th position of the token embeddings, the mean-pooled
                           and the CLS embeddings
 
 Run from a venv with torch and transformers >= 4.48:
   python scripts/reference/modernbert_parity.py [OUT]
 """
-import os, sys
+import json, os, sys
 import torch
 from safetensors.torch import save_file
 from transformers import ModernBertConfig, ModernBertModel
@@ -37,7 +40,34 @@ with torch.no_grad():
             p.uniform_(0.5, 1.5)
         else:
             p.normal_(0.0, 0.2)
-model.save_pretrained(os.path.join(out, "model"), safe_serialization=True)
+folder = os.path.join(out, "model")
+model.save_pretrained(folder, safe_serialization=True)
+
+# The tokenizer: special tokens, then characters, then word-piece continuations of them.
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()/&%$#@*+=_[]")
+vocab = {t: i for i, t in enumerate(["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+                                     + chars + ["##" + c for c in chars])}
+tk = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=200))
+tk.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+tk.post_processor = processors.TemplateProcessing(
+    single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+    special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+tk.save(os.path.join(folder, "tokenizer.json"))
+json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": "[CLS]", "sep_token": "[SEP]",
+           "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]",
+           "model_max_length": 8192}, open(os.path.join(folder, "tokenizer_config.json"), "w"))
+json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+           {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}],
+          open(os.path.join(folder, "modules.json"), "w"))
+json.dump({"max_seq_length": 8192, "do_lower_case": False},
+          open(os.path.join(folder, "sentence_bert_config.json"), "w"))
+os.makedirs(os.path.join(folder, "1_Pooling"), exist_ok=True)
+json.dump({"word_embedding_dimension": 64, "pooling_mode_cls_token": False,
+           "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+           "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True},
+          open(os.path.join(folder, "1_Pooling/config.json"), "w"))
 
 lengths = [12, 300, 2048]
 L = max(lengths)

@@ -20,6 +20,11 @@ model, a longer max_seq_length: sentence-transformers gives it the student's tok
 
 The second trains all-MiniLM-L6-v2 itself (dropout off, lr 5e-5, Matryoshka sizes 384/192/96).
 
+    STUDENT=crates/model/tests/data/modernbert/model python3 scripts/reference/torch_loss_parity.py \
+        SHARED_DIR MINILM_DIR crates/train/tests/data/loss-parity/modernbert mnrl
+
+trains the tiny ModernBERT (scripts/reference/modernbert_parity.py) with MNRL.
+
 Writes OUT_DIR/<run>.json: settings, per-step loss / lr / grad norm before clipping, final
 parameter L2 norms.
 """
@@ -34,9 +39,12 @@ torch.set_num_threads(1)
 shared, minilm, out = sys.argv[1:4]
 STEPS, BATCH, LR, WARMUP, WD, CLIP = 10, 16, 1e-3, 2, 0.01, 1.0
 PARITY = os.path.join(shared, "reference/train-parity")
-# The model trained: the tiny parity model, or (STUDENT=minilm) all-MiniLM-L6-v2 itself.
+# The model trained: the tiny parity model, (STUDENT=minilm) all-MiniLM-L6-v2 itself, or
+# (STUDENT=a folder) that model, e.g. the tiny ModernBERT of crates/model/tests/data/modernbert.
 STUDENT = minilm if os.environ.get("STUDENT") == "minilm" else os.path.join(PARITY, "model")
-D = 384 if STUDENT == minilm else 32
+if os.environ.get("STUDENT", "minilm") != "minilm":
+    STUDENT = os.environ["STUDENT"]
+D = {minilm: 384, os.path.join(PARITY, "model"): 32}.get(STUDENT, 64)
 DIMS = [D, D // 2, D // 4]
 if STUDENT == minilm:
     # A trained model takes the usual fine-tuning rate (the tiny model's 1e-3 would make each step
@@ -75,6 +83,7 @@ MARGINS = [(t, [round(6.0 + 3.0 * math.sin(i), 4), round(2.0 * math.cos(1.7 * i)
 
 RUNS = {
     # name: (data, loss constructor, what the recipe says)
+    "mnrl": (PAIRS, lambda m, g: losses.MultipleNegativesRankingLoss(m, scale=20.0)),
     "matryoshka_mnrl": (PAIRS, lambda m, g: losses.MatryoshkaLoss(
         m, losses.MultipleNegativesRankingLoss(m, scale=20.0), DIMS)),
     "matryoshka_cached_mnrl": (PAIRS, lambda m, g: losses.MatryoshkaLoss(
@@ -127,7 +136,9 @@ def run(name):
     named = [(n, p) for n, p in model.named_parameters() if "pooler.dense" not in n]
     for n, p in model.named_parameters():
         p.requires_grad_("pooler.dense" not in n)
-    no_decay = lambda n: n.endswith(".bias") or "LayerNorm" in n
+    # As transformers' Trainer: biases and every LayerNorm's weight (ModernBERT's are named
+    # norm, attn_norm, mlp_norm, final_norm) are not decayed.
+    no_decay = lambda n: n.endswith(".bias") or "LayerNorm" in n or n.endswith("norm.weight")
     opt = torch.optim.AdamW([
         {"params": [p for n, p in named if not no_decay(n)], "weight_decay": WD},
         {"params": [p for n, p in named if no_decay(n)], "weight_decay": 0.0},

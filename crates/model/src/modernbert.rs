@@ -87,7 +87,9 @@ impl ModernBertShape {
                 .and_then(Value::as_str)
                 .unwrap_or("default");
             if t != "default" {
-                return Err(format!("rope_type {t:?} is not supported (only \"default\")"));
+                return Err(format!(
+                    "rope_type {t:?} is not supported (only \"default\")"
+                ));
             }
         }
         let act = x
@@ -328,7 +330,11 @@ impl Encoder for ModernBert {
                 dropout: attention_dropout(s.attention_dropout, &mut dropout),
             };
             let ctx = attention(&q, &k, &v, &spec)?;
-            let a = drop(layer.wo.forward(p, &ctx)?, s.attention_dropout, &mut dropout)?;
+            let a = drop(
+                layer.wo.forward(p, &ctx)?,
+                s.attention_dropout,
+                &mut dropout,
+            )?;
             x = (x + a)?;
             let y = layer.mlp_norm.forward(p, &x, eps)?;
             let gi = layer.wi.forward(p, &y)?;

@@ -43,8 +43,16 @@ impl Rotary {
         let x2 = x4.narrow(D::Minus1, d / 2, d / 2)?;
         let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
         let dt = x.dtype();
-        let cos = self.cos.narrow(0, 0, l)?.reshape((1, l, 1, d))?.to_dtype(dt)?;
-        let sin = self.sin.narrow(0, 0, l)?.reshape((1, l, 1, d))?.to_dtype(dt)?;
+        let cos = self
+            .cos
+            .narrow(0, 0, l)?
+            .reshape((1, l, 1, d))?
+            .to_dtype(dt)?;
+        let sin = self
+            .sin
+            .narrow(0, 0, l)?
+            .reshape((1, l, 1, d))?
+            .to_dtype(dt)?;
         let y = (x4.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?;
         Ok(y.reshape((b, l, h))?)
     }

@@ -36,8 +36,8 @@ fn modernbert_matches_transformers_on_mixed_lengths() {
         ParamSource::from_file(&weights, tensors, prefixes(&cfg), DType::F32),
     )
     .unwrap();
-    let r = candle_core::safetensors::load(data().join("reference.safetensors"), &Device::Cpu)
-        .unwrap();
+    let r =
+        candle_core::safetensors::load(data().join("reference.safetensors"), &Device::Cpu).unwrap();
     let ids = r["ids"].to_dtype(DType::U32).unwrap();
     let mask = r["mask"].to_dtype(DType::F32).unwrap();
     let tok = enc.forward(&ids, &mask, None).unwrap();

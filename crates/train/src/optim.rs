@@ -28,7 +28,10 @@ impl Default for AdamWConfig {
 /// Whether a parameter is decayed: biases and LayerNorm weights are not (the convention of BERT
 /// and sentence-transformers' `fit`).
 pub fn decays(name: &str) -> bool {
-    !(name.ends_with(".bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+    !(name.ends_with(".bias")
+        || name.contains("LayerNorm")
+        || name.contains("layer_norm")
+        || name.ends_with("norm.weight"))
 }
 
 pub struct AdamW {
@@ -470,6 +473,10 @@ mod tests {
         assert!(decays("embeddings.word_embeddings.weight"));
         assert!(!decays("encoder.layer.0.attention.self.query.bias"));
         assert!(!decays("encoder.layer.0.output.LayerNorm.weight"));
+        // ModernBERT's LayerNorms, as transformers' Trainer leaves them undecayed.
+        assert!(!decays("layers.3.attn_norm.weight"));
+        assert!(!decays("final_norm.weight"));
+        assert!(decays("layers.3.attn.Wqkv.weight"));
     }
 
     /// Two steps worked by hand from the update rule (lr 0 first, as a warmup schedule starts).

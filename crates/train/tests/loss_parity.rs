@@ -462,3 +462,28 @@ fn bad_loss_settings_are_named() {
         "{e:#}"
     );
 }
+
+/// The tiny ModernBERT of crates/model/tests/data/modernbert (pre-LN, rotary, GeGLU, local and
+/// global layers) trained 10 steps with MNRL as sentence-transformers trains it (its
+/// ModernBertModel through transformers); the reference truncates at 32 tokens.
+#[test]
+fn modernbert_mnrl_trajectory() {
+    let d = tempfile::tempdir().unwrap();
+    let base = test_support::repo_root().join("crates/model/tests/data/modernbert/model");
+    let tr = trained_from(
+        &base,
+        1e-3,
+        "kind = \"mnrl\"\nscale = 20.0",
+        "pairs.jsonl",
+        "max_seq_length = 32",
+        "",
+        d.path(),
+    );
+    check_against(
+        "modernbert mnrl",
+        reference_in("modernbert", "mnrl"),
+        &tr,
+        1e-5,
+        0.0,
+    );
+}
