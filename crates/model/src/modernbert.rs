@@ -11,7 +11,7 @@
 use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::ops::{attention, gelu_erf, layer_norm, linear, AttentionSpec};
+use crate::ops::{attention, geglu, layer_norm, linear, AttentionSpec};
 use crate::params::{Init, ParamId, ParamSource, Params};
 use crate::rotary::Rotary;
 use crate::transformer::{attention_dropout, drop};
@@ -308,8 +308,8 @@ impl Encoder for ModernBert {
             x = x.to_dtype(dt)?;
         }
         let hd = cfg.head_dim();
-        let global = Rotary::new(hd, s.theta_global, l, x.device())?;
-        let local = Rotary::new(hd, s.theta_local, l, x.device())?;
+        let global = Rotary::new(hd, s.theta_global, l);
+        let local = Rotary::new(hd, s.theta_local, l);
         let window = local_window_bias(heads, l, s.half_window, &x)?;
         let scale = 1.0 / (hd as f64).sqrt();
         for (layer, &is_global) in self.layers.iter().zip(&s.global) {
@@ -337,9 +337,7 @@ impl Encoder for ModernBert {
             )?;
             x = (x + a)?;
             let y = layer.mlp_norm.forward(p, &x, eps)?;
-            let gi = layer.wi.forward(p, &y)?;
-            let i = cfg.intermediate_size;
-            let glu = (gelu_erf(&gi.narrow(2, 0, i)?.contiguous()?)? * gi.narrow(2, i, i)?)?;
+            let glu = geglu(&layer.wi.forward(p, &y)?)?;
             let glu = drop(glu, s.mlp_dropout, &mut dropout)?;
             x = (x + layer.mlp_wo.forward(p, &glu)?)?;
         }

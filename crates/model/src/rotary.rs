@@ -1,20 +1,21 @@
 //! Rotary position embeddings (Su et al., 2021, "RoFormer: Enhanced Transformer with Rotary
 //! Position Embedding"), in the rotate-half form of GPT-NeoX and transformers: the two halves of
-//! each head are rotated by angles `position · θ^(−2j/d)`. Composed of tensor ops, so it has a
-//! backward on every device. The tables are computed in f32 as transformers computes them (the
-//! angles of late positions would otherwise drift by more than the tests allow).
+//! each head are rotated by angles `position · θ^(−2j/d)`. The tables are computed in f32 as
+//! transformers computes them (the angles of late positions would otherwise drift by more than
+//! the tests allow); `ops::rotary` applies them (a fused CPU kernel, or composed ops).
 
 use crate::error::Result;
-use candle_core::{Device, Tensor, D};
+use crate::ops::RotaryTables;
+use candle_core::Tensor;
+use std::sync::Arc;
 
-/// The cos and sin tables [L, head_dim] of positions 0..L.
+/// The cos and sin tables of positions 0..len for one head size and base.
 pub struct Rotary {
-    cos: Tensor,
-    sin: Tensor,
+    tables: RotaryTables,
 }
 
 impl Rotary {
-    pub fn new(head_dim: usize, theta: f64, len: usize, device: &Device) -> Result<Self> {
+    pub fn new(head_dim: usize, theta: f64, len: usize) -> Self {
         let half = head_dim / 2;
         let inv: Vec<f32> = (0..half)
             .map(|j| 1.0f32 / (theta as f32).powf((2 * j) as f32 / head_dim as f32))
@@ -27,33 +28,18 @@ impl Rotary {
                 sin[pos * head_dim + j] = a.sin();
             }
         }
-        Ok(Self {
-            cos: Tensor::from_vec(cos, (len, head_dim), device)?,
-            sin: Tensor::from_vec(sin, (len, head_dim), device)?,
-        })
+        Self {
+            tables: RotaryTables {
+                head_dim,
+                positions: len,
+                cos: Arc::new(cos),
+                sin: Arc::new(sin),
+            },
+        }
     }
 
-    /// `x` [B, L, heads·head_dim] with every head rotated by its position: x·cos + rot(x)·sin,
-    /// rot(x) = (−x₂, x₁) for the halves x₁, x₂ of a head.
+    /// `x` [B, L, heads·head_dim] with every head rotated by its position.
     pub fn apply(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
-        let (b, l, h) = x.dims3()?;
-        let d = h / heads;
-        let x4 = x.reshape((b, l, heads, d))?;
-        let x1 = x4.narrow(D::Minus1, 0, d / 2)?;
-        let x2 = x4.narrow(D::Minus1, d / 2, d / 2)?;
-        let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        let dt = x.dtype();
-        let cos = self
-            .cos
-            .narrow(0, 0, l)?
-            .reshape((1, l, 1, d))?
-            .to_dtype(dt)?;
-        let sin = self
-            .sin
-            .narrow(0, 0, l)?
-            .reshape((1, l, 1, d))?
-            .to_dtype(dt)?;
-        let y = (x4.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?;
-        Ok(y.reshape((b, l, h))?)
+        Ok(crate::ops::rotary(x, &self.tables, heads)?)
     }
 }

@@ -4,8 +4,8 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use model::ops::{
-    attention, dropout, gelu_erf, layer_norm, linear, masked_softmax, reference, softmax_last_dim,
-    AttentionSpec,
+    attention, dropout, geglu, gelu_erf, layer_norm, linear, masked_softmax, reference, rotary,
+    softmax_last_dim, AttentionSpec, RotaryTables,
 };
 
 fn spec<'a>(
@@ -284,6 +284,28 @@ fn every_fused_op_equals_its_reference_forward_and_backward() {
             tol,
             |t| gelu_erf(&t[0]),
             |t| reference::gelu_erf(&t[0]),
+        );
+        fused_equals_reference(
+            &tag("geglu"),
+            &[r(&[2, 5, 2 * 12], 21)],
+            tol,
+            |t| geglu(&t[0]),
+            |t| reference::geglu(&t[0]),
+        );
+        // Rotary tables of 7 positions, 2 heads of 8, as ModernBERT's (any angles will do).
+        let angles: Vec<f32> = (0..7 * 8).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let tables = RotaryTables {
+            head_dim: 8,
+            positions: 7,
+            cos: std::sync::Arc::new(angles.iter().map(|a| a.cos()).collect()),
+            sin: std::sync::Arc::new(angles.iter().map(|a| a.sin()).collect()),
+        };
+        fused_equals_reference(
+            &tag("rotary"),
+            &[r(&[3, 6, 16], 22)],
+            tol,
+            |t| rotary(&t[0], &tables, 2),
+            |t| reference::rotary(&t[0], &tables, 2),
         );
         fused_equals_reference(
             &tag("layer_norm"),

@@ -144,17 +144,7 @@ fn cached_over_two_ranks_equals_uncached_in_one_process() {
 fn sigkill_of_one_rank_stops_the_job_and_resume_continues_exactly() {
     const STEPS: usize = 120;
     let d = tempfile::tempdir().unwrap();
-    let extra = format!("save_every = 5\nsteps = {STEPS}");
-    let make = |name: &str| {
-        let dir = d.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = std::fs::read_to_string(parity_recipe("mnrl_pairs", &dir, &extra))
-            .unwrap()
-            .replace("steps = 12\n", "");
-        let p = dir.join("r.toml");
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let make = |name: &str| long_recipe(&d.path().join(name), STEPS, "save_every = 5");
     let full = make("full");
     let full_trace = d.path().join("full.jsonl");
     train(2, &full, &full_trace, &[]);
@@ -226,16 +216,8 @@ fn sigkill_of_one_rank_stops_the_job_and_resume_continues_exactly() {
     let resumed = d.path().join("resumed.jsonl");
     let out = d.path().join("cut/out");
     train(2, &cut, &resumed, &["--resume", out.to_str().unwrap()]);
-    let got = jsonl(&resumed);
-    let first = got[0]["step"].as_u64().unwrap() as usize;
+    let first = resumed_exactly(&jsonl(&resumed), &want);
     assert!(first > 20, "resumed at step {first}");
-    assert_eq!(first - 1 + got.len(), STEPS);
-    for g in &got {
-        let s = g["step"].as_u64().unwrap() as usize;
-        let w = &want[s - 1];
-        assert_eq!(g["loss"], w["loss"], "step {s}");
-        assert_eq!(g["grad_norm"], w["grad_norm"], "step {s}");
-    }
 }
 
 /// Distillation over two ranks (each tokenizes and embeds half the sources with the teacher, or
@@ -374,15 +356,8 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
     let mut uninterrupted: Option<Vec<Value>> = None;
     for stop in [1u32, 0] {
         let d = tempfile::tempdir().unwrap();
-        let cfg = parity_recipe(
-            "mnrl_pairs",
-            d.path(),
-            "save_every = 5\ncollective_timeout_s = 3",
-        );
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("steps = 12\n", &format!("steps = {STEPS}\n"));
-        std::fs::write(&cfg, text).unwrap();
+        let extra = "save_every = 5\ncollective_timeout_s = 3";
+        let cfg = long_recipe(d.path(), STEPS, extra);
         let mut job = mpirun(2)
             .args(["train", "--quiet", "--config"])
             .arg(&cfg)
@@ -456,32 +431,15 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
         checkpoints_verify(&d.path().join("out/checkpoints"));
         // Resumed, the run repeats the uninterrupted run's losses exactly.
         let want = uninterrupted.get_or_insert_with(|| {
-            let full = d.path().join("full");
-            std::fs::create_dir_all(&full).unwrap();
-            let cfg_full = full.join("r.toml");
-            std::fs::write(
-                &cfg_full,
-                std::fs::read_to_string(&cfg).unwrap().replace(
-                    &d.path().join("out").display().to_string(),
-                    &full.join("out").display().to_string(),
-                ),
-            )
-            .unwrap();
-            let trace = full.join("trace.jsonl");
-            train(2, &cfg_full, &trace, &[]);
+            let full = long_recipe(&d.path().join("full"), STEPS, extra);
+            let trace = d.path().join("full.jsonl");
+            train(2, &full, &trace, &[]);
             jsonl(&trace)
         });
         let resumed = d.path().join("resumed.jsonl");
         let out = d.path().join("out");
         train(2, &cfg, &resumed, &["--resume", out.to_str().unwrap()]);
-        let got = jsonl(&resumed);
-        assert!(got[0]["step"].as_u64().unwrap() > 10, "{:?}", got[0]);
-        assert_eq!(got.last().unwrap()["step"].as_u64(), Some(STEPS as u64));
-        for g in &got {
-            let s = g["step"].as_u64().unwrap() as usize;
-            assert_eq!(g["loss"], want[s - 1]["loss"], "step {s}");
-            assert_eq!(g["grad_norm"], want[s - 1]["grad_norm"], "step {s}");
-        }
+        assert!(resumed_exactly(&jsonl(&resumed), want) > 10);
     }
 }
 
@@ -516,17 +474,7 @@ fn partials(root: &Path) -> Vec<String> {
 fn sigkill_during_a_checkpoint_write_resumes_from_the_last_complete_one() {
     const STEPS: usize = 60;
     let d = tempfile::tempdir().unwrap();
-    let extra = format!("save_every = 1\nsteps = {STEPS}");
-    let make = |name: &str| {
-        let dir = d.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = std::fs::read_to_string(parity_recipe("mnrl_pairs", &dir, &extra))
-            .unwrap()
-            .replace("steps = 12\n", "");
-        let p = dir.join("r.toml");
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let make = |name: &str| long_recipe(&d.path().join(name), STEPS, "save_every = 1");
     let full = make("full");
     let full_trace = d.path().join("full.jsonl");
     train(2, &full, &full_trace, &[]);
@@ -584,19 +532,12 @@ fn sigkill_during_a_checkpoint_write_resumes_from_the_last_complete_one() {
         let resumed = d.path().join(format!("{name}.jsonl"));
         let out = d.path().join(&name).join("out");
         train(2, &cfg, &resumed, &["--resume", out.to_str().unwrap()]);
-        let got = jsonl(&resumed);
-        let first = got[0]["step"].as_u64().unwrap() as usize;
+        let first = resumed_exactly(&jsonl(&resumed), &want);
         // Every step was saved, so the last complete checkpoint is the step before.
         assert_eq!(
             first, cut_step,
             "resumed at step {first}, {partial} was cut"
         );
-        assert_eq!(first - 1 + got.len(), STEPS);
-        for g in &got {
-            let s = g["step"].as_u64().unwrap() as usize;
-            assert_eq!(g["loss"], want[s - 1]["loss"], "step {s}");
-            assert_eq!(g["grad_norm"], want[s - 1]["grad_norm"], "step {s}");
-        }
         assert!(partials(&root).is_empty(), "{:?}", partials(&root));
         return;
     }

@@ -216,15 +216,11 @@ fn a_run_of_four_ranks_resumes_on_two() {
 fn a_host_cut_off_the_network_ends_the_job() {
     let Some(hosts) = Hosts::up(2) else { return };
     let d = tempfile::tempdir().unwrap();
-    let cfg = parity_recipe(
-        "mnrl_pairs",
+    let cfg = long_recipe(
         d.path(),
+        100_000,
         "save_every = 5\ncollective_timeout_s = 10",
     );
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("steps = 12\n", "steps = 100000\n");
-    std::fs::write(&cfg, text).unwrap();
     let mut job = hosts
         .mpirun(1)
         .args(["train", "--quiet", "--config"])

@@ -276,26 +276,7 @@ fn bad_input_is_refused_before_anything_is_sent() {
 #[test]
 fn a_dataset_folder_gets_its_card_and_object_rows() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("pairs");
-    let o = Command::new(env!("CARGO_BIN_EXE_pairtrain"))
-        .args(["mine", "stackexchange"])
-        .arg(shared_dir().join("fixtures/stackexchange/coffee.stackexchange.com-2015"))
-        .arg("--out")
-        .arg(data.join("se"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", err(&o));
-    std::fs::create_dir_all(data.join("chat")).unwrap();
-    std::fs::write(
-        data.join("chat/train-00000.jsonl"),
-        "{\"context\": \"hi there\", \"response\": \"hello\"}\n{\"context\": \"a\", \"response\": \"b\"}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("chat/test-00000.jsonl"),
-        "{\"context\": \"bye\", \"response\": \"see you\"}\n",
-    )
-    .unwrap();
+    let data = test_support::push_fixture_dataset(env!("CARGO_BIN_EXE_pairtrain"), d.path());
     let server = HubServer::start();
     let o = push(
         &server,

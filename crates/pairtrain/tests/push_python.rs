@@ -11,7 +11,7 @@
 use serde_json::Value;
 use std::process::Command;
 use test_support::hub_server::{HubServer, WriteRequest as Write};
-use test_support::{push_fixture_model, repo_root, shared_dir};
+use test_support::{push_fixture_model, repo_root};
 
 const TOKEN: &str = "hf_pairtrainWriteToken0123456789";
 
@@ -227,26 +227,7 @@ fn a_pushed_dataset_loads_with_datasets() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("pairs");
-    let o = Command::new(env!("CARGO_BIN_EXE_pairtrain"))
-        .args(["mine", "stackexchange"])
-        .arg(shared_dir().join("fixtures/stackexchange/coffee.stackexchange.com-2015"))
-        .arg("--out")
-        .arg(data.join("se"))
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    std::fs::create_dir_all(data.join("chat")).unwrap();
-    std::fs::write(
-        data.join("chat/train-00000.jsonl"),
-        "{\"context\": \"hi there\", \"response\": \"hello\"}\n{\"context\": \"a\", \"response\": \"b\"}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("chat/test-00000.jsonl"),
-        "{\"context\": \"bye\", \"response\": \"see you\"}\n",
-    )
-    .unwrap();
+    let data = test_support::push_fixture_dataset(env!("CARGO_BIN_EXE_pairtrain"), d.path());
     let server = HubServer::start();
     push(&server, &["--dataset", data.to_str().unwrap(), "org/pairs"]);
     let got = script(

@@ -301,3 +301,30 @@ pub fn push_fixture_model(dir: &Path) -> PathBuf {
     std::fs::write(m.join("extra/weights.bin"), blob).unwrap();
     m
 }
+
+/// A folder of pair files to publish in tests, made with the CLI `bin`: the pairs mined from
+/// the StackExchange fixture (`se/`, rows written as JSON lists), and `chat/` with a train and a
+/// test file of objects.
+pub fn push_fixture_dataset(bin: &str, dir: &Path) -> PathBuf {
+    let data = dir.join("pairs");
+    let o = std::process::Command::new(bin)
+        .args(["mine", "stackexchange"])
+        .arg(shared_dir().join("fixtures/stackexchange/coffee.stackexchange.com-2015"))
+        .arg("--out")
+        .arg(data.join("se"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::create_dir_all(data.join("chat")).unwrap();
+    std::fs::write(
+        data.join("chat/train-00000.jsonl"),
+        "{\"context\": \"hi there\", \"response\": \"hello\"}\n{\"context\": \"a\", \"response\": \"b\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("chat/test-00000.jsonl"),
+        "{\"context\": \"bye\", \"response\": \"see you\"}\n",
+    )
+    .unwrap();
+    data
+}

@@ -3,7 +3,8 @@
 //!
 //! candle's stock `layer_norm` and `softmax_last_dim` have no backward, and composing ops
 //! allocates a tensor per step. So each op has a fused CPU kernel with an exact backward (one
-//! file each: `linear`, `layer_norm`, `softmax`, `gelu`, `attention`, `dropout`) and a composed
+//! file each: `linear`, `layer_norm`, `softmax`, `gelu`, `attention`, `dropout`, `rotary`,
+//! `geglu`) and a composed
 //! version in `reference` that runs on any device and is the oracle of the tests. The functions
 //! below take the kernel for CPU tensors in f32/f64 and the reference for everything else
 //! (CUDA, bf16). For bf16 inference on the CPU, `linear_bf16` multiplies bf16 packings of the
@@ -17,6 +18,7 @@ mod avx512_bf16;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod dropout;
+mod geglu;
 mod gelu;
 mod gemm;
 pub mod isa;
@@ -26,10 +28,12 @@ mod linear;
 mod linear_bf16;
 pub mod pool;
 pub mod reference;
+mod rotary;
 mod softmax;
 
 pub use kernel::{exp_f32, vectorized, Vectorized};
 pub use linear_bf16::Bf16Weight;
+pub use rotary::RotaryTables;
 
 /// Which kernels the gemm crate runs for f32 multiplies here: "avx512f", "fma" (AVX2) or
 /// "scalar".
@@ -200,5 +204,23 @@ fn gpu_head_size(q: &Tensor, heads: usize) -> bool {
     {
         let _ = (h, heads);
         false
+    }
+}
+
+/// Rotary position embeddings on `x` [B, L, heads·d] (q or k), from the tables of `t`.
+pub fn rotary(x: &Tensor, t: &RotaryTables, heads: usize) -> Result<Tensor> {
+    if fused(x, &[]) {
+        rotary::apply(x, t)
+    } else {
+        reference::rotary(x, t, heads)
+    }
+}
+
+/// GeGLU: GELU(a) · b for the halves [a, b] of the last dimension.
+pub fn geglu(x: &Tensor) -> Result<Tensor> {
+    if fused(x, &[]) {
+        geglu::apply(x)
+    } else {
+        reference::geglu(x)
     }
 }

@@ -112,3 +112,25 @@ pub fn attention(
         .contiguous()?
         .reshape((b, l, h))
 }
+
+/// Rotary position embeddings on `x` [B, L, heads·d]: x·cos + rot(x)·sin with rot(x) = (−x₂, x₁)
+/// for the halves of each head, the tables of the first L positions.
+pub fn rotary(x: &Tensor, t: &super::RotaryTables, heads: usize) -> Result<Tensor> {
+    let (b, l, h) = x.dims3()?;
+    let d = h / heads;
+    let x4 = x.reshape((b, l, heads, d))?;
+    let x1 = x4.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x4.narrow(D::Minus1, d / 2, d / 2)?;
+    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    let table = |v: &[f32]| -> Result<Tensor> {
+        Tensor::from_slice(&v[..l * d], (1, l, 1, d), x.device())?.to_dtype(x.dtype())
+    };
+    let (cos, sin) = (table(&t.cos)?, table(&t.sin)?);
+    (x4.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?.reshape((b, l, h))
+}
+
+/// GeGLU: the last dimension holds [a, b]; GELU(a) · b.
+pub fn geglu(x: &Tensor) -> Result<Tensor> {
+    let n = x.dim(D::Minus1)? / 2;
+    gelu_erf(&x.narrow(D::Minus1, 0, n)?)? * x.narrow(D::Minus1, n, n)?
+}

@@ -114,3 +114,32 @@ pub fn checkpoints_verify(root: &Path) -> usize {
     }
     n
 }
+
+/// `recipes/parity/mnrl_pairs.toml` in `dir` (created) trained for `steps` steps, with `extra`
+/// lines in its [train] section: the long runs the fault tests interrupt.
+pub fn long_recipe(dir: &Path, steps: usize, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = parity_recipe("mnrl_pairs", dir, extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("steps = 12\n", &format!("steps = {steps}\n"));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// The steps of a resumed run's trace repeat the uninterrupted run's (`want`, from step 1) bit
+/// for bit, through `want`'s last step; returns the first resumed step.
+pub fn resumed_exactly(got: &[Value], want: &[Value]) -> usize {
+    let first = got[0]["step"].as_u64().unwrap() as usize;
+    assert_eq!(
+        first - 1 + got.len(),
+        want.len(),
+        "the resumed run did not finish"
+    );
+    for g in got {
+        let s = g["step"].as_u64().unwrap() as usize;
+        assert_eq!(g["loss"], want[s - 1]["loss"], "step {s}");
+        assert_eq!(g["grad_norm"], want[s - 1]["grad_norm"], "step {s}");
+    }
+    first
+}
