@@ -359,13 +359,13 @@ impl BatchTokenizer {
         Ok(())
     }
 
-    /// The prompt of column `c` of a row of dataset `dataset`.
+    /// The prompt of column `c` of a row of dataset `dataset`: its column prompt where one is
+    /// set (an empty one meaning none, as sentence-transformers reads `""`), else the prefix.
     fn prompt_of(&self, dataset: usize, c: usize) -> Option<&str> {
-        self.column_prompts
-            .get(dataset)
-            .and_then(|p| p.get(c))
-            .filter(|p| !p.is_empty())
-            .or(self.prefix.as_deref())
+        match self.column_prompts.get(dataset).and_then(|p| p.get(c)) {
+            Some(p) => Some(p).filter(|p| !p.is_empty()),
+            None => self.prefix.as_deref(),
+        }
     }
 
     /// Also tokenizes column 0 (the sources of parallel rows) with `teacher`, the tokenizer of a

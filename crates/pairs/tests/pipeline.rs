@@ -415,3 +415,25 @@ fn stats_and_validate_report_real_numbers() {
     assert_eq!(bad[0].line, 102);
     assert_eq!(bad[0].reason, "fewer than 2 texts");
 }
+
+/// A column prompt set to "" means no prompt for that column, not the model's default prompt;
+/// columns without a prompt of their own take the default.
+#[test]
+fn an_empty_column_prompt_is_no_prompt() {
+    let tok = tiny_tokenizer()
+        .with_prefix(Some("q ".into()))
+        .unwrap()
+        .with_column_prompts(vec![pairs::ColumnPrompts {
+            anchor: Some(String::new()),
+            positive: None,
+            negative: None,
+        }])
+        .unwrap();
+    let rows = vec![pairs::Row {
+        texts: vec!["a".into(), "a".into()],
+        scores: vec![],
+    }];
+    let b = tok.tokenize(rows, vec![0], 0).unwrap();
+    assert_eq!(b.columns[0].lengths, vec![1], "the anchor took a prompt");
+    assert_eq!(b.columns[1].lengths, vec![2], "the positive lost the default prompt");
+}
