@@ -435,5 +435,9 @@ fn an_empty_column_prompt_is_no_prompt() {
     }];
     let b = tok.tokenize(rows, vec![0], 0).unwrap();
     assert_eq!(b.columns[0].lengths, vec![1], "the anchor took a prompt");
-    assert_eq!(b.columns[1].lengths, vec![2], "the positive lost the default prompt");
+    assert_eq!(
+        b.columns[1].lengths,
+        vec![2],
+        "the positive lost the default prompt"
+    );
 }

@@ -40,7 +40,10 @@ fn rotary_fwd<T: Elem>(op: &RotaryOp, x: &[T], l: &Layout) -> Result<(CpuStorage
         .iter()
         .map(|&c| T::from(c).unwrap())
         .collect();
-    let sin: Vec<T> = op.t.sin[..len * d].iter().map(|&s| T::from(s).unwrap()).collect();
+    let sin: Vec<T> = op.t.sin[..len * d]
+        .iter()
+        .map(|&s| T::from(s).unwrap())
+        .collect();
     let transposed = op.transposed;
     let rows_per_task = (PAR_MIN_ELEMS / h).max(1);
     let y = build_par(x.len(), rows_per_task * h, |at, out| {
