@@ -21,6 +21,16 @@ fn mpirun(np: usize) -> Command {
     c
 }
 
+/// The trace of `cfg` trained to its end on two ranks (`steps` steps), for the interrupted runs
+/// to be compared with.
+fn uninterrupted(cfg: &Path, steps: usize) -> Vec<Value> {
+    let trace = cfg.with_file_name("uninterrupted.jsonl");
+    train(2, cfg, &trace, &[]);
+    let want = jsonl(&trace);
+    assert_eq!(want.len(), steps);
+    want
+}
+
 fn train(np: usize, cfg: &Path, trace: &Path, extra: &[&str]) -> String {
     let mut c = mpirun(np);
     c.args(["train", "--quiet", "--config"])
@@ -145,11 +155,7 @@ fn sigkill_of_one_rank_stops_the_job_and_resume_continues_exactly() {
     const STEPS: usize = 120;
     let d = tempfile::tempdir().unwrap();
     let make = |name: &str| long_recipe(&d.path().join(name), STEPS, "save_every = 5");
-    let full = make("full");
-    let full_trace = d.path().join("full.jsonl");
-    train(2, &full, &full_trace, &[]);
-    let want = jsonl(&full_trace);
-    assert_eq!(want.len(), STEPS);
+    let want = uninterrupted(&make("full"), STEPS);
 
     let cut = make("cut");
     let cut_trace = d.path().join("cut.jsonl");
@@ -161,16 +167,10 @@ fn sigkill_of_one_rank_stops_the_job_and_resume_continues_exactly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let ckpt = d.path().join("cut/out/checkpoints/step-00000020");
-    let t0 = Instant::now();
-    while !ckpt.is_dir() {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
-        assert!(
-            job.try_wait().unwrap().is_none(),
-            "finished before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_checkpoint(
+        &mut job,
+        &d.path().join("cut/out/checkpoints/step-00000020"),
+    );
     let ranks = ranks_of(&cut);
     assert_eq!(ranks.len(), 2, "{ranks:?}");
     let victim = ranks[1];
@@ -353,7 +353,7 @@ fn ranks_that_disagree_are_refused_at_start() {
 fn a_stopped_rank_ends_the_job_within_the_timeout() {
     // Long enough that the stop comes well before the end.
     const STEPS: usize = 400;
-    let mut uninterrupted: Option<Vec<Value>> = None;
+    let mut full_run: Option<Vec<Value>> = None;
     for stop in [1u32, 0] {
         let d = tempfile::tempdir().unwrap();
         let extra = "save_every = 5\ncollective_timeout_s = 3";
@@ -364,12 +364,7 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let ckpt = d.path().join("out/checkpoints/step-00000010");
-        let t0 = Instant::now();
-        while !ckpt.is_dir() {
-            assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_checkpoint(&mut job, &d.path().join("out/checkpoints/step-00000010"));
         let ranks = ranks_of(&cfg);
         assert_eq!(ranks.len(), 2, "{ranks:?}");
         let victim = *ranks.iter().find(|&&p| rank_of(p) == Some(stop)).unwrap();
@@ -430,11 +425,8 @@ fn a_stopped_rank_ends_the_job_within_the_timeout() {
         // Every checkpoint that was renamed into place is complete.
         checkpoints_verify(&d.path().join("out/checkpoints"));
         // Resumed, the run repeats the uninterrupted run's losses exactly.
-        let want = uninterrupted.get_or_insert_with(|| {
-            let full = long_recipe(&d.path().join("full"), STEPS, extra);
-            let trace = d.path().join("full.jsonl");
-            train(2, &full, &trace, &[]);
-            jsonl(&trace)
+        let want = full_run.get_or_insert_with(|| {
+            uninterrupted(&long_recipe(&d.path().join("full"), STEPS, extra), STEPS)
         });
         let resumed = d.path().join("resumed.jsonl");
         let out = d.path().join("out");
@@ -475,11 +467,7 @@ fn sigkill_during_a_checkpoint_write_resumes_from_the_last_complete_one() {
     const STEPS: usize = 60;
     let d = tempfile::tempdir().unwrap();
     let make = |name: &str| long_recipe(&d.path().join(name), STEPS, "save_every = 1");
-    let full = make("full");
-    let full_trace = d.path().join("full.jsonl");
-    train(2, &full, &full_trace, &[]);
-    let want = jsonl(&full_trace);
-    assert_eq!(want.len(), STEPS);
+    let want = uninterrupted(&make("full"), STEPS);
 
     // The kill must land between the creation of the `.partial` folder and its rename; when the
     // rename wins the race, the attempt is run again.
@@ -494,11 +482,7 @@ fn sigkill_during_a_checkpoint_write_resumes_from_the_last_complete_one() {
             .spawn()
             .unwrap();
         // Past the first few steps, so that complete checkpoints exist before the kill.
-        let t0 = Instant::now();
-        while !root.join("step-00000005").is_dir() {
-            assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_checkpoint(&mut job, &root.join("step-00000005"));
         let writer = ranks_of(&cfg)
             .into_iter()
             .find(|&p| rank_of(p) == Some(0))

@@ -228,13 +228,7 @@ fn a_host_cut_off_the_network_ends_the_job() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ckpt = d.path().join("out/checkpoints/step-00000010");
-    let t0 = Instant::now();
-    while !ckpt.is_dir() {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint");
-        assert!(job.try_wait().unwrap().is_none(), "ended before the cut");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_checkpoint(&mut job, &d.path().join("out/checkpoints/step-00000010"));
     let cut = Command::new(script("hosts"))
         .args(["cut", &hosts.prefix, "2"])
         .status()

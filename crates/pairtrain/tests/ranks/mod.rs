@@ -143,3 +143,22 @@ pub fn resumed_exactly(got: &[Value], want: &[Value]) -> usize {
     }
     first
 }
+
+/// Waits (at most 300 s) until `dir`, a checkpoint the running `job` writes, exists; fails if the
+/// job ends first.
+pub fn wait_for_checkpoint(job: &mut std::process::Child, dir: &Path) {
+    let t0 = std::time::Instant::now();
+    while !dir.is_dir() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(300),
+            "no checkpoint {}",
+            dir.display()
+        );
+        assert!(
+            job.try_wait().unwrap().is_none(),
+            "the job ended before {} was written",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
