@@ -121,6 +121,21 @@ impl ModernBertShape {
     }
 }
 
+/// `name.bias` [dim] (zeros when random) if the config gives the layer one.
+fn take_bias(src: &mut ParamSource, name: &str, dim: usize, bias: bool) -> Result<Option<ParamId>> {
+    bias.then(|| src.take(&format!("{name}.bias"), &[dim], Init::Zeros))
+        .transpose()
+}
+
+/// The bias, or zeros of `w`'s first dimension for a layer without one: the fused ops take a
+/// bias always.
+fn bias_or_zeros(p: &Params, bias: Option<ParamId>, w: &Tensor) -> Result<Tensor> {
+    Ok(match bias {
+        Some(b) => p.at(b).clone(),
+        None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
+    })
+}
+
 /// A linear layer whose bias is optional.
 #[derive(Clone, Copy, Debug)]
 struct Lin {
@@ -132,24 +147,13 @@ impl Lin {
     fn take(src: &mut ParamSource, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
         Ok(Self {
             weight: src.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?,
-            bias: match bias {
-                true => Some(src.take(&format!("{name}.bias"), &[out], Init::Zeros)?),
-                false => None,
-            },
+            bias: take_bias(src, name, out, bias)?,
         })
     }
 
     fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
         let w = p.at(self.weight);
-        let zeros;
-        let b = match self.bias {
-            Some(b) => p.at(b),
-            None => {
-                zeros = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
-                &zeros
-            }
-        };
-        Ok(linear(x, w, b)?)
+        Ok(linear(x, w, &bias_or_zeros(p, self.bias, w)?)?)
     }
 }
 
@@ -164,24 +168,13 @@ impl Ln {
     fn take(src: &mut ParamSource, name: &str, dim: usize, bias: bool) -> Result<Self> {
         Ok(Self {
             weight: src.take(&format!("{name}.weight"), &[dim], Init::Ones)?,
-            bias: match bias {
-                true => Some(src.take(&format!("{name}.bias"), &[dim], Init::Zeros)?),
-                false => None,
-            },
+            bias: take_bias(src, name, dim, bias)?,
         })
     }
 
     fn forward(&self, p: &Params, x: &Tensor, eps: f64) -> Result<Tensor> {
         let w = p.at(self.weight);
-        let zeros;
-        let b = match self.bias {
-            Some(b) => p.at(b),
-            None => {
-                zeros = w.zeros_like()?;
-                &zeros
-            }
-        };
-        Ok(layer_norm(x, w, b, eps)?)
+        Ok(layer_norm(x, w, &bias_or_zeros(p, self.bias, w)?, eps)?)
     }
 }
 
