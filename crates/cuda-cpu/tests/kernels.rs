@@ -530,6 +530,7 @@ fn attention_reference(
         scale: 1.0 / (c.dh as f64).sqrt(),
         bias: bias.as_ref(),
         dropout: c.dropout,
+        packing: None,
     };
     let out = reference::attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), &spec).unwrap();
     let grads = (&out * t(g, &shape))

@@ -56,6 +56,10 @@ pub struct ModelConfig {
     /// master weights); set by the loader, never read from or written to config.json.
     #[serde(skip)]
     pub compute_dtype: Option<candle_core::DType>,
+    /// Run batches padded to their longest sequence instead of packed (`crate::packing`); set
+    /// by the loader, never read from or written to config.json.
+    #[serde(skip)]
+    pub padded: bool,
     /// Every other field of config.json, for the architectures that read more (ModernBERT's
     /// layer types, rotary bases, biases).
     #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -120,6 +124,7 @@ impl ModelConfig {
             relative_attention_num_buckets: d_buckets(),
             sinusoidal_pos_embds: false,
             compute_dtype: None,
+            padded: false,
             extra: Default::default(),
         }
     }

@@ -18,6 +18,7 @@ pub mod modernbert;
 pub mod mpnet;
 pub mod npy;
 pub mod ops;
+pub mod packing;
 pub mod params;
 pub mod pooling;
 pub mod rng;

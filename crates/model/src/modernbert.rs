@@ -301,8 +301,16 @@ impl Encoder for ModernBert {
             x = x.to_dtype(dt)?;
         }
         let hd = cfg.head_dim();
-        let global = Rotary::new(hd, s.theta_global, l);
-        let local = Rotary::new(hd, s.theta_local, l);
+        let packing = crate::packing::for_batch(cfg, mask)?;
+        let positions = match &packing {
+            Some(pk) => {
+                x = pk.pack(&x)?;
+                pk.positions()
+            }
+            None => (0..l).collect(),
+        };
+        let global = Rotary::at(hd, s.theta_global, &positions);
+        let local = Rotary::at(hd, s.theta_local, &positions);
         let window = local_window_bias(heads, l, s.half_window, &x)?;
         let scale = 1.0 / (hd as f64).sqrt();
         for (layer, &is_global) in self.layers.iter().zip(&s.global) {
@@ -321,6 +329,7 @@ impl Encoder for ModernBert {
                 scale,
                 bias: if is_global { None } else { window.as_ref() },
                 dropout: attention_dropout(s.attention_dropout, &mut dropout),
+                packing: packing.as_ref(),
             };
             let ctx = attention(&q, &k, &v, &spec)?;
             let a = drop(
@@ -334,7 +343,10 @@ impl Encoder for ModernBert {
             let glu = drop(glu, s.mlp_dropout, &mut dropout)?;
             x = (x + layer.mlp_wo.forward(p, &glu)?)?;
         }
-        let out = self.final_norm.forward(p, &x, eps)?;
+        let mut out = self.final_norm.forward(p, &x, eps)?;
+        if let Some(pk) = &packing {
+            out = pk.unpack(&out)?;
+        }
         Ok(if out.dtype() == DType::F32 {
             out
         } else {

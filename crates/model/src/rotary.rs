@@ -9,23 +9,30 @@ use crate::ops::RotaryTables;
 use candle_core::Tensor;
 use std::sync::Arc;
 
-/// The cos and sin tables of positions 0..len for one head size and base.
+/// The cos and sin tables of one head size and base, one row per token.
 pub struct Rotary {
     tables: RotaryTables,
 }
 
 impl Rotary {
+    /// The tables of positions 0..len, for every row of a padded batch.
     pub fn new(head_dim: usize, theta: f64, len: usize) -> Self {
+        Self::at(head_dim, theta, &(0..len).collect::<Vec<_>>())
+    }
+
+    /// One row per packed token, at its position within its sequence (`Packing::positions`).
+    pub fn at(head_dim: usize, theta: f64, positions: &[usize]) -> Self {
         let half = head_dim / 2;
         let inv: Vec<f32> = (0..half)
             .map(|j| 1.0f32 / (theta as f32).powf((2 * j) as f32 / head_dim as f32))
             .collect();
+        let len = positions.len();
         let (mut cos, mut sin) = (vec![0f32; len * head_dim], vec![0f32; len * head_dim]);
-        for pos in 0..len {
+        for (row, &pos) in positions.iter().enumerate() {
             for j in 0..head_dim {
                 let a = pos as f32 * inv[j % half];
-                cos[pos * head_dim + j] = a.cos();
-                sin[pos * head_dim + j] = a.sin();
+                cos[row * head_dim + j] = a.cos();
+                sin[row * head_dim + j] = a.sin();
             }
         }
         Self {
@@ -38,7 +45,8 @@ impl Rotary {
         }
     }
 
-    /// `x` [B, L, heads·head_dim] with every head rotated by its position.
+    /// `x` [B, L, heads·head_dim] (or [1, T, …] packed, with the tables of `at`) with every
+    /// head rotated by its position.
     pub fn apply(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
         Ok(crate::ops::rotary(x, &self.tables, heads)?)
     }

@@ -27,6 +27,9 @@ pub struct LoadOptions {
     /// The dtype activations run in, when it differs from the weights' (bf16 over f32 master
     /// weights for mixed-precision training).
     pub compute_dtype: Option<DType>,
+    /// Run batches padded to their longest text instead of packed (`crate::packing`; packing is
+    /// the default on the CPU).
+    pub padded: bool,
 }
 
 pub struct SentenceModel {
@@ -345,6 +348,7 @@ impl SentenceModel {
         let src = ParamSource::from_file(&weights_path, tensors, crate::prefixes(&cfg), dtype);
         let mut encoder = build_encoder(&cfg, src)?;
         encoder.config_mut().compute_dtype = opts.compute_dtype.filter(|&d| d != dtype);
+        encoder.config_mut().padded = opts.padded;
         // bf16 on the CPU: the linear layers (nearly all the arithmetic) multiply bf16 packings
         // of their weights; training drops them (`Params::make_trainable`) and runs the
         // composed bf16 ops instead.

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::ops::{
     attention, gelu_erf, gelu_linear_bf16, layer_norm, linear, linear_bf16, AttentionSpec,
 };
+use crate::packing::Packing;
 use crate::params::{ParamId, ParamSource, Params};
 use crate::Encoder;
 use candle_core::{DType, Tensor};
@@ -67,9 +68,13 @@ impl<E: Embeddings> Encoder for Transformer<E> {
         mut dropout: Option<&mut Dropout>,
     ) -> Result<Tensor> {
         let (cfg, p) = (&self.cfg, &self.params);
+        let packing = crate::packing::for_batch(cfg, mask)?;
         let x = self.embeddings.embed(p, cfg, ids)?;
         let x = self.embedding_norm.forward(p, &x, cfg.layer_norm_eps)?;
         let mut x = drop(x, cfg.hidden_dropout_prob, &mut dropout)?;
+        if let Some(pk) = &packing {
+            x = pk.pack(&x)?;
+        }
         let bias = self.embeddings.attention_bias(p, cfg, ids.dims2()?.1)?;
         // Activations in the compute dtype (bf16 under mixed precision, weights staying f32),
         // except where the linear layers were packed for bf16 on the CPU: they round their own
@@ -77,10 +82,18 @@ impl<E: Embeddings> Encoder for Transformer<E> {
         if let Some(dt) = cfg.compute_dtype.filter(|_| !p.has_packed_bf16()) {
             x = x.to_dtype(dt)?;
         }
+        let keys = Keys {
+            mask,
+            bias: bias.as_ref(),
+            packing: packing.as_ref(),
+        };
         for layer in &self.layers {
-            x = layer.forward(p, cfg, &x, mask, bias.as_ref(), &mut dropout)?;
+            x = layer.forward(p, cfg, &x, &keys, &mut dropout)?;
         }
-        Ok(x)
+        match &packing {
+            Some(pk) => Ok(pk.unpack(&x)?),
+            None => Ok(x),
+        }
     }
 }
 
@@ -127,6 +140,14 @@ pub struct LayerNames {
     /// BERT declares each LayerNorm after the dense layer it follows; MPNet and DistilBERT
     /// declare all six dense layers first.
     pub norms_last: bool,
+}
+
+/// What every layer's attention takes beside its input: the batch's mask [B, L], a score bias
+/// [heads, L, L] (MPNet's relative positions), and the packing when the batch runs packed.
+pub struct Keys<'a> {
+    pub mask: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    pub packing: Option<&'a Packing>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -178,16 +199,16 @@ impl PostLnLayer {
         })
     }
 
-    /// One layer: self-attention (with an optional score bias [heads, L, L]), residual and
-    /// LayerNorm, then the GELU feed-forward, residual and LayerNorm; dropout after the attention
-    /// probabilities and after each sub-layer when training.
+    /// One layer: self-attention (with the keys' optional score bias), residual and LayerNorm,
+    /// then the GELU feed-forward, residual and LayerNorm; dropout after the attention
+    /// probabilities and after each sub-layer when training. `x` is [B, L, H], or [1, T, H]
+    /// packed by `keys.packing`.
     pub fn forward(
         &self,
         p: &Params,
         cfg: &ModelConfig,
         x: &Tensor,
-        mask: &Tensor,
-        bias: Option<&Tensor>,
+        keys: &Keys,
         dropout: &mut Option<&mut Dropout>,
     ) -> Result<Tensor> {
         let eps = cfg.layer_norm_eps;
@@ -197,11 +218,12 @@ impl PostLnLayer {
         let v = self.value.forward(p, x)?;
         let attn_drop = attention_dropout(cfg.attention_probs_dropout_prob, dropout);
         let spec = AttentionSpec {
-            mask,
+            mask: keys.mask,
             heads: cfg.num_attention_heads,
             scale,
-            bias,
+            bias: keys.bias,
             dropout: attn_drop,
+            packing: keys.packing,
         };
         let ctx = attention(&q, &k, &v, &spec)?;
         let a = self.attention_out.forward(p, &ctx)?;

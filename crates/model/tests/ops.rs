@@ -7,6 +7,7 @@ use model::ops::{
     attention, dropout, geglu, gelu_erf, layer_norm, linear, masked_softmax, reference, rotary,
     softmax_last_dim, AttentionSpec, RotaryTables,
 };
+use model::packing::Packing;
 
 fn spec<'a>(
     mask: &'a Tensor,
@@ -21,6 +22,7 @@ fn spec<'a>(
         scale,
         bias,
         dropout,
+        packing: None,
     }
 }
 use test_support::{check_gradients, rand_tensor};
@@ -356,6 +358,76 @@ fn every_fused_op_equals_its_reference_forward_and_backward() {
                 );
             }
         }
+        // Packed (unpadded) batches: three sequences of 3, 6 and 1 tokens in 10 rows. The
+        // reference is the padded composed op on the batch unpacked, packed again.
+        let mask = [
+            [1f32, 1., 1., 0., 0., 0.],
+            [1.; 6],
+            [1., 0., 0., 0., 0., 0.],
+        ];
+        let mask = Tensor::new(&mask, &Device::Cpu).unwrap();
+        let pk = Packing::of_mask(&mask)
+            .unwrap()
+            .expect("right padding packs");
+        assert_eq!(pk.offsets, [0, 3, 9, 10]);
+        let qkv = [r(&[1, 10, 8], 14), r(&[1, 10, 8], 15), r(&[1, 10, 8], 16)];
+        let bias = r(&[2, 6, 6], 17)
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        for (b, drop) in [
+            (None, None),
+            (None, Some((0.3, 79))),
+            (Some(&bias), Some((0.2, 80))),
+        ] {
+            let packed = AttentionSpec {
+                packing: Some(&pk),
+                ..spec(&mask, 2, 0.5, b, drop)
+            };
+            fused_equals_reference(
+                &tag("packed attention"),
+                &qkv,
+                tol,
+                |t| attention(&t[0], &t[1], &t[2], &packed),
+                |t| {
+                    let [q, k, v] = [0, 1, 2].map(|i| pk.unpack(&t[i]).unwrap());
+                    let padded = reference::attention(&q, &k, &v, &spec(&mask, 2, 0.5, b, drop))?;
+                    pk.pack(&padded)
+                },
+            );
+        }
+    }
+}
+
+/// A packing keeps each real token's row and puts zeros at padding on the way back; batches it
+/// would not pay or not apply to (no padding, left padding, an empty row) are not packed.
+#[test]
+fn packing_gathers_real_tokens_and_unpacks_with_zeros() {
+    let mask = Tensor::new(&[[1u32, 1, 0], [1, 1, 1]], &Device::Cpu).unwrap();
+    let pk = Packing::of_mask(&mask).unwrap().unwrap();
+    assert_eq!((pk.tokens(), pk.positions()), (5, vec![0, 1, 0, 1, 2]));
+    let x = Tensor::arange(0f32, 6., &Device::Cpu)
+        .unwrap()
+        .reshape((2, 3, 1))
+        .unwrap();
+    let packed = pk.pack(&x).unwrap();
+    assert_eq!(
+        packed.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        [0., 1., 3., 4., 5.]
+    );
+    let back = pk.unpack(&packed).unwrap();
+    assert_eq!(
+        back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        [0., 1., 0., 3., 4., 5.]
+    );
+    for no in [
+        [[1u32, 1, 1], [1, 1, 1]],
+        [[0u32, 1, 1], [1, 1, 1]],
+        [[1u32, 1, 0], [0, 0, 0]],
+    ] {
+        let mask = Tensor::new(&no, &Device::Cpu).unwrap();
+        assert!(Packing::of_mask(&mask).unwrap().is_none(), "{no:?}");
     }
 }
 

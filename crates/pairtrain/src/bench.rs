@@ -216,10 +216,15 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
         "f32"
     };
     let machine = Machine::here(&a.run_on);
+    let batches = if model.encoder.config().padded || !model.device.is_cpu() {
+        "padded"
+    } else {
+        "packed"
+    };
     println!("{}", machine.line());
     println!(
-        "encode: {} texts, batch {}, {} threads, {} {} (linear layers: {linear}): {:.3} s, \
-         {:.1} sentences/s; {}",
+        "encode: {} texts, batch {} ({batches}), {} threads, {} {} (linear layers: {linear}): \
+         {:.3} s, {:.1} sentences/s; {}",
         texts.len(),
         a.batch_size,
         model::ops::pool::threads(),
@@ -237,6 +242,7 @@ fn encode(a: &BenchEncodeArgs) -> Result<()> {
                 "device": a.run_on.device,
                 "dtype": a.run_on.dtype,
                 "linear_kernel": linear,
+                "batches": batches,
                 "amx": linear == "amx",
                 "machine": machine.json(),
                 "cpu_time": cpu.json(),

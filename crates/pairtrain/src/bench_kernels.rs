@@ -177,6 +177,7 @@ pub fn run(a: &BenchKernelsArgs) -> Result<()> {
                 scale: 1.0 / (dh as f64).sqrt(),
                 bias: bias_t.as_ref(),
                 dropout: drop,
+                packing: None,
             };
             let inputs = [q, k, v];
             let fused = with_grads(&inputs, &ga, |t| {

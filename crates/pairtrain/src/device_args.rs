@@ -19,6 +19,12 @@ pub struct DeviceArgs {
     /// CPU is slow. Pooling and normalisation always run in f32.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Run each batch padded to its longest text, as sentence-transformers does, instead of
+    /// packed. On a CPU, batches run packed by default: the real tokens of all texts one after
+    /// another, attention kept within each text, so no arithmetic goes to padding; the
+    /// embeddings are the same to float rounding. (A GPU always runs padded batches for now.)
+    #[arg(long)]
+    pub padded: bool,
 }
 
 impl DeviceArgs {
@@ -33,6 +39,10 @@ impl DeviceArgs {
     /// Loads `dir` on this device, in this dtype, with `opts`' other choices.
     pub fn load(&self, dir: &Path, opts: LoadOptions) -> Result<SentenceModel> {
         let (device, dtype) = (self.device()?, self.dtype()?);
+        let opts = LoadOptions {
+            padded: self.padded,
+            ..opts
+        };
         // bf16 on a CPU keeps f32 weights and packs bf16 copies of the linear ones
         // (`SentenceModel::load_on`); CUDA holds the weights themselves in bf16.
         let opts = if device.is_cpu() && dtype == DType::BF16 {

@@ -44,6 +44,11 @@ pub struct ModelSection {
     /// false: pooling leaves out the prompt's tokens (sentence-transformers' Pooling
     /// `include_prompt`, saved with the model). Default: the folder's, else true.
     pub include_prompt: Option<bool>,
+    /// true: every batch runs padded to its longest text, as sentence-transformers runs it.
+    /// Default false: on the CPU batches run packed (unpadded; `model::packing`), which gives
+    /// the same embeddings and gradients without spending arithmetic on padding.
+    #[serde(default)]
+    pub padded: bool,
 }
 
 /// Prompts per column in a recipe: one string for every column, or a table naming columns by

@@ -160,6 +160,7 @@ fn load_teacher(
     let opts = LoadOptions {
         max_seq_length: t.max_seq_length,
         compute_dtype: student_opts.compute_dtype,
+        padded: student_opts.padded,
         ..Default::default()
     };
     let mut teacher = SentenceModel::load_on(Path::new(&t.model), &opts, device)
@@ -282,6 +283,7 @@ impl Trainer {
             // Master weights stay f32; bf16 is the compute dtype only.
             dtype: None,
             compute_dtype: Some(compute),
+            padded: recipe.model.padded,
         };
         let mut model = SentenceModel::load_on(Path::new(&recipe.model.base), &opts, &device)
             .with_context(|| format!("loading base model {}", recipe.model.base))?;

@@ -1,6 +1,8 @@
 //! Multi-head scaled dot-product attention (Vaswani et al., 2017) per (batch, head) block:
 //! softmax(scale · Q·Kᵀ + bias + mask)·V without materialising the [B, heads, L, L] scores or
-//! transposing Q, K and V; keys past the padding are skipped.
+//! transposing Q, K and V; keys past the padding are skipped. A packed batch (the real tokens
+//! of every sequence one after another, `crate::packing`) attends within each sequence and
+//! spends nothing on padding at all.
 
 use super::dropout::Mask;
 use super::gemm::{gemm, Operand};
@@ -26,6 +28,24 @@ pub(super) struct Attention {
     pub(super) dropout: Option<(f64, u64)>,
     /// [B, L] attention mask (1 = real token), the same for queries and keys.
     pub(super) mask: Vec<f32>,
+    /// For a packed batch (q [1, T, H]): where each sequence starts, B + 1 offsets ending at T,
+    /// and the padded length L the bias and the dropout mask are laid out for.
+    pub(super) packed: Option<(Vec<usize>, usize)>,
+    /// `max L` ones: the mask of a packed sequence's keys, all real.
+    pub(super) ones: Vec<f32>,
+}
+
+/// Where one (sequence, head) block lies: its first row in q/k/v/out (as rows of H), its query
+/// rows, its keys and their mask, and the padded length `stride` that lays out its bias rows
+/// and dropout mask as in the padded batch.
+struct Block<'a> {
+    row0: usize,
+    rows: usize,
+    keys: usize,
+    mask: &'a [f32],
+    /// Every key of `mask` is real.
+    all_real: bool,
+    stride: usize,
 }
 
 impl CustomOp3 for Attention {
@@ -51,8 +71,8 @@ impl CustomOp3 for Attention {
 }
 
 impl Attention {
-    /// (B, L, H) of q, once every other input (k and v; the gradient in the backward) has q's
-    /// shape and the mask has B·L values.
+    /// (B, L, H) of q ([1, T, H] when packed), once every other input (k and v; the gradient
+    /// in the backward) has q's shape and the mask or the offsets fit.
     fn shape(
         &self,
         op: &str,
@@ -60,18 +80,63 @@ impl Attention {
         others: &[(&str, &Layout)],
     ) -> Result<(usize, usize, usize)> {
         let (b, l, h) = q.shape().dims3()?;
-        if others.iter().any(|(_, o)| o.dims() != q.dims()) || self.mask.len() != b * l {
+        let fits = match &self.packed {
+            None => self.mask.len() == b * l,
+            Some((offsets, _)) => b == 1 && offsets.last() == Some(&l),
+        };
+        if others.iter().any(|(_, o)| o.dims() != q.dims()) || !fits || h % self.heads != 0 {
             let others: String = others
                 .iter()
                 .map(|(name, o)| format!(", {name} {:?}", o.dims()))
                 .collect();
             return Err(candle_core::Error::Msg(format!(
-                "{op}: q {:?}{others}, mask of {} values",
+                "{op}: q {:?}{others}, {} heads, mask of {} values, packed {:?} tokens",
                 q.dims(),
-                self.mask.len()
+                self.heads,
+                self.mask.len(),
+                self.packed.as_ref().and_then(|(o, _)| o.last())
             )));
         }
         Ok((b, l, h))
+    }
+
+    /// The number of (sequence, head) blocks of a q [b, l, H].
+    fn tasks(&self, b: usize) -> usize {
+        self.heads
+            * match &self.packed {
+                Some((offsets, _)) => offsets.len() - 1,
+                None => b,
+            }
+    }
+
+    /// Block `task` (sequence `task / heads`) of a q [_, l, H].
+    fn block(&self, task: usize, l: usize) -> Block<'_> {
+        let bi = task / self.heads;
+        match &self.packed {
+            Some((offsets, stride)) => {
+                let n = offsets[bi + 1] - offsets[bi];
+                Block {
+                    row0: offsets[bi],
+                    rows: n,
+                    keys: n,
+                    mask: &self.ones[..n],
+                    all_real: true,
+                    stride: *stride,
+                }
+            }
+            None => {
+                let mask = &self.mask[bi * l..(bi + 1) * l];
+                let (kl, prefix) = real_keys(mask);
+                Block {
+                    row0: bi * l,
+                    rows: l,
+                    keys: kl,
+                    mask: &mask[..kl],
+                    all_real: prefix,
+                    stride: l,
+                }
+            }
+        }
     }
 }
 
@@ -92,18 +157,19 @@ fn attention_fwd<T: Elem>(
     (v, l3): (&[T], &Layout),
 ) -> Result<(CpuStorage, Shape)> {
     let (b, l, h) = op.shape("attention", l1, &[("k", l2), ("v", l3)])?;
-    let (nh, dh) = (op.heads, h / op.heads);
+    let dh = h / op.heads;
     let mut out = vec![T::zero(); b * l * h];
     let out_ptr = SharedMut(out.as_mut_ptr());
-    par_for(b * nh, |task| {
-        let (p, kl) = block_probabilities(op, (q, k), (l, h), task, op.dropout);
-        let base = (task / nh) * l * h + (task % nh) * dh;
-        // SAFETY: the (bi, hi) blocks lie inside v and out ([b, l, h] row-major); this task is
-        // the only writer of out's. O = P·V.
+    par_for(op.tasks(b), |task| {
+        let blk = op.block(task, l);
+        let p = block_probabilities(op, (q, k), h, task, &blk, op.dropout);
+        let base = blk.row0 * h + (task % op.heads) * dh;
+        // SAFETY: the block's rows lie inside v and out ([rows, h] row-major); this task is the
+        // only writer of out's. O = P·V.
         unsafe {
             gemm(
-                (l, dh, kl),
-                Operand::rows(p.as_ptr(), kl),
+                (blk.rows, dh, blk.keys),
+                Operand::rows(p.as_ptr(), blk.keys),
                 Operand::rows(v.as_ptr().add(base), h),
                 (out_ptr.get().add(base), h),
                 false,
@@ -114,29 +180,27 @@ fn attention_fwd<T: Elem>(
     Ok((T::wrap(out), l1.shape().clone()))
 }
 
-/// The attention probabilities of block `task` (batch `task / heads`, head `task % heads`):
-/// [l, kl] with `kl` from `real_keys`, after `dropout` when given (the backward wants them before).
+/// The attention probabilities of block `task` (head `task % heads`): [rows, keys], after
+/// `dropout` when given (the backward wants them before).
 fn block_probabilities<T: Elem>(
     op: &Attention,
     (q, k): (&[T], &[T]),
-    (l, h): (usize, usize),
+    h: usize,
     task: usize,
+    blk: &Block,
     dropout: Option<(f64, u64)>,
-) -> (Vec<T>, usize) {
-    let (nh, dh) = (op.heads, h / op.heads);
-    let (bi, hi) = (task / nh, task % nh);
-    let mask = &op.mask[bi * l..(bi + 1) * l];
-    let (kl, prefix) = real_keys(mask);
-    let base = bi * l * h + hi * dh;
-    let mut p = vec![T::zero(); l * kl];
-    // SAFETY: the (bi, hi) blocks lie inside q and k ([b, l, h] row-major); p holds l×kl.
+) -> Vec<T> {
+    let dh = h / op.heads;
+    let base = blk.row0 * h + (task % op.heads) * dh;
+    let mut p = vec![T::zero(); blk.rows * blk.keys];
+    // SAFETY: the block's rows lie inside q and k ([rows, h] row-major); p holds rows×keys.
     // P = Q·Kᵀ reads K's rows as columns.
     unsafe {
         gemm(
-            (l, kl, dh),
+            (blk.rows, blk.keys, dh),
             Operand::rows(q.as_ptr().add(base), h),
             Operand::transposed(k.as_ptr().add(base), h),
-            (p.as_mut_ptr(), kl),
+            (p.as_mut_ptr(), blk.keys),
             false,
             false,
         );
@@ -145,19 +209,19 @@ fn block_probabilities<T: Elem>(
         p: &mut p,
         op,
         dropout,
-        mask: &mask[..kl],
-        all_real: prefix,
+        mask: blk.mask,
+        all_real: blk.all_real,
         scale: T::from(op.scale).unwrap_or(T::one()),
-        l,
-        kl,
-        hi,
+        l: blk.stride,
+        kl: blk.keys,
+        hi: task % op.heads,
         task,
     });
-    (p, kl)
+    p
 }
 
-/// The attention probabilities of one (batch, head) block, in place over its scores `p`
-/// [l, kl]: masked softmax with the optional bias, then dropout.
+/// The attention probabilities of one (sequence, head) block, in place over its scores `p`
+/// [rows, kl]: masked softmax with the optional bias, then dropout.
 struct Probabilities<'a, T> {
     p: &'a mut [T],
     op: &'a Attention,
@@ -167,6 +231,7 @@ struct Probabilities<'a, T> {
     /// Every key of `mask` is real (mask 1).
     all_real: bool,
     scale: T,
+    /// The padded length: the stride of the bias rows and of the dropout mask.
     l: usize,
     kl: usize,
     hi: usize,
@@ -243,22 +308,24 @@ fn attention_bwd<T: Elem>(
     let op = bwd.fwd;
     let others = [("k", l2), ("v", l3), ("gradient", gl)];
     let (b, l, h) = op.shape("attention_bwd", l1, &others)?;
-    let (nh, scale) = (op.heads, T::from(op.scale).unwrap_or(T::one()));
-    let dh = h / nh;
+    let scale = T::from(op.scale).unwrap_or(T::one());
+    let dh = h / op.heads;
     let n = b * l * h;
     let mut out = vec![T::zero(); 3 * n];
     let out_ptr = SharedMut(out.as_mut_ptr());
-    par_for(b * nh, |task| {
-        let (p, kl) = block_probabilities(op, (q, k), (l, h), task, None);
-        let base = (task / nh) * l * h + (task % nh) * dh;
-        let mut ds = vec![T::zero(); l * kl];
-        let mut pd = vec![T::zero(); if op.dropout.is_some() { l * kl } else { 0 }];
-        // SAFETY (all gemm calls below): the blocks lie inside q/k/v/g and out (each
-        // [b, l, h] row-major, out three of them); this task is the only writer of its (bi, hi)
-        // blocks of out. dO·Vᵀ reads V's rows as columns.
+    par_for(op.tasks(b), |task| {
+        let blk = op.block(task, l);
+        let (rows, kl) = (blk.rows, blk.keys);
+        let p = block_probabilities(op, (q, k), h, task, &blk, None);
+        let base = blk.row0 * h + (task % op.heads) * dh;
+        let mut ds = vec![T::zero(); rows * kl];
+        let mut pd = vec![T::zero(); if op.dropout.is_some() { rows * kl } else { 0 }];
+        // SAFETY (all gemm calls below): the block's rows lie inside q/k/v/g and out (each
+        // [rows, h] row-major, out three of them); this task is the only writer of its block of
+        // out. dO·Vᵀ reads V's rows as columns.
         unsafe {
             gemm(
-                (l, kl, dh),
+                (rows, kl, dh),
                 Operand::rows(g.as_ptr().add(base), h),
                 Operand::transposed(v.as_ptr().add(base), h),
                 (ds.as_mut_ptr(), kl),
@@ -272,7 +339,8 @@ fn attention_bwd<T: Elem>(
             pd: &mut pd,
             dropout: op.dropout,
             scale,
-            l,
+            l: blk.stride,
+            rows,
             kl,
             task,
         });
@@ -281,7 +349,7 @@ fn attention_bwd<T: Elem>(
         unsafe {
             // dQ = dS·K
             gemm(
-                (l, dh, kl),
+                (rows, dh, kl),
                 Operand::rows(ds.as_ptr(), kl),
                 Operand::rows(k.as_ptr().add(base), h),
                 (out.add(base), h),
@@ -290,7 +358,7 @@ fn attention_bwd<T: Elem>(
             );
             // dK = dSᵀ·Q
             gemm(
-                (kl, dh, l),
+                (kl, dh, rows),
                 Operand::transposed(ds.as_ptr(), kl),
                 Operand::rows(q.as_ptr().add(base), h),
                 (out.add(n + base), h),
@@ -299,7 +367,7 @@ fn attention_bwd<T: Elem>(
             );
             // dV = P̃ᵀ·dO
             gemm(
-                (kl, dh, l),
+                (kl, dh, rows),
                 Operand::transposed(pd.as_ptr(), kl),
                 Operand::rows(g.as_ptr().add(base), h),
                 (out.add(2 * n + base), h),
@@ -319,7 +387,9 @@ struct SoftmaxBwd<'a, T> {
     pd: &'a mut [T],
     dropout: Option<(f64, u64)>,
     scale: T,
+    /// The padded length: the stride of the dropout mask.
     l: usize,
+    rows: usize,
     kl: usize,
     task: usize,
 }
@@ -328,7 +398,7 @@ impl<T: Elem> Vectorized for SoftmaxBwd<'_, T> {
     #[inline(always)]
     fn run(&mut self) {
         let (l, kl) = (self.l, self.kl);
-        for i in 0..l {
+        for i in 0..self.rows {
             let p = &self.p[i * kl..(i + 1) * kl];
             let ds = &mut self.ds[i * kl..(i + 1) * kl];
             if let Some((dp, seed)) = self.dropout {
@@ -369,6 +439,8 @@ pub(super) fn apply(
         mask: host(spec.mask)?,
         bias: spec.bias.map(host).transpose()?,
         dropout: spec.dropout,
+        packed: spec.packing.map(|pk| (pk.offsets.clone(), pk.max_len)),
+        ones: vec![1.0; spec.packing.map_or(0, |pk| pk.max_len)],
     };
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)

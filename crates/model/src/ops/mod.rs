@@ -170,11 +170,14 @@ pub struct AttentionSpec<'a> {
     /// (p, seed): dropout on the attention probabilities, with the mask `dropout::mask_tensor`
     /// draws for the full [B, heads, L, L] shape.
     pub dropout: Option<(f64, u64)>,
+    /// q, k and v are packed ([1, T, H], `crate::packing`) by this packing of `mask`: each
+    /// sequence attends within itself; bias and dropout keep their padded layout.
+    pub packing: Option<&'a crate::packing::Packing>,
 }
 
 /// Multi-head scaled dot-product attention as BERT computes it. `q`, `k`, `v`: [B, L, H] with
-/// head `i` in columns `i·H/heads ..`. Returns the context [B, L, H]. Differentiable in q, k, v
-/// and a tracked bias.
+/// head `i` in columns `i·H/heads ..` ([1, T, H] with a packing). Returns the context in q's
+/// shape. Differentiable in q, k, v and a tracked bias.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Result<Tensor> {
     let spec = AttentionSpec {
         dropout: spec.dropout.filter(|(p, _)| *p > 0.0),
@@ -183,6 +186,19 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Re
     // The kernel treats the bias as a constant: a bias being trained takes the composed path,
     // which carries its gradient.
     let constant_bias = spec.bias.is_none_or(|b| !b.track_op());
+    if let Some(pk) = spec
+        .packing
+        .filter(|_| !(fused(q, &[k, v]) && constant_bias))
+    {
+        // No packed kernel here (a GPU, bf16, a trained bias): the padded op on the batch
+        // unpacked, which is also the packed kernel's reference.
+        let padded = AttentionSpec {
+            packing: None,
+            ..spec
+        };
+        let ctx = attention(&pk.unpack(q)?, &pk.unpack(k)?, &pk.unpack(v)?, &padded)?;
+        return pk.pack(&ctx);
+    }
     if fused(q, &[k, v]) && constant_bias {
         attention::apply(q, k, v, &spec)
     } else if on_gpu(q, &[k, v]) && constant_bias && gpu_head_size(q, spec.heads) {
