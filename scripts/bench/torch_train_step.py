@@ -1,9 +1,11 @@
 """PyTorch's time for the step `pairtrain bench train` measures: a randomly initialised BERT of
-the same shape (dropout 0.1, training mode), two columns of random token ids (no padding), mean
+the same shape (dropout 0.1, training mode), two columns of random token ids (no padding, or the
+mixed lengths of `--min-seq`, padded), mean
 pooling, L2 normalisation, MultipleNegativesRankingLoss (scale 20), backward, clip_grad_norm_(1.0),
 AdamW. Run it from a throwaway venv:
   python scripts/bench/torch_train_step.py [--layers 6 --hidden 384 --heads 12 --intermediate 1536]
                                            [--batch 32] [--seq 64] [--steps 5] [--warmup 2]
+                                           [--min-seq N]
 """
 import argparse, json, resource, statistics, time
 
@@ -12,8 +14,8 @@ from transformers import BertConfig, BertModel
 
 ap = argparse.ArgumentParser()
 for name, default in [("layers", 6), ("hidden", 384), ("heads", 12), ("intermediate", 1536),
-                      ("batch", 32), ("seq", 64), ("steps", 5), ("warmup", 2)]:
-    ap.add_argument(f"--{name}", type=int, default=default)
+                      ("batch", 32), ("seq", 64), ("steps", 5), ("warmup", 2), ("min_seq", 0)]:
+    ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
 a = ap.parse_args()
 
 torch.manual_seed(0)
@@ -24,10 +26,17 @@ model = BertModel(cfg, add_pooling_layer=False)
 model.train()
 opt = torch.optim.AdamW(model.parameters(), lr=2e-5, eps=1e-6, weight_decay=0.01)
 ids = [torch.randint(1000, 30000, (a.batch, a.seq)) for _ in range(2)]
-mask = torch.ones(a.batch, a.seq, dtype=torch.long)
+masks = [torch.ones(a.batch, a.seq, dtype=torch.long) for _ in range(2)]
+if a.min_seq:
+    # The lengths `pairtrain bench train --min-seq` gives (padded, as sentence-transformers pads).
+    for c in range(2):
+        for i in range(a.batch):
+            n = a.min_seq + (i * 7919 + c * 13) % (a.seq - a.min_seq + 1)
+            ids[c][i, n:] = 0
+            masks[c][i, n:] = 0
 
 
-def embed(x):
+def embed(x, mask):
     h = model(input_ids=x, attention_mask=mask).last_hidden_state
     m = mask.unsqueeze(-1).float()
     e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -38,7 +47,7 @@ times = []
 for i in range(a.warmup + a.steps):
     t = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    s = 20.0 * embed(ids[0]) @ embed(ids[1]).T
+    s = 20.0 * embed(ids[0], masks[0]) @ embed(ids[1], masks[1]).T
     loss = torch.nn.functional.cross_entropy(s, torch.arange(a.batch))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -47,6 +56,7 @@ for i in range(a.warmup + a.steps):
         times.append(time.perf_counter() - t)
 med = statistics.median(times)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"pytorch train step: {a.layers} layers x {a.hidden} hidden, batch {a.batch}, seq {a.seq}, "
+lens = f"{a.min_seq}-{a.seq}" if a.min_seq else f"{a.seq}"
+print(f"pytorch train step: {a.layers} layers x {a.hidden} hidden, batch {a.batch}, seq {lens}, "
       f"{torch.get_num_threads()} threads: median {med:.4f} s/step, peak RSS {rss:.0f} MiB")
 print(json.dumps({"s_per_step": med, "peak_rss_mib": rss}))

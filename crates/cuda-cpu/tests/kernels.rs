@@ -531,6 +531,7 @@ fn attention_reference(
         bias: bias.as_ref(),
         dropout: c.dropout,
         packing: None,
+        window: None,
     };
     let out = reference::attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), &spec).unwrap();
     let grads = (&out * t(g, &shape))

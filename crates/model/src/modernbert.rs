@@ -236,28 +236,6 @@ pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<ModernBert> {
     })
 }
 
-/// The additive bias [heads, L, L] that keeps a local layer's attention within `half` tokens on
-/// each side; None when every pair of the L positions is that close.
-fn local_window_bias(heads: usize, l: usize, half: usize, like: &Tensor) -> Result<Option<Tensor>> {
-    if l <= half + 1 {
-        return Ok(None);
-    }
-    let mut one = vec![0f32; l * l];
-    for q in 0..l {
-        for k in 0..l {
-            if q.abs_diff(k) > half {
-                one[q * l + k] = f32::MIN;
-            }
-        }
-    }
-    let one = Tensor::from_vec(one, (1, l, l), like.device())?;
-    Ok(Some(
-        one.broadcast_as((heads, l, l))?
-            .contiguous()?
-            .to_dtype(like.dtype())?,
-    ))
-}
-
 impl Encoder for ModernBert {
     fn config(&self) -> &ModelConfig {
         &self.cfg
@@ -311,7 +289,6 @@ impl Encoder for ModernBert {
         };
         let global = Rotary::at(hd, s.theta_global, &positions);
         let local = Rotary::at(hd, s.theta_local, &positions);
-        let window = local_window_bias(heads, l, s.half_window, &x)?;
         let scale = 1.0 / (hd as f64).sqrt();
         for (layer, &is_global) in self.layers.iter().zip(&s.global) {
             let y = match &layer.attn_norm {
@@ -327,7 +304,8 @@ impl Encoder for ModernBert {
                 mask,
                 heads,
                 scale,
-                bias: if is_global { None } else { window.as_ref() },
+                bias: None,
+                window: (!is_global).then_some(s.half_window),
                 dropout: attention_dropout(s.attention_dropout, &mut dropout),
                 packing: packing.as_ref(),
             };

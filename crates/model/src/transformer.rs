@@ -224,6 +224,7 @@ impl PostLnLayer {
             bias: keys.bias,
             dropout: attn_drop,
             packing: keys.packing,
+            window: None,
         };
         let ctx = attention(&q, &k, &v, &spec)?;
         let a = self.attention_out.forward(p, &ctx)?;

@@ -23,6 +23,7 @@ fn spec<'a>(
         bias,
         dropout,
         packing: None,
+        window: None,
     }
 }
 use test_support::{check_gradients, rand_tensor};
@@ -376,13 +377,19 @@ fn every_fused_op_equals_its_reference_forward_and_backward() {
             .unwrap()
             .to_dtype(dtype)
             .unwrap();
-        for (b, drop) in [
-            (None, None),
-            (None, Some((0.3, 79))),
-            (Some(&bias), Some((0.2, 80))),
+        for (b, drop, window) in [
+            (None, None, None),
+            (None, Some((0.3, 79)), None),
+            (Some(&bias), Some((0.2, 80)), None),
+            (None, Some((0.2, 81)), Some(1)),
         ] {
             let packed = AttentionSpec {
                 packing: Some(&pk),
+                window,
+                ..spec(&mask, 2, 0.5, b, drop)
+            };
+            let padded_spec = AttentionSpec {
+                window,
                 ..spec(&mask, 2, 0.5, b, drop)
             };
             fused_equals_reference(
@@ -392,8 +399,60 @@ fn every_fused_op_equals_its_reference_forward_and_backward() {
                 |t| attention(&t[0], &t[1], &t[2], &packed),
                 |t| {
                     let [q, k, v] = [0, 1, 2].map(|i| pk.unpack(&t[i]).unwrap());
-                    let padded = reference::attention(&q, &k, &v, &spec(&mask, 2, 0.5, b, drop))?;
+                    let padded = reference::attention(&q, &k, &v, &padded_spec)?;
                     pk.pack(&padded)
+                },
+            );
+        }
+    }
+}
+
+/// Long sequences run in tiles of query rows (the backward sums dK and dV over them), and a
+/// local window sees only nearby keys: both against the composed op, whose window is a bias.
+#[test]
+fn long_and_windowed_attention_equals_the_reference() {
+    let (l, h) = (600, 8);
+    let mask = Tensor::new(&[[1f32; 600], [1.; 600]], &Device::Cpu).unwrap();
+    let mut short = [[1f32; 600]; 2];
+    short[0][300..].fill(0.0);
+    let short = Tensor::new(&short, &Device::Cpu).unwrap();
+    let pk = Packing::of_mask(&short).unwrap().unwrap();
+    for (dtype, tol) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
+        let r = |dims: &[usize], seed| rand_tensor(dims, seed, 1.5, dtype).unwrap();
+        let qkv = [r(&[2, l, h], 50), r(&[2, l, h], 51), r(&[2, l, h], 52)];
+        let packed_qkv = [
+            r(&[1, 900, h], 53),
+            r(&[1, 900, h], 54),
+            r(&[1, 900, h], 55),
+        ];
+        for window in [None, Some(64)] {
+            let s = AttentionSpec {
+                window,
+                ..spec(&mask, 2, 0.3, None, Some((0.1, 90)))
+            };
+            fused_equals_reference(
+                &format!("attention over {l} tokens, window {window:?} ({dtype:?})"),
+                &qkv,
+                tol,
+                |t| attention(&t[0], &t[1], &t[2], &s),
+                |t| reference::attention(&t[0], &t[1], &t[2], &s),
+            );
+            let s = AttentionSpec {
+                window,
+                ..spec(&short, 2, 0.3, None, Some((0.1, 91)))
+            };
+            let packed = AttentionSpec {
+                packing: Some(&pk),
+                ..s
+            };
+            fused_equals_reference(
+                &format!("packed attention of 300 + 600 tokens, window {window:?} ({dtype:?})"),
+                &packed_qkv,
+                tol,
+                |t| attention(&t[0], &t[1], &t[2], &packed),
+                |t| {
+                    let [q, k, v] = [0, 1, 2].map(|i| pk.unpack(&t[i]).unwrap());
+                    pk.pack(&reference::attention(&q, &k, &v, &s)?)
                 },
             );
         }

@@ -31,9 +31,14 @@ pub struct BenchTrainArgs {
     /// Pairs per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Tokens per text (every text is this long, no padding).
+    /// Tokens per text (every text is this long, no padding, unless --min-seq is given).
     #[arg(long, default_value_t = 64)]
     pub seq: usize,
+    /// Mixed lengths: text i of column c has min_seq + (i·7919 + c·13) mod (seq − min_seq + 1)
+    /// real tokens, the rest padding (scripts/bench/torch_train_step.py draws the same). Packed
+    /// batches (the default on a CPU) skip the padding; --padded runs it.
+    #[arg(long)]
+    pub min_seq: Option<usize>,
     /// Timed steps (after the warm-up steps); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
@@ -394,6 +399,7 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let device = a.run_on.device()?;
     let compute = a.run_on.dtype()?;
     cfg.compute_dtype = (compute != DType::F32).then_some(compute);
+    cfg.padded = a.run_on.padded;
     let encoder = build_encoder(&cfg, ParamSource::random(1, 0.02, DType::F32, &device))?;
     let mut m = model::SentenceModel {
         encoder,
@@ -425,19 +431,27 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
         None => Embedding::Direct,
     };
     let mut rng = Rng::new(7);
-    let mut column = || -> Result<Column> {
-        let ids: Vec<u32> = (0..a.batch * a.seq)
+    let min_seq = a.min_seq.unwrap_or(a.seq).clamp(1, a.seq);
+    let mut column = |c: usize| -> Result<Column> {
+        let mut ids: Vec<u32> = (0..a.batch * a.seq)
             .map(|_| 1000 + rng.below(29_000) as u32)
             .collect();
+        let mut mask = vec![1f32; a.batch * a.seq];
+        for i in 0..a.batch {
+            let len = min_seq + (i * 7919 + c * 13) % (a.seq - min_seq + 1);
+            for j in len..a.seq {
+                (ids[i * a.seq + j], mask[i * a.seq + j]) = (0, 0.0);
+            }
+        }
         Ok(Column {
             ids: Tensor::from_vec(ids, (a.batch, a.seq), &device)?,
-            mask: Tensor::ones((a.batch, a.seq), DType::F32, &device)?,
+            mask: Tensor::from_vec(mask, (a.batch, a.seq), &device)?,
             prompt_lengths: None,
         })
     };
     let texts = |tag: &str| (0..a.batch).map(|i| format!("{tag}{i}")).collect();
     let batch = TrainBatch {
-        columns: vec![column()?, column()?],
+        columns: vec![column(0)?, column(1)?],
         texts: vec![texts("a"), texts("p")],
         offset: 0,
         targets: None,
@@ -481,14 +495,18 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let rss = peak_rss_mib();
     let machine = Machine::here(&a.run_on);
     println!(
-        "train step: {} layers × {} hidden, batch {}{}, seq {}, {} on {} ({} threads): median \
+        "train step: {} layers × {} hidden, batch {}{}, seq {} ({}), {} on {} ({} threads): median \
          {:.4} s/step, peak RSS {:.0} MiB",
         a.layers,
         a.hidden,
         a.batch,
         a.mini_batch
             .map_or(String::new(), |mb| format!(" (GradCache mini-batch {mb})")),
-        a.seq,
+        match a.min_seq {
+            Some(m) => format!("{}-{}", m.clamp(1, a.seq), a.seq),
+            None => a.seq.to_string(),
+        },
+        if a.run_on.padded || !device.is_cpu() { "padded" } else { "packed" },
         a.run_on.dtype,
         a.run_on.device,
         model::ops::pool::threads(),

@@ -178,6 +178,7 @@ pub fn run(a: &BenchKernelsArgs) -> Result<()> {
                 bias: bias_t.as_ref(),
                 dropout: drop,
                 packing: None,
+                window: None,
             };
             let inputs = [q, k, v];
             let fused = with_grads(&inputs, &ga, |t| {

@@ -33,6 +33,21 @@ pub(super) struct Attention {
     pub(super) packed: Option<(Vec<usize>, usize)>,
     /// `max L` ones: the mask of a packed sequence's keys, all real.
     pub(super) ones: Vec<f32>,
+    /// Local attention: query i sees keys j with |i − j| ≤ this (ModernBERT's sliding window).
+    pub(super) window: Option<usize>,
+}
+
+/// Query rows per tile: a block's probabilities are computed `TILE` rows at a time, so that its
+/// scratch is TILE × keys, not keys² (8,192 tokens: 8 MiB instead of 256 MiB per block), and a
+/// local window needs only the keys near the tile. Sequences up to TILE tokens are one tile.
+const TILE: usize = 256;
+
+/// The keys `[k0, k1)` that query rows `[r0, r1)` of a block with `keys` keys may see.
+fn key_range(window: Option<usize>, (r0, r1): (usize, usize), keys: usize) -> (usize, usize) {
+    match window {
+        Some(w) => (r0.saturating_sub(w).min(keys), (r1 + w).min(keys)),
+        None => (0, keys),
+    }
 }
 
 /// Where one (sequence, head) block lies: its first row in q/k/v/out (as rows of H), its query
@@ -162,45 +177,55 @@ fn attention_fwd<T: Elem>(
     let out_ptr = SharedMut(out.as_mut_ptr());
     par_for(op.tasks(b), |task| {
         let blk = op.block(task, l);
-        let p = block_probabilities(op, (q, k), h, task, &blk, op.dropout);
-        let base = blk.row0 * h + (task % op.heads) * dh;
-        // SAFETY: the block's rows lie inside v and out ([rows, h] row-major); this task is the
-        // only writer of out's. O = P·V.
-        unsafe {
-            gemm(
-                (blk.rows, dh, blk.keys),
-                Operand::rows(p.as_ptr(), blk.keys),
-                Operand::rows(v.as_ptr().add(base), h),
-                (out_ptr.get().add(base), h),
-                false,
-                false,
-            );
+        for r0 in (0..blk.rows).step_by(TILE) {
+            let rows = (r0, (r0 + TILE).min(blk.rows));
+            let (k0, k1) = key_range(op.window, rows, blk.keys);
+            if k0 == k1 {
+                continue;
+            }
+            let p = block_probabilities(op, (q, k), h, task, &blk, (rows, (k0, k1)), op.dropout);
+            let base = blk.row0 * h + (task % op.heads) * dh;
+            // SAFETY: the block's rows lie inside v and out ([rows, h] row-major); this task is
+            // the only writer of out's. O = P·V.
+            unsafe {
+                gemm(
+                    (rows.1 - r0, dh, k1 - k0),
+                    Operand::rows(p.as_ptr(), k1 - k0),
+                    Operand::rows(v.as_ptr().add(base + k0 * h), h),
+                    (out_ptr.get().add(base + r0 * h), h),
+                    false,
+                    false,
+                );
+            }
         }
     });
     Ok((T::wrap(out), l1.shape().clone()))
 }
 
-/// The attention probabilities of block `task` (head `task % heads`): [rows, keys], after
-/// `dropout` when given (the backward wants them before).
+/// The attention probabilities of query rows `[r0, r1)` of block `task` (head `task % heads`)
+/// over its keys `[k0, k1)`: [r1 − r0, k1 − k0], after `dropout` when given (the backward wants
+/// them before).
 fn block_probabilities<T: Elem>(
     op: &Attention,
     (q, k): (&[T], &[T]),
     h: usize,
     task: usize,
     blk: &Block,
+    ((r0, r1), (k0, k1)): ((usize, usize), (usize, usize)),
     dropout: Option<(f64, u64)>,
 ) -> Vec<T> {
     let dh = h / op.heads;
     let base = blk.row0 * h + (task % op.heads) * dh;
-    let mut p = vec![T::zero(); blk.rows * blk.keys];
+    let (rows, keys) = (r1 - r0, k1 - k0);
+    let mut p = vec![T::zero(); rows * keys];
     // SAFETY: the block's rows lie inside q and k ([rows, h] row-major); p holds rows×keys.
     // P = Q·Kᵀ reads K's rows as columns.
     unsafe {
         gemm(
-            (blk.rows, blk.keys, dh),
-            Operand::rows(q.as_ptr().add(base), h),
-            Operand::transposed(k.as_ptr().add(base), h),
-            (p.as_mut_ptr(), blk.keys),
+            (rows, keys, dh),
+            Operand::rows(q.as_ptr().add(base + r0 * h), h),
+            Operand::transposed(k.as_ptr().add(base + k0 * h), h),
+            (p.as_mut_ptr(), keys),
             false,
             false,
         );
@@ -209,11 +234,12 @@ fn block_probabilities<T: Elem>(
         p: &mut p,
         op,
         dropout,
-        mask: blk.mask,
+        mask: &blk.mask[k0..k1],
         all_real: blk.all_real,
         scale: T::from(op.scale).unwrap_or(T::one()),
         l: blk.stride,
-        kl: blk.keys,
+        first: (r0, k0),
+        kl: keys,
         hi: task % op.heads,
         task,
     });
@@ -233,6 +259,8 @@ struct Probabilities<'a, T> {
     scale: T,
     /// The padded length: the stride of the bias rows and of the dropout mask.
     l: usize,
+    /// The block's row and key of `p`'s first element.
+    first: (usize, usize),
     kl: usize,
     hi: usize,
     task: usize,
@@ -242,11 +270,27 @@ impl<T: Elem> Vectorized for Probabilities<'_, T> {
     #[inline(always)]
     fn run(&mut self) {
         let (l, kl, op) = (self.l, self.kl, self.op);
+        let (r0, k0) = self.first;
         let mut row = vec![T::zero(); kl];
         for (i, r) in self.p.chunks_mut(kl).enumerate() {
+            let i = r0 + i;
+            // The tile's keys are the union of its rows' windows: this row's own are [a, b).
+            let (a, b) = match op.window {
+                Some(w) => {
+                    let a = i.saturating_sub(w).clamp(k0, k0 + kl) - k0;
+                    (a, ((i + w + 1).clamp(k0, k0 + kl) - k0).max(a))
+                }
+                None => (0, kl),
+            };
+            r[..a].fill(T::zero());
+            r[b..].fill(T::zero());
+            let (r, mask) = (&mut r[a..b], &self.mask[a..b]);
+            if r.is_empty() {
+                continue;
+            }
             let brow = op.bias.as_ref().map(|bias| {
-                let start = (self.hi * l + i) * l;
-                &bias[start..start + kl]
+                let start = (self.hi * l + i) * l + k0;
+                &bias[start + a..start + b]
             });
             if self.all_real && brow.is_none() && self.scale > T::zero() {
                 // Nothing to mask or add: one pass fewer and no copy. The same numbers, since
@@ -255,13 +299,14 @@ impl<T: Elem> Vectorized for Probabilities<'_, T> {
                 let inv = T::one() / lanes_map_sum(r, |v| (v * scale - max).exp_fast());
                 r.iter_mut().for_each(|v| *v = *v * inv);
             } else {
+                let row = &mut row[..r.len()];
                 row.copy_from_slice(r);
-                softmax_row(&row, r, self.mask, self.scale, brow);
+                softmax_row(row, r, mask, self.scale, brow);
             }
             if let Some((dp, seed)) = self.dropout {
                 let mask = Mask::new(seed, dp);
                 let keep = T::from(mask.keep).unwrap_or(T::one());
-                let base = ((self.task * l + i) * l) as u64;
+                let base = ((self.task * l + i) * l + k0 + a) as u64;
                 for (j, v) in r.iter_mut().enumerate() {
                     *v = if mask.kept(base + j as u64) {
                         *v * keep
@@ -315,65 +360,75 @@ fn attention_bwd<T: Elem>(
     let out_ptr = SharedMut(out.as_mut_ptr());
     par_for(op.tasks(b), |task| {
         let blk = op.block(task, l);
-        let (rows, kl) = (blk.rows, blk.keys);
-        let p = block_probabilities(op, (q, k), h, task, &blk, None);
-        let base = blk.row0 * h + (task % op.heads) * dh;
-        let mut ds = vec![T::zero(); rows * kl];
-        let mut pd = vec![T::zero(); if op.dropout.is_some() { rows * kl } else { 0 }];
-        // SAFETY (all gemm calls below): the block's rows lie inside q/k/v/g and out (each
-        // [rows, h] row-major, out three of them); this task is the only writer of its block of
-        // out. dO·Vᵀ reads V's rows as columns.
-        unsafe {
-            gemm(
-                (rows, kl, dh),
-                Operand::rows(g.as_ptr().add(base), h),
-                Operand::transposed(v.as_ptr().add(base), h),
-                (ds.as_mut_ptr(), kl),
-                false,
-                false,
-            );
-        }
-        vectorized(&mut SoftmaxBwd {
-            p: &p,
-            ds: &mut ds,
-            pd: &mut pd,
-            dropout: op.dropout,
-            scale,
-            l: blk.stride,
-            rows,
-            kl,
-            task,
-        });
-        let pd = if op.dropout.is_some() { &pd } else { &p };
-        let out = out_ptr.get();
-        unsafe {
-            // dQ = dS·K
-            gemm(
-                (rows, dh, kl),
-                Operand::rows(ds.as_ptr(), kl),
-                Operand::rows(k.as_ptr().add(base), h),
-                (out.add(base), h),
-                false,
-                false,
-            );
-            // dK = dSᵀ·Q
-            gemm(
-                (kl, dh, rows),
-                Operand::transposed(ds.as_ptr(), kl),
-                Operand::rows(q.as_ptr().add(base), h),
-                (out.add(n + base), h),
-                false,
-                false,
-            );
-            // dV = P̃ᵀ·dO
-            gemm(
-                (kl, dh, rows),
-                Operand::transposed(pd.as_ptr(), kl),
-                Operand::rows(g.as_ptr().add(base), h),
-                (out.add(2 * n + base), h),
-                false,
-                false,
-            );
+        for r0 in (0..blk.rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(blk.rows);
+            let (k0, k1) = key_range(op.window, (r0, r1), blk.keys);
+            if k0 == k1 {
+                continue;
+            }
+            let (rows, kl) = (r1 - r0, k1 - k0);
+            let p = block_probabilities(op, (q, k), h, task, &blk, ((r0, r1), (k0, k1)), None);
+            let base = blk.row0 * h + (task % op.heads) * dh;
+            let (qb, kb) = (base + r0 * h, base + k0 * h);
+            let mut ds = vec![T::zero(); rows * kl];
+            let mut pd = vec![T::zero(); if op.dropout.is_some() { rows * kl } else { 0 }];
+            // SAFETY (all gemm calls below): the tile's rows and keys lie inside q/k/v/g and out
+            // (each [rows, h] row-major, out three of them); this task is the only writer of its
+            // block of out. dO·Vᵀ reads V's rows as columns.
+            unsafe {
+                gemm(
+                    (rows, kl, dh),
+                    Operand::rows(g.as_ptr().add(qb), h),
+                    Operand::transposed(v.as_ptr().add(kb), h),
+                    (ds.as_mut_ptr(), kl),
+                    false,
+                    false,
+                );
+            }
+            vectorized(&mut SoftmaxBwd {
+                p: &p,
+                ds: &mut ds,
+                pd: &mut pd,
+                dropout: op.dropout,
+                scale,
+                l: blk.stride,
+                first: (r0, k0),
+                rows,
+                kl,
+                task,
+            });
+            let pd = if op.dropout.is_some() { &pd } else { &p };
+            let out = out_ptr.get();
+            // dK and dV sum over the tiles of queries: accumulated into the zeroed output.
+            unsafe {
+                // dQ = dS·K
+                gemm(
+                    (rows, dh, kl),
+                    Operand::rows(ds.as_ptr(), kl),
+                    Operand::rows(k.as_ptr().add(kb), h),
+                    (out.add(qb), h),
+                    false,
+                    false,
+                );
+                // dK = dSᵀ·Q
+                gemm(
+                    (kl, dh, rows),
+                    Operand::transposed(ds.as_ptr(), kl),
+                    Operand::rows(q.as_ptr().add(qb), h),
+                    (out.add(n + kb), h),
+                    true,
+                    false,
+                );
+                // dV = P̃ᵀ·dO
+                gemm(
+                    (kl, dh, rows),
+                    Operand::transposed(pd.as_ptr(), kl),
+                    Operand::rows(g.as_ptr().add(qb), h),
+                    (out.add(2 * n + kb), h),
+                    true,
+                    false,
+                );
+            }
         }
     });
     Ok((T::wrap(out), Shape::from((3, b, l, h))))
@@ -389,6 +444,8 @@ struct SoftmaxBwd<'a, T> {
     scale: T,
     /// The padded length: the stride of the dropout mask.
     l: usize,
+    /// The block's row and key of the tile's first element.
+    first: (usize, usize),
     rows: usize,
     kl: usize,
     task: usize,
@@ -398,6 +455,7 @@ impl<T: Elem> Vectorized for SoftmaxBwd<'_, T> {
     #[inline(always)]
     fn run(&mut self) {
         let (l, kl) = (self.l, self.kl);
+        let (r0, k0) = self.first;
         for i in 0..self.rows {
             let p = &self.p[i * kl..(i + 1) * kl];
             let ds = &mut self.ds[i * kl..(i + 1) * kl];
@@ -405,7 +463,7 @@ impl<T: Elem> Vectorized for SoftmaxBwd<'_, T> {
                 // The mask the forward drew for this row (see `Probabilities`).
                 let mask = Mask::new(seed, dp);
                 let keep = T::from(mask.keep).unwrap_or(T::one());
-                let base = ((self.task * l + i) * l) as u64;
+                let base = ((self.task * l + r0 + i) * l + k0) as u64;
                 let pd = &mut self.pd[i * kl..(i + 1) * kl];
                 for (j, (d, (&pj, pdj))) in ds.iter_mut().zip(p.iter().zip(pd)).enumerate() {
                     let m = if mask.kept(base + j as u64) {
@@ -441,6 +499,7 @@ pub(super) fn apply(
         dropout: spec.dropout,
         packed: spec.packing.map(|pk| (pk.offsets.clone(), pk.max_len)),
         ones: vec![1.0; spec.packing.map_or(0, |pk| pk.max_len)],
+        window: spec.window,
     };
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)

@@ -173,6 +173,10 @@ pub struct AttentionSpec<'a> {
     /// q, k and v are packed ([1, T, H], `crate::packing`) by this packing of `mask`: each
     /// sequence attends within itself; bias and dropout keep their padded layout.
     pub packing: Option<&'a crate::packing::Packing>,
+    /// Local attention: query i attends to keys j with |i − j| ≤ this only (ModernBERT's sliding
+    /// window, half its `local_attention`). The CPU kernel skips the other keys; elsewhere it
+    /// becomes a [heads, L, L] bias.
+    pub window: Option<usize>,
 }
 
 /// Multi-head scaled dot-product attention as BERT computes it. `q`, `k`, `v`: [B, L, H] with
@@ -186,6 +190,24 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Re
     // The kernel treats the bias as a constant: a bias being trained takes the composed path,
     // which carries its gradient.
     let constant_bias = spec.bias.is_none_or(|b| !b.track_op());
+    if let Some(w) = spec
+        .window
+        .filter(|_| !(fused(q, &[k, v]) && constant_bias))
+    {
+        // No windowed kernel here: the window as a bias of the most negative float outside it.
+        let l = spec.packing.map_or(q.dim(1)?, |pk| pk.max_len);
+        let win = reference::window_bias(spec.heads, l, w, q)?;
+        let bias = match spec.bias {
+            Some(b) => (b + win)?,
+            None => win,
+        };
+        let spec = AttentionSpec {
+            window: None,
+            bias: Some(&bias),
+            ..spec
+        };
+        return attention(q, k, v, &spec);
+    }
     if let Some(pk) = spec
         .packing
         .filter(|_| !(fused(q, &[k, v]) && constant_bias))

@@ -92,6 +92,19 @@ pub fn attention(
     spec: &super::AttentionSpec,
 ) -> Result<Tensor> {
     let (b, l, h) = q.dims3()?;
+    if let Some(w) = spec.window {
+        let win = window_bias(spec.heads, l, w, q)?;
+        let bias = match spec.bias {
+            Some(bias) => (bias + win)?,
+            None => win,
+        };
+        let spec = super::AttentionSpec {
+            window: None,
+            bias: Some(&bias),
+            ..*spec
+        };
+        return attention(q, k, v, &spec);
+    }
     let heads = spec.heads;
     let dh = h / heads;
     let split = |t: &Tensor| t.reshape((b, l, heads, dh))?.transpose(1, 2)?.contiguous();
@@ -111,6 +124,23 @@ pub fn attention(
         .transpose(1, 2)?
         .contiguous()?
         .reshape((b, l, h))
+}
+
+/// The bias [heads, L, L] of a local window of `half` keys either side: 0 within it, the most
+/// negative float outside (transformers' ModernBERT sliding-window mask), in `like`'s dtype.
+pub fn window_bias(heads: usize, l: usize, half: usize, like: &Tensor) -> Result<Tensor> {
+    let mut one = vec![0f32; l * l];
+    for q in 0..l {
+        for k in 0..l {
+            if q.abs_diff(k) > half {
+                one[q * l + k] = f32::MIN;
+            }
+        }
+    }
+    let one = Tensor::from_vec(one, (1, l, l), like.device())?;
+    one.broadcast_as((heads, l, l))?
+        .contiguous()?
+        .to_dtype(like.dtype())
 }
 
 /// Rotary position embeddings on `x` [B, L, heads·d]: x·cos + rot(x)·sin with rot(x) = (−x₂, x₁)
