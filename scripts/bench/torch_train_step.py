@@ -5,24 +5,39 @@ pooling, L2 normalisation, MultipleNegativesRankingLoss (scale 20), backward, cl
 AdamW. Run it from a throwaway venv:
   python scripts/bench/torch_train_step.py [--layers 6 --hidden 384 --heads 12 --intermediate 1536]
                                            [--batch 32] [--seq 64] [--steps 5] [--warmup 2]
-                                           [--min-seq N]
+                                           [--min-seq N] [--arch bert|modernbert]
+                                           [--dropout 0.1]
+With --arch modernbert: transformers' ModernBertModel (ModernBERT-base's rotary bases and
+128-token window, global attention every third layer, sdpa attention, as sentence-transformers
+loads it).
 """
 import argparse, json, resource, statistics, time
 
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, ModernBertConfig, ModernBertModel
 
 ap = argparse.ArgumentParser()
 for name, default in [("layers", 6), ("hidden", 384), ("heads", 12), ("intermediate", 1536),
                       ("batch", 32), ("seq", 64), ("steps", 5), ("warmup", 2), ("min_seq", 0)]:
     ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+ap.add_argument("--arch", default="bert")
+ap.add_argument("--dropout", type=float, default=0.1)
 a = ap.parse_args()
 
 torch.manual_seed(0)
-cfg = BertConfig(hidden_size=a.hidden, num_hidden_layers=a.layers, num_attention_heads=a.heads,
-                 intermediate_size=a.intermediate, max_position_embeddings=max(512, a.seq))
-cfg._attn_implementation = "eager"
-model = BertModel(cfg, add_pooling_layer=False)
+if a.arch == "modernbert":
+    cfg = ModernBertConfig(hidden_size=a.hidden, num_hidden_layers=a.layers,
+                           num_attention_heads=a.heads, intermediate_size=a.intermediate,
+                           max_position_embeddings=max(8192, a.seq), attention_dropout=a.dropout,
+                           mlp_dropout=a.dropout, embedding_dropout=a.dropout)
+    cfg._attn_implementation = "sdpa"
+    model = ModernBertModel(cfg)
+else:
+    cfg = BertConfig(hidden_size=a.hidden, num_hidden_layers=a.layers, num_attention_heads=a.heads,
+                     intermediate_size=a.intermediate, max_position_embeddings=max(512, a.seq),
+                     hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
+    cfg._attn_implementation = "eager"
+    model = BertModel(cfg, add_pooling_layer=False)
 model.train()
 opt = torch.optim.AdamW(model.parameters(), lr=2e-5, eps=1e-6, weight_decay=0.01)
 ids = [torch.randint(1000, 30000, (a.batch, a.seq)) for _ in range(2)]
@@ -57,6 +72,6 @@ for i in range(a.warmup + a.steps):
 med = statistics.median(times)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 lens = f"{a.min_seq}-{a.seq}" if a.min_seq else f"{a.seq}"
-print(f"pytorch train step: {a.layers} layers x {a.hidden} hidden, batch {a.batch}, seq {lens}, "
+print(f"pytorch train step: {a.arch} {a.layers} layers x {a.hidden} hidden, batch {a.batch}, seq {lens}, "
       f"{torch.get_num_threads()} threads: median {med:.4f} s/step, peak RSS {rss:.0f} MiB")
 print(json.dumps({"s_per_step": med, "peak_rss_mib": rss}))

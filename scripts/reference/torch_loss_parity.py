@@ -22,8 +22,10 @@ The second trains all-MiniLM-L6-v2 itself (dropout off, lr 5e-5, Matryoshka size
 
     STUDENT=crates/model/tests/data/modernbert/model python3 scripts/reference/torch_loss_parity.py \
         SHARED_DIR MINILM_DIR crates/train/tests/data/loss-parity/modernbert mnrl
+    STUDENT=crates/model/tests/data/nomic_bert/model python3 scripts/reference/torch_loss_parity.py \
+        SHARED_DIR MINILM_DIR crates/train/tests/data/loss-parity/nomic_bert mnrl
 
-trains the tiny ModernBERT (scripts/reference/modernbert_parity.py) with MNRL.
+train the tiny ModernBERT and NomicBERT (scripts/reference/rotary_encoders_parity.py) with MNRL.
 
 Writes OUT_DIR/<run>.json: settings, per-step loss / lr / grad norm before clipping, final
 parameter L2 norms.

@@ -13,6 +13,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "camembert",
     "distilbert",
     "modernbert",
+    "nomic_bert",
 ];
 
 /// The fields of a BERT-family `config.json` the encoders need. Unknown fields are ignored;
@@ -22,25 +23,29 @@ pub struct ModelConfig {
     pub model_type: String,
     #[serde(default = "d_vocab")]
     pub vocab_size: usize,
-    #[serde(default = "d_hidden", alias = "dim")]
+    #[serde(default = "d_hidden", alias = "dim", alias = "n_embd")]
     pub hidden_size: usize,
-    #[serde(default = "d_layers", alias = "n_layers")]
+    #[serde(default = "d_layers", alias = "n_layers", alias = "n_layer")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d_heads", alias = "n_heads")]
+    #[serde(default = "d_heads", alias = "n_heads", alias = "n_head")]
     pub num_attention_heads: usize,
-    #[serde(default = "d_inter", alias = "hidden_dim")]
+    #[serde(default = "d_inter", alias = "hidden_dim", alias = "n_inner")]
     pub intermediate_size: usize,
-    #[serde(default = "d_act", alias = "activation")]
+    #[serde(default = "d_act", alias = "activation", alias = "activation_function")]
     pub hidden_act: String,
-    #[serde(default = "d_dropout", alias = "dropout")]
+    #[serde(default = "d_dropout", alias = "dropout", alias = "resid_pdrop")]
     pub hidden_dropout_prob: f64,
-    #[serde(default = "d_dropout", alias = "attention_dropout")]
+    #[serde(
+        default = "d_dropout",
+        alias = "attention_dropout",
+        alias = "attn_pdrop"
+    )]
     pub attention_probs_dropout_prob: f64,
-    #[serde(default = "d_maxpos")]
+    #[serde(default = "d_maxpos", alias = "n_positions")]
     pub max_position_embeddings: usize,
     #[serde(default = "d_types")]
     pub type_vocab_size: usize,
-    #[serde(default = "d_eps")]
+    #[serde(default = "d_eps", alias = "layer_norm_epsilon")]
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: u32,
@@ -165,7 +170,15 @@ impl ModelConfig {
         if self.model_type == "modernbert" {
             crate::modernbert::ModernBertShape::of(self)?;
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
+        if self.model_type == "nomic_bert" {
+            crate::nomic_bert::NomicShape::of(self)?;
+            if !matches!(self.hidden_act.as_str(), "silu" | "swish" | "swiglu") {
+                return Err(format!(
+                    "hidden_act \"{}\" is not supported for nomic_bert (only \"silu\": SwiGLU)",
+                    self.hidden_act
+                ));
+            }
+        } else if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
             return Err(format!(
                 "hidden_act \"{}\" is not supported (only the exact erf \"gelu\")",
                 self.hidden_act

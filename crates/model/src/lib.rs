@@ -16,6 +16,7 @@ pub mod hub;
 pub mod identity;
 pub mod modernbert;
 pub mod mpnet;
+pub mod nomic_bert;
 pub mod npy;
 pub mod ops;
 pub mod packing;
@@ -54,6 +55,36 @@ pub trait Encoder: Send + Sync {
         -> Result<Tensor>;
 }
 
+/// The accessors of `Encoder` for a `Clone` struct with `cfg: ModelConfig` and `params: Params`
+/// fields, which every architecture is.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! encoder_accessors {
+    () => {
+        fn config(&self) -> &$crate::ModelConfig {
+            &self.cfg
+        }
+
+        fn config_mut(&mut self) -> &mut $crate::ModelConfig {
+            &mut self.cfg
+        }
+
+        fn params(&self) -> &$crate::Params {
+            &self.params
+        }
+
+        fn params_mut(&mut self) -> &mut $crate::Params {
+            &mut self.params
+        }
+
+        fn detached(&self) -> Box<dyn $crate::Encoder> {
+            let mut copy = self.clone();
+            copy.params = self.params.detached();
+            Box::new(copy)
+        }
+    };
+}
+
 /// Builds the encoder `cfg.model_type` names, with parameters from `src`.
 pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Encoder>> {
     match cfg.model_type.as_str() {
@@ -61,6 +92,7 @@ pub fn build_encoder(cfg: &ModelConfig, src: ParamSource) -> Result<Box<dyn Enco
         "mpnet" => Ok(Box::new(mpnet::build(cfg, src)?)),
         "distilbert" => Ok(Box::new(distilbert::build(cfg, src)?)),
         "modernbert" => Ok(Box::new(modernbert::build(cfg, src)?)),
+        "nomic_bert" => Ok(Box::new(nomic_bert::build(cfg, src)?)),
         other => Err(Error::Unsupported(format!("model_type \"{other}\""))),
     }
 }
@@ -73,6 +105,7 @@ pub fn prefixes(cfg: &ModelConfig) -> &'static [&'static str] {
         "mpnet" => mpnet::PREFIXES,
         "distilbert" => distilbert::PREFIXES,
         "modernbert" => modernbert::PREFIXES,
+        "nomic_bert" => nomic_bert::PREFIXES,
         _ => &[],
     }
 }

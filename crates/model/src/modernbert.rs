@@ -122,7 +122,12 @@ impl ModernBertShape {
 }
 
 /// `name.bias` [dim] (zeros when random) if the config gives the layer one.
-fn take_bias(src: &mut ParamSource, name: &str, dim: usize, bias: bool) -> Result<Option<ParamId>> {
+pub(crate) fn take_bias(
+    src: &mut ParamSource,
+    name: &str,
+    dim: usize,
+    bias: bool,
+) -> Result<Option<ParamId>> {
     bias.then(|| src.take(&format!("{name}.bias"), &[dim], Init::Zeros))
         .transpose()
 }
@@ -138,20 +143,26 @@ fn bias_or_zeros(p: &Params, bias: Option<ParamId>, w: &Tensor) -> Result<Tensor
 
 /// A linear layer whose bias is optional.
 #[derive(Clone, Copy, Debug)]
-struct Lin {
+pub(crate) struct Lin {
     weight: ParamId,
     bias: Option<ParamId>,
 }
 
 impl Lin {
-    fn take(src: &mut ParamSource, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
+    pub(crate) fn take(
+        src: &mut ParamSource,
+        name: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<Self> {
         Ok(Self {
             weight: src.take(&format!("{name}.weight"), &[out, inp], Init::Normal)?,
             bias: take_bias(src, name, out, bias)?,
         })
     }
 
-    fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
         let w = p.at(self.weight);
         Ok(linear(x, w, &bias_or_zeros(p, self.bias, w)?)?)
     }
@@ -159,20 +170,20 @@ impl Lin {
 
 /// A LayerNorm whose bias is optional.
 #[derive(Clone, Copy, Debug)]
-struct Ln {
+pub(crate) struct Ln {
     weight: ParamId,
     bias: Option<ParamId>,
 }
 
 impl Ln {
-    fn take(src: &mut ParamSource, name: &str, dim: usize, bias: bool) -> Result<Self> {
+    pub(crate) fn take(src: &mut ParamSource, name: &str, dim: usize, bias: bool) -> Result<Self> {
         Ok(Self {
             weight: src.take(&format!("{name}.weight"), &[dim], Init::Ones)?,
             bias: take_bias(src, name, dim, bias)?,
         })
     }
 
-    fn forward(&self, p: &Params, x: &Tensor, eps: f64) -> Result<Tensor> {
+    pub(crate) fn forward(&self, p: &Params, x: &Tensor, eps: f64) -> Result<Tensor> {
         let w = p.at(self.weight);
         Ok(layer_norm(x, w, &bias_or_zeros(p, self.bias, w)?, eps)?)
     }
@@ -237,27 +248,7 @@ pub fn build(cfg: &ModelConfig, mut src: ParamSource) -> Result<ModernBert> {
 }
 
 impl Encoder for ModernBert {
-    fn config(&self) -> &ModelConfig {
-        &self.cfg
-    }
-
-    fn config_mut(&mut self) -> &mut ModelConfig {
-        &mut self.cfg
-    }
-
-    fn params(&self) -> &Params {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
-
-    fn detached(&self) -> Box<dyn Encoder> {
-        let mut copy = self.clone();
-        copy.params = self.params.detached();
-        Box::new(copy)
-    }
+    crate::encoder_accessors!();
 
     fn forward(
         &self,

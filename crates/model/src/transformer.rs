@@ -39,27 +39,7 @@ pub struct Transformer<E> {
 }
 
 impl<E: Embeddings> Encoder for Transformer<E> {
-    fn config(&self) -> &ModelConfig {
-        &self.cfg
-    }
-
-    fn config_mut(&mut self) -> &mut ModelConfig {
-        &mut self.cfg
-    }
-
-    fn params(&self) -> &Params {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
-
-    fn detached(&self) -> Box<dyn Encoder> {
-        let mut copy = self.clone();
-        copy.params = self.params.detached();
-        Box::new(copy)
-    }
+    crate::encoder_accessors!();
 
     fn forward(
         &self,

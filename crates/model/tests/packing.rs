@@ -7,8 +7,8 @@ use model::pooling::pad_batch;
 use model::{build_encoder, Encoder, ModelConfig, ParamSource, Pooling, SentenceModel};
 use test_support::{max_abs_diff, repo_root};
 
-/// A random encoder of each architecture, wide enough for several heads; ModernBERT from the
-/// parity folder's config (local and global layers, rotary).
+/// A random encoder of each architecture, wide enough for several heads; ModernBERT and
+/// NomicBERT from their parity folders (rotary; local and global layers).
 fn encoders() -> Vec<(String, Box<dyn Encoder>)> {
     let mut out = Vec::new();
     for arch in ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert"] {
@@ -23,9 +23,14 @@ fn encoders() -> Vec<(String, Box<dyn Encoder>)> {
         let src = ParamSource::random(5, 0.3, DType::F32, &Device::Cpu);
         out.push((arch.to_string(), build_encoder(&cfg, src).unwrap()));
     }
-    let dir = repo_root().join("crates/model/tests/data/modernbert/model");
-    let m = SentenceModel::load(&dir, &Default::default()).unwrap();
-    out.push(("modernbert".into(), m.encoder));
+    for arch in ["modernbert", "nomic_bert"] {
+        let dir = repo_root()
+            .join("crates/model/tests/data")
+            .join(arch)
+            .join("model");
+        let m = SentenceModel::load(&dir, &Default::default()).unwrap();
+        out.push((arch.into(), m.encoder));
+    }
     out
 }
 

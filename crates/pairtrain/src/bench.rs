@@ -20,6 +20,10 @@ pub enum BenchCmd {
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
+    /// bert, or modernbert (pre-LN, rotary, GeGLU; a local window of 128 tokens in two layers
+    /// of three; ModernBERT-base is --hidden 768 --layers 22 --heads 12 --intermediate 1152).
+    #[arg(long, default_value = "bert")]
+    pub arch: String,
     #[arg(long, default_value_t = 6)]
     pub layers: usize,
     #[arg(long, default_value_t = 384)]
@@ -395,6 +399,25 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     cfg.max_position_embeddings = cfg.max_position_embeddings.max(a.seq);
     cfg.hidden_dropout_prob = a.dropout;
     cfg.attention_probs_dropout_prob = a.dropout;
+    match a.arch.as_str() {
+        "bert" => {}
+        "modernbert" => {
+            // ModernBERT-base's config.json beside the shape given.
+            cfg.model_type = "modernbert".into();
+            cfg.vocab_size = 50368;
+            cfg.max_position_embeddings = a.seq.max(8192);
+            let extra = serde_json::json!({
+                "global_attn_every_n_layers": 3, "local_attention": 128,
+                "global_rope_theta": 160000.0, "local_rope_theta": 10000.0,
+                "attention_dropout": a.dropout, "mlp_dropout": a.dropout,
+                "embedding_dropout": a.dropout, "norm_eps": 1e-5,
+            });
+            if let serde_json::Value::Object(m) = extra {
+                cfg.extra = m;
+            }
+        }
+        other => anyhow::bail!("--arch {other}: bert or modernbert"),
+    }
     cfg.validate().map_err(anyhow::Error::msg)?;
     let device = a.run_on.device()?;
     let compute = a.run_on.dtype()?;
@@ -495,8 +518,9 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
     let rss = peak_rss_mib();
     let machine = Machine::here(&a.run_on);
     println!(
-        "train step: {} layers × {} hidden, batch {}{}, seq {} ({}), {} on {} ({} threads): median \
-         {:.4} s/step, peak RSS {:.0} MiB",
+        "train step: {} {} layers × {} hidden, batch {}{}, seq {} ({}), {} on {} ({} threads): \
+         median {:.4} s/step, peak RSS {:.0} MiB",
+        a.arch,
         a.layers,
         a.hidden,
         a.batch,
@@ -506,7 +530,11 @@ fn train_step(a: &BenchTrainArgs) -> Result<()> {
             Some(m) => format!("{}-{}", m.clamp(1, a.seq), a.seq),
             None => a.seq.to_string(),
         },
-        if a.run_on.padded || !device.is_cpu() { "padded" } else { "packed" },
+        if a.run_on.padded || !device.is_cpu() {
+            "padded"
+        } else {
+            "packed"
+        },
         a.run_on.dtype,
         a.run_on.device,
         model::ops::pool::threads(),

@@ -26,12 +26,20 @@ impl Default for AdamWConfig {
 }
 
 /// Whether a parameter is decayed: biases and LayerNorm weights are not (the convention of BERT
-/// and sentence-transformers' `fit`).
+/// and of transformers' Trainer, which sentence-transformers trains with). A LayerNorm is known
+/// by its module's name, as the architectures spell it: `LayerNorm`, `layer_norm`, `attn_norm`,
+/// `final_norm`, NomicBERT's `norm1`, `norm2` and `emb_ln`.
 pub fn decays(name: &str) -> bool {
-    !(name.ends_with(".bias")
-        || name.contains("LayerNorm")
-        || name.contains("layer_norm")
-        || name.ends_with("norm.weight"))
+    if name.ends_with(".bias") {
+        return false;
+    }
+    let module = name.rsplit_once('.').map_or(name, |(m, _)| m);
+    let last = module
+        .rsplit('.')
+        .next()
+        .unwrap_or(module)
+        .to_ascii_lowercase();
+    !(last.contains("norm") || last == "ln" || last.ends_with("_ln"))
 }
 
 pub struct AdamW {
@@ -477,6 +485,12 @@ mod tests {
         assert!(!decays("layers.3.attn_norm.weight"));
         assert!(!decays("final_norm.weight"));
         assert!(decays("layers.3.attn.Wqkv.weight"));
+        // NomicBERT's.
+        assert!(!decays("emb_ln.weight"));
+        assert!(!decays("encoder.layers.0.norm1.weight"));
+        assert!(!decays("encoder.layers.0.norm2.weight"));
+        assert!(decays("encoder.layers.0.mlp.fc11.weight"));
+        assert!(decays("encoder.layers.0.attn.out_proj.weight"));
     }
 
     /// Two steps worked by hand from the update rule (lr 0 first, as a warmup schedule starts).

@@ -52,7 +52,7 @@ fn train(base: &std::path::Path, out: &std::path::Path, steps: usize, padded: bo
     tr
 }
 
-/// 10 steps packed and 10 padded, for every architecture and ModernBERT: losses and gradient
+/// 10 steps packed and 10 padded, for every architecture, ModernBERT and NomicBERT: losses and gradient
 /// norms within rtol 1e-5, and the trained parameters' norms. Attention dropout stays on: its
 /// mask is laid out over the padded shape in both.
 #[test]
@@ -66,10 +66,10 @@ fn packed_and_padded_batches_train_alike() {
             (arch.to_string(), dir)
         })
         .collect();
-    bases.push((
-        "modernbert".into(),
-        test_support::repo_root().join("crates/model/tests/data/modernbert/model"),
-    ));
+    for arch in ["modernbert", "nomic_bert"] {
+        let data = test_support::repo_root().join("crates/model/tests/data");
+        bases.push((arch.into(), data.join(arch).join("model")));
+    }
     for (arch, base) in bases {
         let padded = train(&base, &d.path().join(format!("{arch}-padded")), 10, true);
         let packed = train(&base, &d.path().join(format!("{arch}-packed")), 10, false);
