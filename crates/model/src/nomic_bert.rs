@@ -11,7 +11,7 @@ use crate::config::ModelConfig;
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::modernbert::{Lin, Ln};
-use crate::ops::{attention, AttentionSpec};
+use crate::ops::{attention, swiglu, AttentionSpec};
 use crate::params::{Init, ParamId, ParamSource, Params};
 use crate::rotary::Rotary;
 use crate::transformer::{attention_dropout, drop};
@@ -188,8 +188,8 @@ impl Encoder for NomicBert {
             let a = drop(a, cfg.hidden_dropout_prob, &mut dropout)?;
             x = layer.attention_norm.forward(p, &(x + a)?, eps)?;
             // SwiGLU: fc2(silu(fc12(x)) · fc11(x)).
-            let g = layer.gate.forward(p, &x)?.silu()?;
-            let m = layer.down.forward(p, &(g * layer.up.forward(p, &x)?)?)?;
+            let glu = swiglu(&layer.gate.forward(p, &x)?, &layer.up.forward(p, &x)?)?;
+            let m = layer.down.forward(p, &glu)?;
             let m = drop(m, cfg.hidden_dropout_prob, &mut dropout)?;
             x = layer.mlp_norm.forward(p, &(x + m)?, eps)?;
         }

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use model::ops::{
     attention, dropout, geglu, gelu_erf, layer_norm, linear, masked_softmax, reference, rotary,
-    softmax_last_dim, AttentionSpec, RotaryTables,
+    softmax_last_dim, swiglu, AttentionSpec, RotaryTables,
 };
 use model::packing::Packing;
 
@@ -294,6 +294,13 @@ fn every_fused_op_equals_its_reference_forward_and_backward() {
             tol,
             |t| geglu(&t[0]),
             |t| reference::geglu(&t[0]),
+        );
+        fused_equals_reference(
+            &tag("swiglu"),
+            &[r(&[2, 5, 12], 23), r(&[2, 5, 12], 24)],
+            tol,
+            |t| swiglu(&t[0], &t[1]),
+            |t| reference::swiglu(&t[0], &t[1]),
         );
         // Rotary tables of 7 positions, 2 heads of 8, as ModernBERT's (any angles will do).
         let angles: Vec<f32> = (0..7 * 8).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();

@@ -4,7 +4,7 @@
 //! candle's stock `layer_norm` and `softmax_last_dim` have no backward, and composing ops
 //! allocates a tensor per step. So each op has a fused CPU kernel with an exact backward (one
 //! file each: `linear`, `layer_norm`, `softmax`, `gelu`, `attention`, `dropout`, `rotary`,
-//! `geglu`) and a composed
+//! `geglu`, `swiglu`) and a composed
 //! version in `reference` that runs on any device and is the oracle of the tests. The functions
 //! below take the kernel for CPU tensors in f32/f64 and the reference for everything else
 //! (CUDA, bf16). For bf16 inference on the CPU, `linear_bf16` multiplies bf16 packings of the
@@ -30,6 +30,7 @@ pub mod pool;
 pub mod reference;
 mod rotary;
 mod softmax;
+mod swiglu;
 
 pub use kernel::{exp_f32, vectorized, Vectorized};
 pub use linear_bf16::Bf16Weight;
@@ -251,6 +252,15 @@ pub fn rotary(x: &Tensor, t: &RotaryTables, heads: usize) -> Result<Tensor> {
         rotary::apply(x, t)
     } else {
         reference::rotary(x, t, heads)
+    }
+}
+
+/// SwiGLU: SiLU(gate) · up, elementwise.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if fused(gate, &[up]) {
+        swiglu::apply(gate, up)
+    } else {
+        reference::swiglu(gate, up)
     }
 }
 

@@ -159,6 +159,11 @@ pub fn rotary(x: &Tensor, t: &super::RotaryTables, heads: usize) -> Result<Tenso
     (x4.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?.reshape((b, l, h))
 }
 
+/// SwiGLU: SiLU(gate) · up.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.silu()? * up
+}
+
 /// GeGLU: the last dimension holds [a, b]; GELU(a) · b.
 pub fn geglu(x: &Tensor) -> Result<Tensor> {
     let n = x.dim(D::Minus1)? / 2;
