@@ -141,3 +141,63 @@ fn every_architecture_trains_and_saves() {
         assert_eq!(a, b, "{arch}: saved model differs");
     }
 }
+
+/// ModernBERT and NomicBERT trained 5 steps load in sentence-transformers and embed as pairtrain
+/// does, where a Python with sentence-transformers is named by `PAIRTRAIN_ST_PYTHON` (a
+/// throwaway venv; CI has none, and says so).
+#[test]
+fn trained_rotary_encoders_load_in_sentence_transformers() {
+    let Some(py) = std::env::var("PAIRTRAIN_ST_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+    else {
+        eprintln!("SKIPPED: PAIRTRAIN_ST_PYTHON names no Python with sentence-transformers");
+        return;
+    };
+    let texts = [
+        "rotary positions turn each head by its place",
+        "a short one",
+        &"long inputs pass the local window of one hundred and twenty eight tokens ".repeat(30),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for arch in ["modernbert", "nomic_bert"] {
+        let data = test_support::repo_root().join("crates/model/tests/data");
+        let tr = train(
+            &data.join(arch).join("model"),
+            &d.path().join(arch),
+            5,
+            false,
+        );
+        let saved = tr.save_final().unwrap();
+        let ours = model::SentenceModel::load(&saved, &Default::default())
+            .unwrap()
+            .encode(&texts, 8, |_| {})
+            .unwrap();
+        let out = std::process::Command::new(&py)
+            .args([
+                "-c",
+                "import sys, json\n\
+                 from sentence_transformers import SentenceTransformer\n\
+                 m = SentenceTransformer(sys.argv[1], device='cpu')\n\
+                 print(json.dumps(m.encode(sys.argv[2:]).tolist()))",
+            ])
+            .arg(&saved)
+            .args(texts)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let theirs: Vec<Vec<f32>> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| test_support::max_abs_diff(a, b))
+            .fold(0f32, f32::max);
+        eprintln!("{arch}: trained 5 steps, sentence-transformers vs pairtrain {worst:.1e}");
+        assert!(worst < 1e-5, "{arch}: {worst}");
+    }
+}
