@@ -270,14 +270,7 @@ impl Encoder for ModernBert {
             x = x.to_dtype(dt)?;
         }
         let hd = cfg.head_dim();
-        let packing = crate::packing::for_batch(cfg, mask)?;
-        let positions = match &packing {
-            Some(pk) => {
-                x = pk.pack(&x)?;
-                pk.positions()
-            }
-            None => (0..l).collect(),
-        };
+        let (mut x, packing, positions) = crate::packing::enter(cfg, mask, x)?;
         let global = Rotary::at(hd, s.theta_global, &positions);
         let local = Rotary::at(hd, s.theta_local, &positions);
         let scale = 1.0 / (hd as f64).sqrt();

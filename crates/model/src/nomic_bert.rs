@@ -160,14 +160,7 @@ impl Encoder for NomicBert {
         if let Some(dt) = cfg.compute_dtype {
             x = x.to_dtype(dt)?;
         }
-        let packing = crate::packing::for_batch(cfg, mask)?;
-        let positions = match &packing {
-            Some(pk) => {
-                x = pk.pack(&x)?;
-                pk.positions()
-            }
-            None => (0..l).collect(),
-        };
+        let (mut x, packing, positions) = crate::packing::enter(cfg, mask, x)?;
         let rot = Rotary::at(cfg.head_dim(), self.theta, &positions);
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
         for layer in &self.layers {

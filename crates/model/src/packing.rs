@@ -18,6 +18,25 @@ pub fn for_batch(cfg: &crate::ModelConfig, mask: &Tensor) -> Result<Option<Packi
     Packing::of_mask(mask)
 }
 
+/// `x` [B, L, H] as the layers of a rotary encoder take it: packed when `for_batch` packs the
+/// batch, with the packing and the position within its text of each row (for the rotary tables).
+pub fn enter(
+    cfg: &crate::ModelConfig,
+    mask: &Tensor,
+    x: Tensor,
+) -> Result<(Tensor, Option<Packing>, Vec<usize>)> {
+    Ok(match for_batch(cfg, mask)? {
+        Some(pk) => {
+            let positions = pk.positions();
+            (pk.pack(&x)?, Some(pk), positions)
+        }
+        None => {
+            let l = x.dim(1)?;
+            (x, None, (0..l).collect())
+        }
+    })
+}
+
 /// How a padded batch [B, L] packs.
 #[derive(Clone, Debug)]
 pub struct Packing {
