@@ -57,6 +57,14 @@ impl NomicShape {
                 return Err(format!("nomic_bert with {k} = true is not supported"));
             }
         }
+        if let Some(d) = x.get("head_dim").and_then(Value::as_u64) {
+            if d as usize * cfg.num_attention_heads != cfg.hidden_size {
+                return Err(format!(
+                    "nomic_bert head_dim {d} × {} heads is not hidden_size {} (not supported)",
+                    cfg.num_attention_heads, cfg.hidden_size
+                ));
+            }
+        }
         if x.get("rotary_scaling_factor").is_some_and(|v| !v.is_null()) {
             return Err("nomic_bert rotary_scaling_factor is not supported".into());
         }

@@ -41,9 +41,9 @@ pub fn enter(
 #[derive(Clone, Debug)]
 pub struct Packing {
     /// B + 1 offsets: sequence `b` is packed rows `offsets[b]..offsets[b + 1]`.
-    pub offsets: Vec<usize>,
+    offsets: Vec<usize>,
     /// The padded length L: bias tables and dropout masks keep their padded layout.
-    pub max_len: usize,
+    max_len: usize,
     /// u32 [T]: the row of each packed token in the padded batch flattened to [B·L].
     gather: Tensor,
     /// u32 [B·L]: the packed row of each padded position, T (a row of zeros) for padding.
@@ -85,6 +85,16 @@ impl Packing {
             offsets,
             max_len: l,
         }))
+    }
+
+    /// B + 1 offsets: sequence `b` is packed rows `offsets()[b]..offsets()[b + 1]`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    /// The padded length L the packing came from.
+    pub fn max_len(&self) -> usize {
+        self.max_len
     }
 
     /// T, the number of real tokens.

@@ -377,7 +377,7 @@ fn every_fused_op_equals_its_reference_forward_and_backward() {
         let pk = Packing::of_mask(&mask)
             .unwrap()
             .expect("right padding packs");
-        assert_eq!(pk.offsets, [0, 3, 9, 10]);
+        assert_eq!(pk.offsets(), [0, 3, 9, 10]);
         let qkv = [r(&[1, 10, 8], 14), r(&[1, 10, 8], 15), r(&[1, 10, 8], 16)];
         let bias = r(&[2, 6, 6], 17)
             .to_dtype(DType::F32)
@@ -464,6 +464,18 @@ fn long_and_windowed_attention_equals_the_reference() {
             );
         }
     }
+}
+
+/// A bias that does not fit the batch, or no heads, is an error naming the shapes, not a panic.
+#[test]
+fn attention_refuses_a_bias_or_heads_that_do_not_fit() {
+    let mask = Tensor::new(&[[1f32, 1., 1., 0.]], &Device::Cpu).unwrap();
+    let q = rand_tensor(&[1, 4, 4], 32, 1.0, DType::F32).unwrap();
+    let bias = rand_tensor(&[2, 3, 3], 33, 1.0, DType::F32).unwrap();
+    let e = attention(&q, &q, &q, &spec(&mask, 2, 0.5, Some(&bias), None)).unwrap_err();
+    assert!(e.to_string().contains("bias of Some(18) values"), "{e}");
+    let e = attention(&q, &q, &q, &spec(&mask, 0, 0.5, None, None)).unwrap_err();
+    assert!(e.to_string().contains("0 heads"), "{e}");
 }
 
 /// A packing keeps each real token's row and puts zeros at padding on the way back; batches it

@@ -22,7 +22,7 @@ pub struct DeviceArgs {
     /// Run each batch padded to its longest text, as sentence-transformers does, instead of
     /// packed. On a CPU, batches run packed by default: the real tokens of all texts one after
     /// another, attention kept within each text, so no arithmetic goes to padding; the
-    /// embeddings are the same to float rounding. (A GPU always runs padded batches for now.)
+    /// embeddings are the same to float rounding. (A GPU runs padded batches for now.)
     #[arg(long)]
     pub padded: bool,
 }

@@ -114,7 +114,8 @@ fn main() {
         Cmd::Push(p) => push_cmd::run(p),
     };
     if let Err(e) = res {
-        eprintln!("error: {e:#}");
+        // One write: the ranks of a job print their errors to one stream.
+        train::process_group::say(&format!("error: {e:#}"));
         std::process::exit(1);
     }
 }

@@ -51,18 +51,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     })?;
     let mut tr = Trainer::new(recipe, args.resume.as_deref())?;
     let (rank, world) = tr.rank();
-    // One write per line: the ranks share the launcher's stderr, and a formatted eprintln! may
-    // reach it in pieces that interleave with another rank's.
     let line = if world > 1 {
         format!(
-            "rank {rank} of {world} on {} (local rank {})\n",
+            "rank {rank} of {world} on {} (local rank {})",
             train::process_group::host_name(),
             train::process_group::local_rank()
         )
     } else {
-        format!("rank {rank} of {world}\n")
+        format!("rank {rank} of {world}")
     };
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    train::process_group::say(&line);
     // Rank 0 reports; the other ranks train in silence.
     let quiet = args.quiet || rank > 0;
     let stop = Arc::new(AtomicBool::new(false));

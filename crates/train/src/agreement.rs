@@ -67,7 +67,10 @@ pub fn check(recipe: &Recipe, group: &dyn ProcessGroup) -> Result<()> {
     for k in kinds {
         if rank == 0 || differ.iter().any(|d| d.0 == rank && d.1 == k) {
             let detail: String = mine[k].chars().take(2000).collect();
-            eprintln!("rank {rank} on host {host}: {}: {detail}", WHAT[k]);
+            crate::process_group::say(&format!(
+                "rank {rank} on host {host}: {}: {detail}",
+                WHAT[k]
+            ));
         }
     }
     let list: Vec<String> = differ

@@ -89,6 +89,16 @@ pub fn local_rank() -> usize {
         .unwrap_or(0)
 }
 
+/// Writes `line` and a newline to stderr in one write. The ranks of a job share the launcher's
+/// stderr, and `eprintln!` writes a formatted line in pieces that can interleave with another
+/// rank's (a test once read "rank rank 0 on host …" then "1 on host …").
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("{line}\n").as_bytes());
+}
+
 /// This machine's host name (of its UTS namespace, as the launcher's hosts are named).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -46,7 +46,9 @@ pub struct ModelSection {
     pub include_prompt: Option<bool>,
     /// true: every batch runs padded to its longest text, as sentence-transformers runs it.
     /// Default false: on the CPU batches run packed (unpadded; `model::packing`), which gives
-    /// the same embeddings and gradients without spending arithmetic on padding.
+    /// the same embeddings and gradients to float rounding without spending arithmetic on
+    /// padding; with dropout on, the hidden-state dropout masks differ (drawn over the packed
+    /// tokens), as another seed's would.
     #[serde(default)]
     pub padded: bool,
 }

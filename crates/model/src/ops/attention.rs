@@ -95,21 +95,41 @@ impl Attention {
         others: &[(&str, &Layout)],
     ) -> Result<(usize, usize, usize)> {
         let (b, l, h) = q.shape().dims3()?;
-        let fits = match &self.packed {
-            None => self.mask.len() == b * l,
-            Some((offsets, _)) => b == 1 && offsets.last() == Some(&l),
+        // The bias is laid out for the padded length: L itself, or the packing's.
+        let (fits, stride) = match &self.packed {
+            None => (self.mask.len() == b * l, l),
+            Some((offsets, max_len)) => (
+                b == 1
+                    && offsets.first() == Some(&0)
+                    && offsets.last() == Some(&l)
+                    && offsets
+                        .windows(2)
+                        .all(|w| w[0] < w[1] && w[1] - w[0] <= *max_len),
+                *max_len,
+            ),
         };
-        if others.iter().any(|(_, o)| o.dims() != q.dims()) || !fits || h % self.heads != 0 {
+        let bias_fits = self
+            .bias
+            .as_ref()
+            .is_none_or(|bias| bias.len() == self.heads * stride * stride);
+        if others.iter().any(|(_, o)| o.dims() != q.dims())
+            || !fits
+            || !bias_fits
+            || self.heads == 0
+            || h % self.heads != 0
+        {
             let others: String = others
                 .iter()
                 .map(|(name, o)| format!(", {name} {:?}", o.dims()))
                 .collect();
             return Err(candle_core::Error::Msg(format!(
-                "{op}: q {:?}{others}, {} heads, mask of {} values, packed {:?} tokens",
+                "{op}: q {:?}{others}, {} heads, mask of {} values, packed {:?} tokens, bias of \
+                 {:?} values",
                 q.dims(),
                 self.heads,
                 self.mask.len(),
-                self.packed.as_ref().and_then(|(o, _)| o.last())
+                self.packed.as_ref().and_then(|(o, _)| o.last()),
+                self.bias.as_ref().map(Vec::len)
             )));
         }
         Ok((b, l, h))
@@ -497,8 +517,8 @@ pub(super) fn apply(
         mask: host(spec.mask)?,
         bias: spec.bias.map(host).transpose()?,
         dropout: spec.dropout,
-        packed: spec.packing.map(|pk| (pk.offsets.clone(), pk.max_len)),
-        ones: vec![1.0; spec.packing.map_or(0, |pk| pk.max_len)],
+        packed: spec.packing.map(|pk| (pk.offsets().to_vec(), pk.max_len())),
+        ones: vec![1.0; spec.packing.map_or(0, |pk| pk.max_len())],
         window: spec.window,
     };
     q.contiguous()?

@@ -191,15 +191,21 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Re
     // The kernel treats the bias as a constant: a bias being trained takes the composed path,
     // which carries its gradient.
     let constant_bias = spec.bias.is_none_or(|b| !b.track_op());
+    // A window as wide as the batch changes nothing.
+    let l = spec.packing.map_or(q.dim(1)?, |pk| pk.max_len());
+    let spec = AttentionSpec {
+        window: spec.window.filter(|&w| w + 1 < l),
+        ..spec
+    };
     if let Some(w) = spec
         .window
         .filter(|_| !(fused(q, &[k, v]) && constant_bias))
     {
-        // No windowed kernel here: the window as a bias of the most negative float outside it.
-        let l = spec.packing.map_or(q.dim(1)?, |pk| pk.max_len);
-        let win = reference::window_bias(spec.heads, l, w, q)?;
+        // No windowed kernel here: the window as a bias, built once for all the layers that
+        // share it.
+        let win = window_bias(spec.heads, l, w, q)?;
         let bias = match spec.bias {
-            Some(b) => (b + win)?,
+            Some(b) => (b + &win)?,
             None => win,
         };
         let spec = AttentionSpec {
@@ -232,6 +238,21 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &AttentionSpec) -> Re
     } else {
         reference::attention(q, k, v, &spec)
     }
+}
+
+/// `reference::window_bias` for q's dtype and device, kept for the next call: every local layer
+/// of a forward asks for the same one.
+fn window_bias(heads: usize, l: usize, w: usize, q: &Tensor) -> Result<Tensor> {
+    type Key = (usize, usize, usize, DType, candle_core::DeviceLocation);
+    static LAST: std::sync::Mutex<Option<(Key, Tensor)>> = std::sync::Mutex::new(None);
+    let key = (heads, l, w, q.dtype(), q.device().location());
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, t)) = last.as_ref().filter(|(k, _)| *k == key) {
+        return Ok(t.clone());
+    }
+    let t = reference::window_bias(heads, l, w, q)?;
+    *last = Some((key, t.clone()));
+    Ok(t)
 }
 
 /// Whether the CUDA attention kernels take the head size of `q` [B, L, H] split in `heads`.

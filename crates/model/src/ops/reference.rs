@@ -126,14 +126,17 @@ pub fn attention(
         .reshape((b, l, h))
 }
 
-/// The bias [heads, L, L] of a local window of `half` keys either side: 0 within it, the most
-/// negative float outside (transformers' ModernBERT sliding-window mask), in `like`'s dtype.
+/// The bias [heads, L, L] of a local window of `half` keys either side: 0 within it, half the
+/// most negative float outside, in `like`'s dtype. transformers' ModernBERT adds the most
+/// negative float itself; half of it gives the same probabilities (e^-huge is 0 either way) and
+/// stays finite in bf16, where f32::MIN rounds to −inf and a row with no key in its window would
+/// turn to NaN.
 pub fn window_bias(heads: usize, l: usize, half: usize, like: &Tensor) -> Result<Tensor> {
     let mut one = vec![0f32; l * l];
     for q in 0..l {
         for k in 0..l {
             if q.abs_diff(k) > half {
-                one[q * l + k] = f32::MIN;
+                one[q * l + k] = f32::MIN / 2.0;
             }
         }
     }
