@@ -6,7 +6,7 @@
 //! padded batch and packed after; the encoder's output is unpacked again (zeros at padding), so
 //! pooling and everything after the encoder see the padded layout they always did.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 /// The packing an encoder runs a batch with `mask` [B, L] in: packed on the CPU unless
 /// `cfg.padded` asks for padding. A GPU keeps padded batches until it has a packed attention
@@ -129,9 +129,5 @@ impl Packing {
         let rows = Tensor::cat(&[&x.reshape((t, h))?, &zero], 0)?;
         let out = rows.index_select(&self.scatter, 0)?;
         out.reshape((self.sequences(), self.max_len, h))
-    }
-
-    pub fn device(&self) -> &Device {
-        self.gather.device()
     }
 }
